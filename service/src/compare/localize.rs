@@ -1,0 +1,228 @@
+//! Localizing a mismatched range down to rows: bisection while a range is large, then a
+//! keyed diff of its rows on both sides: missing, extra, changed (with the columns).
+//!
+//! Memory stays bounded whatever the drift: both sides' rows are held only for ranges of
+//! at most [`FETCH_ROWS`] rows; a range that exists on one side only is streamed; and at
+//! most `cap` differing rows are kept per pass, while the counts stay exact.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::digest::digest;
+use super::schema::Comparison;
+use crate::database::Database;
+use crate::engine::{BucketDigest, DigestSpec, KeyRange, Result, Row, TableQuery};
+use crate::value::{key_bytes, Key, Value};
+
+/// Ranges larger than this are bisected before their rows are fetched.
+pub const FETCH_ROWS: u64 = 2048;
+/// Leaf ranges kept for rechecks; past this a recheck is a full pass.
+pub const MAX_LEAVES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// On the publisher, not on the subscriber.
+    Missing,
+    /// On the subscriber, not on the publisher.
+    Extra,
+    /// On both, with different values.
+    Changed,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Missing, Kind::Extra, Kind::Changed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Missing => "missing",
+            Kind::Extra => "extra",
+            Kind::Changed => "changed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RowDiff {
+    pub key: Key,
+    pub kind: Kind,
+    /// Indexes of the changed columns in the comparison's column order.
+    pub changed: Vec<usize>,
+}
+
+/// The differences found in one smallest range.
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub range: KeyRange,
+    pub counts: [u64; 3],
+    /// Kept rows (a prefix, when the cap was reached).
+    pub rows: Vec<RowDiff>,
+    /// Earliest and latest time_column value among the missing rows.
+    pub missing_window: Option<(Value, Value)>,
+}
+
+/// What localizing found, for a pass or a recheck.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub leaves: Vec<Leaf>,
+    /// Leaves were dropped past [`MAX_LEAVES`] (their counts are still in `counts`).
+    pub leaves_truncated: bool,
+    pub counts: [u64; 3],
+    kept: usize,
+    cap: usize,
+}
+
+impl Findings {
+    pub fn new(cap: usize) -> Findings {
+        Findings { cap, ..Default::default() }
+    }
+
+    fn push(&mut self, leaf: Leaf) {
+        for k in 0..3 {
+            self.counts[k] += leaf.counts[k];
+        }
+        if self.leaves.len() < MAX_LEAVES {
+            self.leaves.push(leaf);
+        } else {
+            self.leaves_truncated = true;
+        }
+    }
+}
+
+/// One subscriber compared with the publisher.
+pub struct Pair<'a> {
+    pub publisher: &'a Database,
+    pub subscriber: &'a Database,
+    pub cmp: &'a Comparison,
+}
+
+impl Pair<'_> {
+    async fn digest_both(&self, range: &KeyRange) -> Result<(BucketDigest, BucketDigest)> {
+        let spec = DigestSpec { range: range.clone(), bucket_width: None };
+        let (p, s) = tokio::join!(
+            digest(self.publisher, &self.cmp.publisher, &spec, self.cmp.strategy),
+            digest(self.subscriber, &self.cmp.subscriber, &spec, self.cmp.strategy)
+        );
+        let one = |d: crate::engine::Digests| d.get(&0).copied().unwrap_or_default();
+        Ok((one(p?), one(s?)))
+    }
+
+    /// Re-digests `range` and localizes whatever still differs (rechecks).
+    pub async fn recheck(&self, range: &KeyRange, out: &mut Findings) -> Result<()> {
+        let (p, s) = self.digest_both(range).await?;
+        if p != s {
+            self.localize(range.clone(), p, s, out).await?;
+        }
+        Ok(())
+    }
+
+    /// Finds the differing rows of a range whose digests differ.
+    pub async fn localize(&self, range: KeyRange, p: BucketDigest, s: BucketDigest, out: &mut Findings) -> Result<()> {
+        let mut stack = vec![(range, p.count, s.count)];
+        while let Some((range, pc, sc)) = stack.pop() {
+            if pc == 0 || sc == 0 || pc.max(sc) <= FETCH_ROWS {
+                self.diff_range(range, pc, sc, out).await?;
+                continue;
+            }
+            // Split at the median key of the larger side; both halves are non-empty there.
+            let (db, q, n) = if pc >= sc {
+                (self.publisher, &self.cmp.publisher, pc)
+            } else {
+                (self.subscriber, &self.cmp.subscriber, sc)
+            };
+            let Some(mid) = db.key_at(q, &range, n / 2 - 1).await? else {
+                // The table shrank under us: diff what is there now.
+                self.diff_range(range, pc, sc, out).await?;
+                continue;
+            };
+            let left = KeyRange { upto: Some(mid.clone()), ..range.clone() };
+            let right = KeyRange { after: Some(mid), ..range };
+            let (l, r) = tokio::join!(self.digest_both(&left), self.digest_both(&right));
+            for (half, (p, s)) in [(right, r?), (left, l?)] {
+                if p != s {
+                    stack.push((half, p.count, s.count));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn diff_range(&self, range: KeyRange, pc: u64, sc: u64, out: &mut Findings) -> Result<()> {
+        let mut leaf = Leaf { range, counts: [0; 3], rows: Vec::new(), missing_window: None };
+        if sc == 0 || pc == 0 {
+            let (db, q, kind) = if sc == 0 {
+                (self.publisher, &self.cmp.publisher, Kind::Missing)
+            } else {
+                (self.subscriber, &self.cmp.subscriber, Kind::Extra)
+            };
+            self.one_sided(db, q, kind, &mut leaf, out).await?;
+        } else {
+            let (p, s) = tokio::join!(
+                self.publisher.rows(&self.cmp.publisher, &leaf.range, None),
+                self.subscriber.rows(&self.cmp.subscriber, &leaf.range, None)
+            );
+            self.merge(p?, s?, &mut leaf, out);
+        }
+        if leaf.counts.iter().any(|&c| c > 0) {
+            out.push(leaf);
+        }
+        Ok(())
+    }
+
+    /// Every row of the range is on one side only: stream them, keeping up to the cap.
+    async fn one_sided(&self, db: &Database, q: &TableQuery, kind: Kind, leaf: &mut Leaf, out: &mut Findings) -> Result<()> {
+        let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
+        let range = leaf.range.clone();
+        let consume = async {
+            while let Some(batch) = rx.recv().await {
+                for row in batch {
+                    self.record(q.key_of(&row), kind, Vec::new(), &row, leaf, out);
+                }
+            }
+        };
+        let (n, ()) = tokio::join!(db.scan(q, &range, None, tx, false), consume);
+        n.map(|_| ())
+    }
+
+    /// A keyed diff of both sides' rows of one small range.
+    fn merge(&self, publisher: Vec<Row>, subscriber: Vec<Row>, leaf: &mut Leaf, out: &mut Findings) {
+        let q = &self.cmp.publisher;
+        let mut theirs: HashMap<Vec<u8>, Row> =
+            subscriber.into_iter().map(|row| (key_bytes(&self.cmp.subscriber.key_of(&row)), row)).collect();
+        for row in publisher {
+            let key = q.key_of(&row);
+            match theirs.remove(&key_bytes(&key)) {
+                None => self.record(key, Kind::Missing, Vec::new(), &row, leaf, out),
+                Some(other) => {
+                    let changed: Vec<usize> = (0..row.len()).filter(|&i| row[i] != other[i]).collect();
+                    if !changed.is_empty() {
+                        self.record(key, Kind::Changed, changed, &row, leaf, out);
+                    }
+                }
+            }
+        }
+        let mut extra: Vec<Row> = theirs.into_values().collect();
+        extra.sort_by_key(|row| self.cmp.subscriber.key_of(row));
+        for row in extra {
+            self.record(self.cmp.subscriber.key_of(&row), Kind::Extra, Vec::new(), &row, leaf, out);
+        }
+    }
+
+    fn record(&self, key: Key, kind: Kind, changed: Vec<usize>, row: &Row, leaf: &mut Leaf, out: &mut Findings) {
+        leaf.counts[kind as usize] += 1;
+        if kind == Kind::Missing {
+            if let Some(t) = self.cmp.time_column.map(|i| &row[i]).filter(|v| !v.is_null()) {
+                leaf.missing_window = Some(match leaf.missing_window.take() {
+                    None => (t.clone(), t.clone()),
+                    Some((lo, hi)) => (lo.min(t.clone()), hi.max(t.clone())),
+                });
+            }
+        }
+        if out.kept < out.cap {
+            out.kept += 1;
+            leaf.rows.push(RowDiff { key, kind, changed });
+        }
+    }
+}

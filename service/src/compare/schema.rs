@@ -1,0 +1,263 @@
+//! Reconciles the two sides' schemas into what is compared: the key, the common columns
+//! and the type each is compared as, the digest strategy, and the schema drift to report.
+//!
+//! It must not guess: columns whose types two engines cannot represent alike are not
+//! compared, and say so (schema mismatch), instead of being converted approximately.
+
+use serde::Serialize;
+
+use crate::config::{Strategy, TableConfig};
+use crate::engine::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
+use crate::value::LogicalType;
+
+/// The strategy actually used for a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolved {
+    Pushdown,
+    Streamed,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SchemaReport {
+    /// Columns on the publisher only.
+    pub publisher_only: Vec<String>,
+    /// Columns on the subscriber only.
+    pub subscriber_only: Vec<String>,
+    /// Common columns whose types cannot be compared exactly, with why.
+    pub type_mismatch: Vec<String>,
+    /// Columns of types driftwatch does not compare (skipped on purpose, as Data Sync does).
+    pub unsupported: Vec<String>,
+    /// Columns the config excludes.
+    pub excluded: Vec<String>,
+}
+
+impl SchemaReport {
+    pub fn mismatch(&self) -> bool {
+        !(self.publisher_only.is_empty() && self.subscriber_only.is_empty() && self.type_mismatch.is_empty())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub publisher: TableQuery,
+    pub subscriber: TableQuery,
+    pub strategy: Resolved,
+    pub schema: SchemaReport,
+    /// Index into the compared columns of the table's time_column.
+    pub time_column: Option<usize>,
+}
+
+impl Comparison {
+    pub fn column_names(&self) -> Vec<String> {
+        self.publisher.columns.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// Why a table cannot be compared at all.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
+pub struct Side<'a> {
+    pub database: &'a str,
+    pub family: Family,
+    pub table: TableRef,
+    pub schema: &'a TableSchema,
+}
+
+fn find<'a>(cols: &'a [Column], name: &str) -> Option<&'a Column> {
+    cols.iter().find(|c| c.name == name).or_else(|| cols.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
+}
+
+/// The type two sides' columns are compared as, when they can be compared exactly.
+fn compare_type(p: &Column, s: &Column, same_family: bool) -> Result<LogicalType, String> {
+    let (Some(pt), Some(st)) = (p.logical, s.logical) else { unreachable!("unsupported columns are filtered first") };
+    match (pt, st) {
+        (LogicalType::Json, LogicalType::Json) if same_family && p.db_type != s.db_type => {
+            Err(format!("{} vs {}: their text forms differ", p.db_type, s.db_type))
+        }
+        (a, b) if a == b => Ok(a),
+        (LogicalType::Int, LogicalType::Decimal) | (LogicalType::Decimal, LogicalType::Int) => Ok(LogicalType::Decimal),
+        _ => Err(format!("{} ({pt}) vs {} ({st})", p.db_type, s.db_type)),
+    }
+}
+
+pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Result<Comparison, SchemaError> {
+    let same_family = publisher.family == subscriber.family;
+    let (pcols, scols) = (&publisher.schema.columns, &subscriber.schema.columns);
+    let key_names = match &cfg.key {
+        Some(k) => k.clone(),
+        None if publisher.schema.primary_key.is_empty() => {
+            return Err(SchemaError(format!(
+                "table {} on {} has no primary key: set `key` for it in the config",
+                publisher.table, publisher.database
+            )))
+        }
+        None => publisher.schema.primary_key.clone(),
+    };
+    for name in cfg.exclude_columns.iter().chain(cfg.time_column.iter()) {
+        if find(pcols, name).is_none() {
+            return Err(SchemaError(format!("column {name} named in the config does not exist in {} on {}", publisher.table, publisher.database)));
+        }
+    }
+    let mut report = SchemaReport::default();
+    let mut pq = Vec::new();
+    let mut sq = Vec::new();
+    for p in pcols {
+        let is_key = key_names.iter().any(|k| k.eq_ignore_ascii_case(&p.name));
+        let Some(s) = find(scols, &p.name) else {
+            if is_key {
+                return Err(SchemaError(format!("key column {} is missing from {} on {}", p.name, subscriber.table, subscriber.database)));
+            }
+            report.publisher_only.push(p.name.clone());
+            continue;
+        };
+        if cfg.exclude_columns.iter().any(|e| e.eq_ignore_ascii_case(&p.name)) {
+            if is_key {
+                return Err(SchemaError(format!("key column {} cannot be excluded", p.name)));
+            }
+            report.excluded.push(p.name.clone());
+            continue;
+        }
+        if p.logical.is_none() || s.logical.is_none() {
+            let ty = if p.logical.is_none() { &p.db_type } else { &s.db_type };
+            if is_key {
+                return Err(SchemaError(format!("key column {} has type {ty}, which driftwatch cannot compare", p.name)));
+            }
+            report.unsupported.push(format!("{} ({ty})", p.name));
+            continue;
+        }
+        match compare_type(p, s, same_family) {
+            Ok(t) => {
+                pq.push(QueryColumn { name: p.name.clone(), db_type: p.db_type.clone(), logical: p.logical.unwrap(), compare_as: t });
+                sq.push(QueryColumn { name: s.name.clone(), db_type: s.db_type.clone(), logical: s.logical.unwrap(), compare_as: t });
+            }
+            Err(why) if is_key => return Err(SchemaError(format!("key column {} cannot be compared: {why}", p.name))),
+            Err(why) => report.type_mismatch.push(format!("{}: {why}", p.name)),
+        }
+    }
+    for s in scols {
+        if find(pcols, &s.name).is_none() {
+            report.subscriber_only.push(s.name.clone());
+        }
+    }
+    let mut key = Vec::new();
+    for k in &key_names {
+        match pq.iter().position(|c| c.name.eq_ignore_ascii_case(k)) {
+            Some(i) => key.push(i),
+            None if find(pcols, k).is_none() => {
+                return Err(SchemaError(format!("key column {k} does not exist in {} on {}", publisher.table, publisher.database)))
+            }
+            None => return Err(SchemaError(format!("key column {k} cannot be compared"))),
+        }
+    }
+    let time_column = match &cfg.time_column {
+        Some(tc) => Some(pq.iter().position(|c| c.name.eq_ignore_ascii_case(tc)).ok_or_else(|| {
+            SchemaError(format!("time_column {tc} is not compared (it is excluded, unsupported or missing on {})", subscriber.database))
+        })?),
+        None => None,
+    };
+    // Collations must agree for ranges to mean the same rows on both sides; across
+    // engines, or where they differ, keys are ordered bytewise.
+    let collations_differ = key.iter().any(|&i| {
+        let p = find(pcols, &pq[i].name).and_then(|c| c.collation.clone());
+        let s = find(scols, &sq[i].name).and_then(|c| c.collation.clone());
+        p != s
+    });
+    let binary_collation = !same_family || collations_differ;
+    // A pushdown digest agrees across sides only where both hash the same types alike.
+    let exact_types = pq.iter().zip(&sq).all(|(p, s)| p.logical == p.compare_as && s.logical == s.compare_as);
+    let strategy = match cfg.strategy {
+        Strategy::Streamed => Resolved::Streamed,
+        Strategy::Auto if same_family && exact_types => Resolved::Pushdown,
+        Strategy::Auto => Resolved::Streamed,
+        Strategy::Pushdown if !same_family => {
+            return Err(SchemaError(format!(
+                "strategy = \"pushdown\" needs engines of one family, but {} is {:?} and {} is {:?}: use \"streamed\" or \"auto\"",
+                publisher.database, publisher.family, subscriber.database, subscriber.family
+            )))
+        }
+        Strategy::Pushdown if !exact_types => {
+            return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into()))
+        }
+        Strategy::Pushdown => Resolved::Pushdown,
+    };
+    let filter = cfg.filter.clone();
+    Ok(Comparison {
+        publisher: TableQuery { table: publisher.table.clone(), columns: pq, key: key.clone(), filter: filter.clone(), binary_collation },
+        subscriber: TableQuery { table: subscriber.table.clone(), columns: sq, key, filter, binary_collation },
+        strategy,
+        schema: report,
+        time_column,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn col(name: &str, db_type: &str, t: Option<LogicalType>) -> Column {
+        Column { name: name.into(), db_type: db_type.into(), logical: t, collation: None }
+    }
+
+    fn cfg() -> TableConfig {
+        TableConfig {
+            name: "t".into(),
+            subscriber_name: None,
+            key: None,
+            exclude_columns: vec![],
+            filter: None,
+            time_column: None,
+            strategy: Strategy::Auto,
+            interval: Duration::from_secs(60),
+            chunk_rows: 1000,
+            confirm_after: Duration::ZERO,
+            target_query_time: Duration::from_millis(500),
+            max_diff_rows: 100,
+        }
+    }
+
+    #[test]
+    fn drift_unsupported_and_widening_are_reported() {
+        use LogicalType::*;
+        let p = TableSchema {
+            columns: vec![
+                col("id", "bigint", Some(Int)),
+                col("amount", "numeric(12,2)", Some(Decimal)),
+                col("geo", "point", None),
+                col("only_pub", "text", Some(Text)),
+                col("at", "timestamptz", Some(TimestampTz)),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        let s = TableSchema {
+            columns: vec![
+                col("ID", "INTEGER", Some(Int)),
+                col("amount", "INTEGER", Some(Int)),
+                col("geo", "TEXT", Some(Text)),
+                col("at", "TIMESTAMP", Some(Timestamp)),
+                col("only_sub", "TEXT", Some(Text)),
+            ],
+            primary_key: vec![],
+        };
+        let side = |db, family, schema| Side { database: db, family, table: TableRef::parse("t"), schema };
+        let c = reconcile(&cfg(), &side("pg", Family::Postgres, &p), &side("lite", Family::Sqlite, &s)).unwrap();
+        assert_eq!(c.column_names(), ["id", "amount"]);
+        assert_eq!(c.subscriber.columns[1].compare_as, Decimal);
+        assert_eq!(c.strategy, Resolved::Streamed);
+        assert!(c.publisher.binary_collation);
+        assert_eq!(c.schema.publisher_only, ["only_pub"]);
+        assert_eq!(c.schema.subscriber_only, ["only_sub"]);
+        assert_eq!(c.schema.unsupported, ["geo (point)"]);
+        assert_eq!(c.schema.type_mismatch.len(), 1);
+        assert!(c.schema.mismatch());
+
+        let no_key = TableSchema { columns: s.columns.clone(), primary_key: vec![] };
+        let e = reconcile(&cfg(), &side("lite", Family::Sqlite, &no_key), &side("lite2", Family::Sqlite, &s)).unwrap_err();
+        assert!(e.0.contains("no primary key"), "{e}");
+        let forced = TableConfig { strategy: Strategy::Pushdown, ..cfg() };
+        assert!(reconcile(&forced, &side("pg", Family::Postgres, &p), &side("lite", Family::Sqlite, &s)).is_err());
+    }
+}

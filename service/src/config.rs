@@ -1,0 +1,459 @@
+//! The TOML config, read into a validated topology: databases, groups, tables.
+//!
+//! Every error names the file, the line and the key at fault. This module resolves
+//! secrets (password_env, password_file, api_token_file) but must not connect anywhere:
+//! whether a database answers is the engines' business, at run time.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+/// How chunk digests are computed for a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Pushdown between engines of one family, streamed across families.
+    #[default]
+    Auto,
+    /// The database hashes; only digests travel.
+    Pushdown,
+    /// Rows travel and are hashed here; works across engines.
+    Streamed,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub databases: BTreeMap<String, DatabaseConfig>,
+    pub groups: Vec<GroupConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub api_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub password: Option<String>,
+    pub max_concurrent_queries: usize,
+    pub max_rows_per_second: u64,
+    /// The server-side limit on one statement; a safety net for a runaway query.
+    pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("max_concurrent_queries", &self.max_concurrent_queries)
+            .field("max_rows_per_second", &self.max_rows_per_second)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub name: String,
+    pub publisher: String,
+    pub subscribers: Vec<String>,
+    pub tables: Vec<TableConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    pub name: String,
+    pub subscriber_name: Option<String>,
+    pub key: Option<Vec<String>>,
+    pub exclude_columns: Vec<String>,
+    pub filter: Option<String>,
+    pub time_column: Option<String>,
+    pub strategy: Strategy,
+    pub interval: Duration,
+    pub chunk_rows: u64,
+    pub confirm_after: Duration,
+    pub target_query_time: Duration,
+    pub max_diff_rows: usize,
+}
+
+impl GroupConfig {
+    pub fn table(&self, name: &str) -> Option<&TableConfig> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+impl Config {
+    pub fn group(&self, name: &str) -> Option<&GroupConfig> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+// ---- the file's shape -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    defaults: Option<Spanned<RawTuning>>,
+    #[serde(default)]
+    databases: BTreeMap<String, Spanned<RawDatabase>>,
+    #[serde(default)]
+    groups: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    api_token_file: Option<Spanned<String>>,
+}
+
+/// Settings that [defaults] sets for everything and a table or database may override.
+/// (Plain values: serde cannot flatten `Spanned` fields; errors point at the table's or
+/// the [defaults] section's line instead.)
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawTuning {
+    interval: Option<String>,
+    chunk_rows: Option<u64>,
+    confirm_after: Option<String>,
+    target_query_time: Option<String>,
+    max_diff_rows: Option<usize>,
+    max_rows_per_second: Option<u64>,
+    max_concurrent_queries: Option<usize>,
+    statement_timeout: Option<String>,
+    strategy: Option<Strategy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Spanned<String>,
+    password_env: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    max_rows_per_second: Option<u64>,
+    max_concurrent_queries: Option<usize>,
+    statement_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    publisher: Spanned<String>,
+    subscribers: Vec<Spanned<String>>,
+    #[serde(default)]
+    tables: Vec<Spanned<RawTable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Spanned<String>,
+    subscriber_name: Option<Spanned<String>>,
+    key: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    exclude_columns: Vec<String>,
+    filter: Option<Spanned<String>>,
+    time_column: Option<Spanned<String>>,
+    #[serde(flatten)]
+    tuning: RawTuning,
+}
+
+// ---- loading -------------------------------------------------------------------------
+
+struct Source<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+
+    fn err(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: self.file.clone(), line: self.line_of(span.start), key: key.into(), message: message.into() }
+    }
+
+    fn duration(&self, v: &str, span: Range<usize>, key: &str) -> Result<Duration, ConfigError> {
+        humantime::parse_duration(v)
+            .map_err(|e| self.err(span, key, format!("{v:?} is not a duration like \"500ms\", \"2m\" or \"1h\": {e}")))
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError { file: file.clone(), line: 0, key: "-".into(), message: format!("cannot read the file: {e}") })?;
+    parse(&text, path)
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let src = Source { file: path.display().to_string(), text };
+    let raw: RawConfig = {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&src, &e, String::new()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            // `Spanned` shows up in serde's path as a private field: leave it out.
+            let key = e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
+            toml_error(&src, e.inner(), key)
+        })?
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    validate(&src, raw, &base_dir)
+}
+
+fn toml_error(src: &Source, e: &toml::de::Error, key: String) -> ConfigError {
+    let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(0);
+    let key = if key.is_empty() || key == "." { "-".to_string() } else { key };
+    ConfigError { file: src.file.clone(), line, key, message: e.message().trim().to_string() }
+}
+
+fn read_secret(src: &Source, base_dir: &Path, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+    let p = base_dir.join(v.get_ref());
+    std::fs::read_to_string(&p)
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| src.err(v.span(), key, format!("cannot read {}: {e}", p.display())))
+}
+
+fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let listen = match &raw.server.listen {
+        Some(l) => l
+            .get_ref()
+            .parse()
+            .map_err(|e| src.err(l.span(), "server.listen", format!("{:?} is not an address like 127.0.0.1:8477: {e}", l.get_ref())))?,
+        None => SocketAddr::from(([127, 0, 0, 1], 8477)),
+    };
+    let api_token = match &raw.server.api_token_file {
+        Some(f) => {
+            let token = read_secret(src, base_dir, f, "server.api_token_file")?;
+            if token.is_empty() {
+                return Err(src.err(f.span(), "server.api_token_file", "the token file is empty"));
+            }
+            Some(token)
+        }
+        None => None,
+    };
+
+    let no_defaults = RawTuning::default();
+    let defaults = raw.defaults.as_ref().map(|d| d.get_ref()).unwrap_or(&no_defaults);
+    let defaults_span = raw.defaults.as_ref().map(|d| d.span()).unwrap_or(0..0);
+    let mut databases = BTreeMap::new();
+    for (name, db) in &raw.databases {
+        let key = |k: &str| format!("databases.{name}.{k}");
+        let url = db.get_ref().url.get_ref().trim().to_string();
+        let password = match (&db.get_ref().password_env, &db.get_ref().password_file) {
+            (Some(_), Some(f)) => return Err(src.err(f.span(), key("password_file"), "set password_env or password_file, not both")),
+            (Some(env), None) => Some(std::env::var(env.get_ref()).map_err(|_| {
+                src.err(env.span(), key("password_env"), format!("the environment variable {} is not set", env.get_ref()))
+            })?),
+            (None, Some(f)) => Some(read_secret(src, base_dir, f, &key("password_file"))?),
+            (None, None) => None,
+        };
+        let d = db.get_ref();
+        let max_concurrent_queries = d.max_concurrent_queries.or(defaults.max_concurrent_queries).unwrap_or(4);
+        if max_concurrent_queries == 0 {
+            return Err(src.err(db.span(), key("max_concurrent_queries"), "must be at least 1"));
+        }
+        let statement_timeout = match (&d.statement_timeout, &defaults.statement_timeout) {
+            (Some(v), _) => src.duration(v.get_ref(), v.span(), &key("statement_timeout"))?,
+            (None, Some(v)) => src.duration(v, defaults_span.clone(), "defaults.statement_timeout")?,
+            (None, None) => Duration::from_secs(300),
+        };
+        databases.insert(
+            name.clone(),
+            DatabaseConfig {
+                url,
+                password,
+                max_concurrent_queries,
+                max_rows_per_second: d.max_rows_per_second.or(defaults.max_rows_per_second).unwrap_or(0),
+                statement_timeout,
+            },
+        );
+    }
+
+    let mut groups = Vec::new();
+    let mut group_names = HashSet::new();
+    for (gi, g) in raw.groups.iter().enumerate() {
+        let gr = g.get_ref();
+        let gkey = |k: &str| format!("groups[{gi}].{k}");
+        let name = gr.name.get_ref().clone();
+        if !group_names.insert(name.clone()) {
+            return Err(src.err(gr.name.span(), gkey("name"), format!("group {name:?} is defined twice")));
+        }
+        check_label(src, &gr.name, &gkey("name"))?;
+        let known = |v: &Spanned<String>, key: String| {
+            if databases.contains_key(v.get_ref()) {
+                Ok(v.get_ref().clone())
+            } else {
+                let names: Vec<&str> = databases.keys().map(String::as_str).collect();
+                Err(src.err(v.span(), key, format!("unknown database {:?} (defined: {})", v.get_ref(), names.join(", "))))
+            }
+        };
+        let publisher = known(&gr.publisher, gkey("publisher"))?;
+        let mut subscribers = Vec::new();
+        for (si, s) in gr.subscribers.iter().enumerate() {
+            let sub = known(s, gkey(&format!("subscribers[{si}]")))?;
+            if sub == publisher {
+                return Err(src.err(s.span(), gkey(&format!("subscribers[{si}]")), "a database cannot subscribe to itself"));
+            }
+            if subscribers.contains(&sub) {
+                return Err(src.err(s.span(), gkey(&format!("subscribers[{si}]")), format!("{sub:?} is listed twice")));
+            }
+            subscribers.push(sub);
+        }
+        if subscribers.is_empty() {
+            return Err(src.err(g.span(), gkey("subscribers"), "a group needs at least one subscriber"));
+        }
+        let mut tables = Vec::new();
+        for (ti, t) in gr.tables.iter().enumerate() {
+            let tr = t.get_ref();
+            let tkey = |k: &str| format!("groups[{gi}].tables[{ti}].{k}");
+            let tname = tr.name.get_ref().trim().to_string();
+            if tname.is_empty() {
+                return Err(src.err(tr.name.span(), tkey("name"), "a table name cannot be empty"));
+            }
+            if tables.iter().any(|x: &TableConfig| x.name == tname) {
+                return Err(src.err(tr.name.span(), tkey("name"), format!("table {tname:?} is listed twice in group {name:?}")));
+            }
+            let tun = &tr.tuning;
+            if tun.max_concurrent_queries.is_some() || tun.max_rows_per_second.is_some() || tun.statement_timeout.is_some() {
+                return Err(src.err(t.span(), tkey("max_rows_per_second"), "database limits are set per database or in [defaults], not per table"));
+            }
+            let dur = |own: &Option<String>, def: &Option<String>, k: &str, fallback: Duration| match (own, def) {
+                (Some(v), _) => src.duration(v, t.span(), &tkey(k)),
+                (None, Some(v)) => src.duration(v, defaults_span.clone(), &format!("defaults.{k}")),
+                (None, None) => Ok(fallback),
+            };
+            let interval = dur(&tun.interval, &defaults.interval, "interval", Duration::from_secs(300))?;
+            if interval < Duration::from_secs(1) {
+                return Err(src.err(t.span(), tkey("interval"), "must be at least 1s"));
+            }
+            let chunk_rows = tun.chunk_rows.or(defaults.chunk_rows).unwrap_or(10_000);
+            if chunk_rows < 100 {
+                return Err(src.err(t.span(), tkey("chunk_rows"), "must be at least 100"));
+            }
+            if let Some(k) = &tr.key {
+                if k.get_ref().is_empty() {
+                    return Err(src.err(k.span(), tkey("key"), "a key needs at least one column"));
+                }
+            }
+            tables.push(TableConfig {
+                name: tname,
+                subscriber_name: tr.subscriber_name.as_ref().map(|s| s.get_ref().clone()),
+                key: tr.key.as_ref().map(|k| k.get_ref().clone()),
+                exclude_columns: tr.exclude_columns.clone(),
+                filter: tr.filter.as_ref().map(|f| f.get_ref().clone()).filter(|f| !f.trim().is_empty()),
+                time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
+                strategy: tun.strategy.or(defaults.strategy).unwrap_or_default(),
+                interval,
+                chunk_rows,
+                confirm_after: dur(&tun.confirm_after, &defaults.confirm_after, "confirm_after", Duration::from_secs(120))?,
+                target_query_time: dur(&tun.target_query_time, &defaults.target_query_time, "target_query_time", Duration::from_millis(500))?,
+                max_diff_rows: tun.max_diff_rows.or(defaults.max_diff_rows).unwrap_or(100_000),
+            });
+        }
+        groups.push(GroupConfig { name, publisher, subscribers, tables });
+    }
+    Ok(Config { file: PathBuf::from(&src.file), server: ServerConfig { listen, api_token }, databases, groups })
+}
+
+/// Group names travel in URLs and metric labels: keep them printable.
+fn check_label(src: &Source, v: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
+    let s = v.get_ref();
+    if s.is_empty() || s.chars().any(|c| c.is_control() || c == '/') {
+        return Err(src.err(v.span(), key, format!("{s:?} is not a usable name (no '/', no control characters, not empty)")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Config, ConfigError> {
+        parse(s, Path::new("/etc/driftwatch/test.toml"))
+    }
+
+    const GOOD: &str = r#"
+[defaults]
+interval = "1m"
+confirm_after = "0s"
+
+[databases.hub]
+url = "postgres://postgres@127.0.0.1/a"
+[databases.member]
+url = "sqlite:///tmp/member.db"
+
+[[groups]]
+name = "sales"
+publisher = "hub"
+subscribers = ["member"]
+
+[[groups.tables]]
+name = "public.orders"
+key = ["id"]
+chunk_rows = 500
+strategy = "streamed"
+"#;
+
+    #[test]
+    fn a_good_config_loads_with_defaults_and_overrides() {
+        let c = parse_str(GOOD).unwrap();
+        let t = &c.groups[0].tables[0];
+        assert_eq!(t.interval, Duration::from_secs(60));
+        assert_eq!(t.chunk_rows, 500);
+        assert_eq!(t.strategy, Strategy::Streamed);
+        assert_eq!(t.confirm_after, Duration::ZERO);
+        assert_eq!(c.server.listen.port(), 8477);
+        assert_eq!(c.databases["hub"].max_concurrent_queries, 4);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let bad = GOOD.replace("subscribers = [\"member\"]", "subscribers = [\"membr\"]");
+        let e = parse_str(&bad).unwrap_err();
+        assert_eq!(e.line, 14, "{e}");
+        assert_eq!(e.key, "groups[0].subscribers[0]");
+        assert!(e.to_string().starts_with("/etc/driftwatch/test.toml:14: groups[0].subscribers[0]: unknown database \"membr\""), "{e}");
+
+        let e = parse_str(&GOOD.replace("chunk_rows = 500", "chunk_rows = \"many\"")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (16, "groups[0].tables[0].chunk_rows"), "{e}");
+
+        let e = parse_str(&GOOD.replace("interval = \"1m\"", "interval = \"soon\"")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "defaults.interval"), "{e}");
+
+        let e = parse_str(&GOOD.replace("key = [\"id\"]", "kee = [\"id\"]")).unwrap_err();
+        assert!(e.message.contains("kee"), "{e}");
+
+        let e = parse_str(&GOOD.replace("url = \"sqlite", "password_env = \"DRIFTWATCH_SURELY_UNSET\"\nurl = \"sqlite")).unwrap_err();
+        assert_eq!(e.key, "databases.member.password_env", "{e}");
+        assert!(e.message.contains("DRIFTWATCH_SURELY_UNSET"));
+
+        let e = parse_str("[server]\nlisten = \"nowhere\"\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "server.listen"));
+
+        let e = parse_str("[[groups]]\nname = 'x'\n").unwrap_err();
+        assert!(e.message.contains("missing field"), "{e}");
+    }
+}

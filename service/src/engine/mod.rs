@@ -1,0 +1,281 @@
+//! Database engines behind one trait: introspection, key boundaries, chunk digests and
+//! rows in a key range, each in the engine's own SQL dialect.
+//!
+//! An engine only reads. It must never issue a statement that writes, and it must not
+//! decide what is compared or how: it answers the questions the `compare` module asks,
+//! for the columns and ranges it is given.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::config::DatabaseConfig;
+use crate::value::{row_hash, Key, LogicalType, Value};
+
+/// Engines whose pushdown digests agree with each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Postgres,
+    Sqlite,
+}
+
+/// A table name as the config spells it: `schema.table` or `table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableRef {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl TableRef {
+    pub fn parse(s: &str) -> TableRef {
+        match s.split_once('.') {
+            Some((schema, name)) => TableRef { schema: Some(schema.to_string()), name: name.to_string() },
+            None => TableRef { schema: None, name: s.to_string() },
+        }
+    }
+}
+
+impl std::fmt::Display for TableRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(s) => write!(f, "{s}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// One column as the engine describes it.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    /// The type as the database spells it, e.g. `numeric(12,2)`.
+    pub db_type: String,
+    /// `None` when driftwatch cannot compare this type exactly.
+    pub logical: Option<LogicalType>,
+    /// The collation of a text column, when it has one that is not binary.
+    pub collation: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    pub columns: Vec<Column>,
+    /// The primary key's columns in key order; empty when the table has none.
+    pub primary_key: Vec<String>,
+}
+
+/// One side's view of a comparison: the table and the columns to read, in compare order.
+#[derive(Debug, Clone)]
+pub struct TableQuery {
+    pub table: TableRef,
+    pub columns: Vec<QueryColumn>,
+    /// Indexes into `columns` of the key columns, in key order.
+    pub key: Vec<usize>,
+    pub filter: Option<String>,
+    /// Order and bound text keys bytewise, so that two engines agree on every range.
+    pub binary_collation: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct QueryColumn {
+    pub name: String,
+    pub db_type: String,
+    /// This side's type, which decides how values are decoded.
+    pub logical: LogicalType,
+    /// The type both sides are compared as (differs only for exact widenings).
+    pub compare_as: LogicalType,
+}
+
+impl TableQuery {
+    pub fn key_columns(&self) -> impl Iterator<Item = &QueryColumn> {
+        self.key.iter().map(|&i| &self.columns[i])
+    }
+
+    pub fn key_of(&self, row: &[Value]) -> Key {
+        self.key.iter().map(|&i| row[i].clone()).collect()
+    }
+}
+
+/// A set of keys: `lead_lo <= k1 < lead_hi` on the first key column (integer keys), and
+/// `after < (k1..kn) <= upto` on the whole key. Absent bounds are unbounded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyRange {
+    pub lead_lo: Option<i64>,
+    pub lead_hi: Option<i64>,
+    pub after: Option<Key>,
+    pub upto: Option<Key>,
+}
+
+impl std::fmt::Display for KeyRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = |k: &Key| k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let mut parts = Vec::new();
+        if let Some(lo) = self.lead_lo {
+            parts.push(format!("k1 >= {lo}"));
+        }
+        if let Some(hi) = self.lead_hi {
+            parts.push(format!("k1 < {hi}"));
+        }
+        if let Some(a) = &self.after {
+            parts.push(format!("key > ({})", key(a)));
+        }
+        if let Some(u) = &self.upto {
+            parts.push(format!("key <= ({})", key(u)));
+        }
+        if parts.is_empty() {
+            f.write_str("all keys")
+        } else {
+            f.write_str(&parts.join(" and "))
+        }
+    }
+}
+
+/// What to digest: a range, optionally grouped into buckets of `bucket_width` consecutive
+/// values of the integer first key column (bucket = floor(k1 / width)).
+#[derive(Debug, Clone)]
+pub struct DigestSpec {
+    pub range: KeyRange,
+    pub bucket_width: Option<i64>,
+}
+
+/// Row count and an order-independent digest (wrapping sum of per-row hashes) of the rows
+/// of one bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BucketDigest {
+    pub count: u64,
+    pub sum: u128,
+}
+
+/// Per-bucket digests of one range, keyed by bucket number (0 when not bucketed).
+pub type Digests = BTreeMap<i64, BucketDigest>;
+
+/// Floor division, as SQL's truncating `/` is not.
+pub fn bucket_of(k1: i64, width: i64) -> i64 {
+    k1.div_euclid(width)
+}
+
+/// The bucket of a row: floor(k1 / width) for an integer first key column, else 0.
+pub fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
+    match (width, row[key0].as_i64()) {
+        (Some(w), Some(k1)) => bucket_of(k1, w),
+        _ => 0,
+    }
+}
+
+/// Folds rows into per-bucket digests the same way on every side and in every engine
+/// (the streamed strategy, and SQLite's in-process pushdown).
+pub struct DigestAccumulator {
+    key0: usize,
+    width: Option<i64>,
+    pub digests: Digests,
+    buf: Vec<u8>,
+}
+
+impl DigestAccumulator {
+    pub fn new(key0: usize, width: Option<i64>) -> Self {
+        DigestAccumulator { key0, width, digests: Digests::new(), buf: Vec::with_capacity(256) }
+    }
+
+    pub fn add(&mut self, row: &[Value]) {
+        let h = row_hash(row, &mut self.buf);
+        self.add_hashed(row_bucket(row, self.key0, self.width), h);
+    }
+
+    pub fn add_hashed(&mut self, bucket: i64, hash: u128) {
+        let d = self.digests.entry(bucket).or_default();
+        d.count += 1;
+        d.sum = d.sum.wrapping_add(hash);
+    }
+}
+
+/// A decoded row: the query's columns, in its order.
+pub type Row = Vec<Value>;
+
+/// Batches of rows travel through a bounded channel, so memory stays bounded whatever
+/// the range's size.
+pub type RowSender = mpsc::Sender<Vec<Row>>;
+pub const ROW_BATCH: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("database {database}: cannot connect: {message}")]
+    Connect { database: String, message: String },
+    #[error("database {database}: table {table} does not exist")]
+    TableNotFound { database: String, table: String },
+    #[error("database {database}: table {table}: {message}")]
+    Query { database: String, table: String, message: String },
+    #[error("database {database}: table {table}, column {column}: cannot decode a {db_type} value: {message}")]
+    Decode { database: String, table: String, column: String, db_type: String, message: String },
+    #[error("database {database}: {message}")]
+    Config { database: String, message: String },
+}
+
+impl EngineError {
+    /// The `reason` label of `driftwatch_errors_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EngineError::Connect { .. } => "connect",
+            EngineError::TableNotFound { .. } => "table_not_found",
+            EngineError::Query { .. } => "query",
+            EngineError::Decode { .. } => "decode",
+            EngineError::Config { .. } => "config",
+        }
+    }
+
+    /// Whether the database itself failed (as opposed to one table's query).
+    pub fn is_connection(&self) -> bool {
+        matches!(self, EngineError::Connect { .. })
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+#[async_trait]
+pub trait Engine: Send + Sync {
+    fn family(&self) -> Family;
+
+    /// Columns, types and primary key of a table.
+    async fn introspect(&self, table: &TableRef) -> Result<TableSchema>;
+
+    /// Min and max of the integer first key column, or `None` for an empty table.
+    async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>>;
+
+    /// The key of the row `offset` rows (0-based) into `range` in key order, if any.
+    async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>>;
+
+    /// Per-bucket digests computed by the database itself (same family only).
+    async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests>;
+
+    /// Streams the rows of `range` in key order (at most `limit`), returning how many
+    /// were sent. Stops early, without error, when the receiver is dropped.
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64>;
+
+    /// A cheap round trip that proves the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Cancels every query in flight (shutdown).
+    async fn cancel_all(&self);
+}
+
+/// Builds the engine a database's URL names.
+pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
+    let url = config.url.as_str();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::Postgres::new(name, config)?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
+    } else {
+        let scheme = url.split(':').next().unwrap_or(url);
+        Err(EngineError::Config {
+            database: name.to_string(),
+            message: format!(
+                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://; mssql:// and mysql:// come with their engines)"
+            ),
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! driftwatch: continuous proof that replicated tables have converged, and an exact
+//! account of how when they have not.
+//!
+//! Data flows one way: config → topology (scheduler::Runtime) → engines (through
+//! database::Database) → compare → status and metrics → http. `main.rs` is a thin CLI
+//! over [`serve`] and [`check::check`].
+
+pub mod check;
+pub mod compare;
+pub mod config;
+pub mod database;
+pub mod demo;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod scheduler;
+pub mod status;
+pub mod telemetry;
+pub mod value;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error("HTTP server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the service on `listener` until `shutdown` completes: the validation loops and
+/// the HTTP server. Tests pass a listener bound to port 0.
+pub async fn serve(config: config::Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let addr = listener.local_addr()?;
+    let has_token = config.server.api_token.is_some();
+    let row_data = addr.ip().is_loopback() || has_token;
+    if !row_data {
+        tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
+    }
+    let runtime = Arc::new(scheduler::Runtime::new(config)?);
+    let app = Arc::new(http::App { runtime: runtime.clone(), ready: AtomicBool::new(false), row_data });
+    let cancel = CancellationToken::new();
+    let loops = {
+        let (app, cancel) = (app.clone(), cancel.clone());
+        tokio::spawn(async move {
+            app.runtime.probe().await;
+            app.ready.store(true, Ordering::Release);
+            app.runtime.clone().run(cancel).await;
+        })
+    };
+    tracing::info!(%addr, "driftwatch listening");
+    let stop = cancel.clone();
+    axum::serve(listener, http::router(app))
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = stop.cancelled() => {}
+            }
+            stop.cancel();
+        })
+        .await?;
+    cancel.cancel();
+    let _ = loops.await;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,86 @@
+//! The Prometheus registry and every metric driftwatch exports (names fixed by DESIGN.md).
+//!
+//! Passes run on their own schedule, not at scrape time: each figure is the result of
+//! the last completed pass, as the HELP texts say. Labels stay bounded: group, table,
+//! subscriber, database and fixed enumerations only, never keys, values or ranges.
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub up: IntGaugeVec,
+    pub table_rows: IntGaugeVec,
+    pub row_count_difference: IntGaugeVec,
+    pub chunks: IntGaugeVec,
+    pub divergent_rows: IntGaugeVec,
+    pub converged: IntGaugeVec,
+    pub schema_mismatch: IntGaugeVec,
+    pub last_success: GaugeVec,
+    pub duration: HistogramVec,
+    pub validations: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub rows_scanned: IntCounterVec,
+    pub rows_fetched: IntCounterVec,
+}
+
+const PAIR: &[&str] = &["group", "table", "subscriber"];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("driftwatch".into()), None).expect("valid registry prefix");
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let last = " (result of the last completed pass)";
+        let m = Metrics {
+            up: gauge("up", "1 if the last query to the database succeeded or failed for a table's own reason, 0 if the database could not be reached", &["database"]),
+            table_rows: gauge("table_rows", &format!("Rows in the table, honouring its row filter{last}"), &["group", "table", "database", "role"]),
+            row_count_difference: gauge("table_row_count_difference", &format!("Publisher rows minus subscriber rows{last}"), PAIR),
+            chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched{last}"), &["group", "table", "subscriber", "state"]),
+            divergent_rows: gauge("table_divergent_rows", &format!("Rows that differ, by kind (missing, extra, changed on the subscriber) and status (pending until re-checked after confirm_after, then confirmed){last}"), &["group", "table", "subscriber", "kind", "status"]),
+            converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence; 0 when it found some or the last pass failed", PAIR),
+            schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber{last}"), PAIR),
+            last_success: {
+                let g = GaugeVec::new(Opts::new("validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass"), PAIR).expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            duration: {
+                let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+                let h = HistogramVec::new(HistogramOpts::new("validation_duration_seconds", "Duration of one pass").buckets(buckets), PAIR).expect("valid metric");
+                registry.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
+            validations: counter("validations_total", "Passes by result: converged, divergent or error", &["group", "table", "subscriber", "result"]),
+            errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
+            rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
+            rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),
+            registry: registry.clone(),
+        };
+        let build = gauge("build_info", "Always 1; the version label names the build", &["version"]);
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory succeeds");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
