@@ -129,8 +129,8 @@ struct RawServer {
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
-/// (Plain values: serde cannot flatten `Spanned` fields; errors point at the table's or
-/// the [defaults] section's line instead.)
+/// (Plain values: serde cannot flatten `Spanned` fields; errors point at the line of the
+/// table or of the [defaults] section.)
 #[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 struct RawTuning {
@@ -166,8 +166,9 @@ struct RawGroup {
     tables: Vec<Spanned<RawTable>>,
 }
 
+/// (No deny_unknown_fields here: serde cannot combine it with flatten. Unknown keys land
+/// in `tuning`, whose own deserialization rejects them by name.)
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawTable {
     name: Spanned<String>,
     subscriber_name: Option<Spanned<String>>,
@@ -177,7 +178,7 @@ struct RawTable {
     filter: Option<Spanned<String>>,
     time_column: Option<Spanned<String>>,
     #[serde(flatten)]
-    tuning: RawTuning,
+    tuning: toml::Table,
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -336,7 +337,9 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             if tables.iter().any(|x: &TableConfig| x.name == tname) {
                 return Err(src.err(tr.name.span(), tkey("name"), format!("table {tname:?} is listed twice in group {name:?}")));
             }
-            let tun = &tr.tuning;
+            let tun: RawTuning = serde_path_to_error::deserialize(toml::Value::Table(tr.tuning.clone()))
+                .map_err(|e| src.err(t.span(), tkey(&e.path().to_string()), e.inner().message().trim()))?;
+            let tun = &tun;
             if tun.max_concurrent_queries.is_some() || tun.max_rows_per_second.is_some() || tun.statement_timeout.is_some() {
                 return Err(src.err(t.span(), tkey("max_rows_per_second"), "database limits are set per database or in [defaults], not per table"));
             }
