@@ -138,10 +138,14 @@ impl Engine for Postgres {
             Some(i) => &base[..authority_start + i],
             None => base,
         };
-        match query {
-            Some(q) => format!("{base}/{}?{q}", side.database()),
-            None => format!("{base}/{}", side.database()),
-        }
+        // The floors connect without TLS; so must the pass, or it would be measured
+        // paying for encryption its floor does not.
+        let query = match query {
+            Some(q) if q.split('&').any(|p| p.starts_with("sslmode=")) => q.to_string(),
+            Some(q) => format!("{q}&sslmode=disable"),
+            None => "sslmode=disable".to_string(),
+        };
+        format!("{base}/{}?{query}", side.database())
     }
 
     async fn marker(&self, side: Side) -> Result<Option<String>> {

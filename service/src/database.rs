@@ -95,16 +95,19 @@ impl Database {
         Ok(d)
     }
 
-    /// Streams the rows of a range into `tx`; `scanned` says whether they count as read
-    /// by a digest (streamed strategy) or only as fetched (row diffs).
-    pub async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: mpsc::Sender<Vec<Row>>, scanned: bool) -> Result<u64> {
+    /// Streams the rows of a range, in key order, into `tx` (row diffs).
+    pub async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: mpsc::Sender<Vec<Row>>) -> Result<u64> {
         let n = self.call(self.engine.scan(q, range, limit, tx)).await?;
         self.fetched(n);
-        if scanned {
-            self.scanned(n);
-        } else {
-            self.pacer.debit(n);
-        }
+        self.pacer.debit(n);
+        Ok(n)
+    }
+
+    /// Streams the canonical encodings of a range's rows (the streamed digest).
+    pub async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: engine::EncodedSender) -> Result<u64> {
+        let n = self.call(self.engine.scan_encoded(q, range, tx)).await?;
+        self.fetched(n);
+        self.scanned(n);
         Ok(n)
     }
 
@@ -118,7 +121,7 @@ impl Database {
             }
             out
         };
-        let (n, rows) = tokio::join!(self.scan(q, range, limit, tx, false), collect);
+        let (n, rows) = tokio::join!(self.scan(q, range, limit, tx), collect);
         n?;
         Ok(rows)
     }

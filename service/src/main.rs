@@ -48,7 +48,14 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
+    // `check` is one pass whose databases do the heavy work: one thread for the async
+    // side (rayon still hashes in parallel) spares the cross-thread wake-ups of every
+    // row message. The service serves HTTP and many tables at once: a thread per core.
+    let runtime = match cli.command {
+        Command::Check { .. } => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Runtime::new(),
+    }
+    .expect("a tokio runtime starts");
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {

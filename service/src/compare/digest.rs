@@ -6,8 +6,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::Resolved;
 use crate::database::Database;
-use crate::engine::{row_bucket, DigestAccumulator, Digests, DigestSpec, Result, Row, TableQuery};
-use crate::value::row_hash;
+use crate::engine::{bucket_of, Digests, DigestSpec, Result, TableQuery};
+use crate::value::EncodedRows;
 
 pub async fn digest(db: &Database, q: &TableQuery, spec: &DigestSpec, strategy: Resolved) -> Result<Digests> {
     match strategy {
@@ -18,29 +18,38 @@ pub async fn digest(db: &Database, q: &TableQuery, spec: &DigestSpec, strategy: 
 
 async fn streamed(db: &Database, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
     // A few batches in flight: the database keeps streaming while a batch is hashed.
-    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
-    let (key0, width) = (q.key[0], spec.bucket_width);
+    let (tx, mut rx) = mpsc::channel::<EncodedRows>(2);
+    let width = spec.bucket_width;
     let hashing = async move {
-        let mut acc = DigestAccumulator::new(key0, width);
+        let mut digests = Digests::new();
         while let Some(batch) = rx.recv().await {
-            for (bucket, hash) in hash_batch(batch, key0, width).await {
-                acc.add_hashed(bucket, hash);
+            for (bucket, hash) in hash_batch(batch, width).await {
+                let d = digests.entry(bucket).or_default();
+                d.count += 1;
+                d.sum = d.sum.wrapping_add(hash);
             }
         }
-        acc.digests
+        digests
     };
-    let (scanned, digests) = tokio::join!(db.scan(q, &spec.range, None, tx, true), hashing);
+    let (scanned, digests) = tokio::join!(db.scan_encoded(q, &spec.range, tx), hashing);
     scanned?;
     Ok(digests)
 }
 
-async fn hash_batch(batch: Vec<Row>, key0: usize, width: Option<i64>) -> Vec<(i64, u128)> {
+async fn hash_batch(batch: EncodedRows, width: Option<i64>) -> Vec<(i64, u128)> {
     use rayon::prelude::*;
     let (tx, rx) = oneshot::channel();
     rayon::spawn(move || {
-        let hashed = batch
-            .par_iter()
-            .map_init(|| Vec::with_capacity(256), |buf, row| (row_bucket(row, key0, width), row_hash(row, buf)))
+        let hashed = (0..batch.len())
+            .into_par_iter()
+            .with_min_len(512)
+            .map(|i| {
+                let bucket = match (width, batch.lead[i]) {
+                    (Some(w), Some(k1)) => bucket_of(k1, w),
+                    _ => 0,
+                };
+                (bucket, xxhash_rust::xxh3::xxh3_128(batch.row(i)))
+            })
             .collect();
         let _ = tx.send(hashed);
     });

@@ -79,6 +79,26 @@ impl Findings {
         Findings { cap, ..Default::default() }
     }
 
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Takes in what a separate localization found, keeping the cap on rows.
+    pub fn absorb(&mut self, other: Findings) {
+        self.leaves_truncated |= other.leaves_truncated;
+        for k in 0..3 {
+            // Counts of leaves `other` dropped are in its counts, not its leaves.
+            let in_leaves: u64 = other.leaves.iter().map(|l| l.counts[k]).sum();
+            self.counts[k] += other.counts[k] - in_leaves;
+        }
+        for mut leaf in other.leaves {
+            let room = self.cap - self.kept;
+            leaf.rows.truncate(room);
+            self.kept += leaf.rows.len();
+            self.push(leaf);
+        }
+    }
+
     fn push(&mut self, leaf: Leaf) {
         for k in 0..3 {
             self.counts[k] += leaf.counts[k];
@@ -182,7 +202,7 @@ impl Pair<'_> {
                 }
             }
         };
-        let (n, ()) = tokio::join!(db.scan(q, &range, None, tx, false), consume);
+        let (n, ()) = tokio::join!(db.scan(q, &range, None, tx), consume);
         n.map(|_| ())
     }
 

@@ -15,10 +15,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::future::join_all;
+use futures::StreamExt;
 
 use crate::config::TableConfig;
 use crate::database::Database;
-use crate::engine::{Digests, TableRef};
+use crate::engine::{BucketDigest, Digests, TableRef};
 use localize::{Findings, Pair};
 use plan::Planner;
 use schema::{Comparison, Resolved, Side};
@@ -141,7 +142,9 @@ impl TableTarget<'_> {
                 Ok(d) => d,
                 Err(e) => return fail_all(passes, &e.to_string()),
             };
-            planner.observe(pub_digests[0].values().map(|b| b.count).sum(), elapsed);
+            let rows: u64 = pub_digests[0].values().map(|b| b.count).sum();
+            planner.observe(rows, elapsed);
+            let localize_started = Instant::now();
             let localized = join_all(passes.iter_mut().zip(sub_digests).zip(&self.subscribers).enumerate().map(
                 |(i, ((pass, sub), db))| {
                     let theirs = pub_digests.get(profile_of.get(&i).copied().unwrap_or(0));
@@ -158,6 +161,7 @@ impl TableTarget<'_> {
                 },
             ));
             localized.await;
+            tracing::debug!(range = %spec.range, rows, digest_ms = elapsed.as_millis() as u64, localize_ms = localize_started.elapsed().as_millis() as u64, "chunk");
             if passes.iter().all(|p| p.is_err()) {
                 break;
             }
@@ -178,6 +182,10 @@ impl TableTarget<'_> {
     }
 }
 
+/// Mismatched buckets localized at once per subscriber (each database's own limit on
+/// concurrent queries still applies).
+const LOCALIZE_CONCURRENCY: usize = 4;
+
 /// Compares one chunk's digests for one subscriber and localizes the mismatched buckets.
 async fn chunk(p: &mut PairPass, publisher: &Database, subscriber: &Database, spec: &crate::engine::DigestSpec, ours: &Digests, theirs: &Digests) -> Result<(), String> {
     let count = |d: &Digests| d.values().map(|b| b.count).sum::<u64>();
@@ -186,20 +194,32 @@ async fn chunk(p: &mut PairPass, publisher: &Database, subscriber: &Database, sp
     let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
     buckets.sort_unstable();
     buckets.dedup();
-    let pair = Pair { publisher, subscriber, cmp: &p.comparison };
-    let mut matched = true;
-    for b in buckets {
-        let (o, t) = (ours.get(&b).copied().unwrap_or_default(), theirs.get(&b).copied().unwrap_or_default());
-        if o != t {
-            matched = false;
-            let range = plan::bucket_range(spec, b);
-            pair.localize(range, o, t, &mut p.findings).await.map_err(|e| e.to_string())?;
-        }
-    }
-    if matched {
+    let mismatched: Vec<(i64, BucketDigest, BucketDigest)> = buckets
+        .into_iter()
+        .map(|b| (b, ours.get(&b).copied().unwrap_or_default(), theirs.get(&b).copied().unwrap_or_default()))
+        .filter(|(_, o, t)| o != t)
+        .collect();
+    if mismatched.is_empty() {
         p.chunks_matched += 1;
-    } else {
-        p.chunks_mismatched += 1;
+        return Ok(());
+    }
+    p.chunks_mismatched += 1;
+    let pair = Pair { publisher, subscriber, cmp: &p.comparison };
+    let cap = p.findings.cap();
+    let found: Vec<Result<Findings, String>> = futures::stream::iter(mismatched)
+        .map(|(b, o, t)| {
+            let pair = &pair;
+            async move {
+                let mut f = Findings::new(cap);
+                pair.localize(plan::bucket_range(spec, b), o, t, &mut f).await.map_err(|e| e.to_string())?;
+                Ok(f)
+            }
+        })
+        .buffered(LOCALIZE_CONCURRENCY)
+        .collect()
+        .await;
+    for f in found {
+        p.findings.absorb(f?);
     }
     Ok(())
 }

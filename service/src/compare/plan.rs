@@ -27,7 +27,8 @@ pub struct Planner {
 }
 
 enum Mode {
-    /// Arithmetic ranges on the integer first key column.
+    /// Arithmetic ranges on the integer first key column: a head chunk below the
+    /// publisher's min, bounded chunks from min to max, a tail chunk above max.
     Lead { next_lo: Option<i64>, min: i64, max: i64, density: f64, last_width: f64, done: bool },
     /// Ranges between keys read from the publisher.
     Boundaries { after: Option<Key>, done: bool },
@@ -67,15 +68,33 @@ impl Planner {
             }
             Mode::Lead { next_lo, min, max, density, last_width, done } => {
                 let bucket = (BUCKET_ROWS / *density).clamp(1.0, 1e15).round() as i128;
+                let Some(lo) = *next_lo else {
+                    // The head: whatever a subscriber holds below the publisher's first key.
+                    *next_lo = Some(*min);
+                    *last_width = 0.0;
+                    let range = KeyRange { lead_hi: Some(*min), ..Default::default() };
+                    return Ok(Some(DigestSpec { range, bucket_width: None }));
+                };
+                if lo as i128 > *max as i128 {
+                    // The tail: whatever a subscriber holds above the publisher's last key.
+                    *done = true;
+                    *last_width = 0.0;
+                    let range = KeyRange { lead_lo: Some(lo), ..Default::default() };
+                    return Ok(Some(DigestSpec { range, bucket_width: None }));
+                }
                 let width = ((rows_target / *density) as i128).max(bucket);
-                let start = next_lo.unwrap_or(*min) as i128;
                 // Chunk ends fall on bucket boundaries, so no bucket straddles two chunks.
-                let end = ((start + width) / bucket + 1) * bucket;
-                let lead_hi = if end > *max as i128 { None } else { Some(end as i64) };
-                let range = KeyRange { lead_lo: *next_lo, lead_hi, ..Default::default() };
-                *last_width = (end - start) as f64;
-                *next_lo = lead_hi;
-                *done = lead_hi.is_none();
+                let end = (((lo as i128 + width) / bucket + 1) * bucket).min(*max as i128 + 1);
+                let hi = i64::try_from(end).unwrap_or(i64::MAX);
+                *last_width = (hi as i128 - lo as i128) as f64;
+                *next_lo = Some(hi);
+                if hi == i64::MAX {
+                    // The key space ends here: this chunk is the tail too.
+                    *done = true;
+                    let range = KeyRange { lead_lo: Some(lo), ..Default::default() };
+                    return Ok(Some(DigestSpec { range, bucket_width: Some(bucket as i64) }));
+                }
+                let range = KeyRange { lead_lo: Some(lo), lead_hi: Some(hi), ..Default::default() };
                 Ok(Some(DigestSpec { range, bucket_width: Some(bucket as i64) }))
             }
         }
@@ -88,7 +107,9 @@ impl Planner {
         let factor = if (rows as f64) < self.rows_target / 2.0 { factor.max(1.0) } else { factor };
         self.rows_target = (self.rows_target * factor).clamp(self.min_rows, self.max_rows);
         if let Mode::Lead { density, last_width, .. } = &mut self.mode {
-            *density = if rows == 0 { *density / 4.0 } else { rows as f64 / *last_width }.max(1e-15);
+            if *last_width > 0.0 {
+                *density = if rows == 0 { *density / 4.0 } else { rows as f64 / *last_width }.max(1e-15);
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::config::DatabaseConfig;
-use crate::value::{row_hash, Key, LogicalType, Value};
+use crate::value::{row_hash, EncodedRows, Key, LogicalType, Value};
 
 /// Engines whose pushdown digests agree with each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -200,6 +200,10 @@ pub type Row = Vec<Value>;
 /// the range's size.
 pub type RowSender = mpsc::Sender<Vec<Row>>;
 pub const ROW_BATCH: usize = 1024;
+/// Rows per batch of canonical encodings: large, so that handing a batch to rayon costs
+/// little next to hashing it.
+pub const ENCODED_BATCH: usize = 8192;
+pub type EncodedSender = mpsc::Sender<EncodedRows>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -254,6 +258,30 @@ pub trait Engine: Send + Sync {
     /// Streams the rows of `range` in key order (at most `limit`), returning how many
     /// were sent. Stops early, without error, when the receiver is dropped.
     async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64>;
+
+    /// Streams the canonical encodings of the rows of `range`, in no particular order
+    /// (the streamed digest). This default encodes decoded rows; an engine overrides it
+    /// to encode straight from its wire format.
+    async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: EncodedSender) -> Result<u64> {
+        let (rows_tx, mut rows_rx) = mpsc::channel::<Vec<Row>>(2);
+        let key0 = q.key[0];
+        let encode = async move {
+            let mut out = EncodedRows::default();
+            while let Some(batch) = rows_rx.recv().await {
+                for row in &batch {
+                    out.push_row(row, key0);
+                }
+                if out.len() >= ENCODED_BATCH && tx.send(std::mem::take(&mut out)).await.is_err() {
+                    return;
+                }
+            }
+            if !out.is_empty() {
+                let _ = tx.send(out).await;
+            }
+        };
+        let (n, ()) = tokio::join!(self.scan(q, range, None, rows_tx), encode);
+        n
+    }
 
     /// A cheap round trip that proves the database answers.
     async fn ping(&self) -> Result<()>;

@@ -15,17 +15,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures::{pin_mut, StreamExt};
 use tokio_postgres::{CancelToken, Client};
 
 use super::{
-    Column, Digests, DigestSpec, Engine, EngineError, Family, KeyRange, Result, Row, RowSender, TableQuery, TableRef,
-    TableSchema, ROW_BATCH,
+    Column, Digests, DigestSpec, EncodedSender, Engine, EngineError, Family, KeyRange, Result, Row, RowSender, TableQuery,
+    TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
-    format_date, format_time, format_timestamp, format_uuid, Decimal, Key, LogicalType, Timestamp, Value,
+    encode_decimal_body, encode_prefixed, format_date, format_time, format_timestamp, format_uuid, Decimal, EncodedRows,
+    Key, LogicalType, Timestamp, Value, TAG_BYTES, TAG_DECIMAL, TAG_JSON, TAG_TEXT,
 };
 
 /// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
@@ -45,8 +46,9 @@ pub struct Postgres {
 impl Postgres {
     pub fn new(name: &str, db: &DatabaseConfig) -> Result<Postgres> {
         let cfg_err = |message: String| EngineError::Config { database: name.to_string(), message };
+        let tls = TlsOptions::from_url(&db.url).map_err(cfg_err)?;
         let mut config: tokio_postgres::Config =
-            db.url.parse().map_err(|e| cfg_err(format!("invalid PostgreSQL URL: {e}")))?;
+            tls.url.parse().map_err(|e| cfg_err(format!("invalid PostgreSQL URL: {e}")))?;
         if let Some(p) = &db.password {
             config.password(p.as_str());
         }
@@ -60,16 +62,7 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| cfg_err(format!("TLS setup: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = tls.client_config().map_err(cfg_err)?;
         Ok(Postgres {
             name: name.to_string(),
             config,
@@ -112,9 +105,19 @@ impl Postgres {
         }
     }
 
-    /// Runs `COPY (sql) TO STDOUT (FORMAT binary)` and sends the decoded rows in batches,
-    /// stopping early (without error) when the receiver is gone.
-    async fn copy_rows(&self, q: &TableQuery, columns: &[Decoder], sql: &str, tx: &RowSender) -> Result<u64> {
+    /// Runs `COPY (sql) TO STDOUT (FORMAT binary)`, adding each tuple to a batch and
+    /// sending the batch to `tx` when `ready`; stops early, without error, when the
+    /// receiver is gone.
+    async fn copy<B: Send>(
+        &self,
+        q: &TableQuery,
+        sql: &str,
+        tx: &tokio::sync::mpsc::Sender<B>,
+        fresh: impl Fn() -> B,
+        mut add: impl FnMut(&mut B, &[u8], &[Option<(usize, usize)>]) -> Result<()>,
+        ready: impl Fn(&B) -> bool,
+    ) -> Result<u64> {
+        let mut batch = fresh();
         let s = self.session().await?;
         let stream = s
             .client()
@@ -123,15 +126,28 @@ impl Postgres {
             .map_err(|e| self.query_err(&q.table, e))?;
         pin_mut!(stream);
         let mut parser = CopyParser::default();
+        let mut fields = Vec::with_capacity(q.columns.len());
         let mut n = 0u64;
-        let mut batch = Vec::with_capacity(ROW_BATCH);
+        let mut pending = false;
+        let width = q.columns.len();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.query_err(&q.table, e))?;
-            parser.buf.extend_from_slice(&chunk);
-            while let Some(fields) = parser.next_tuple().map_err(|m| self.decode_err(q, "-", "-", m))? {
-                batch.push(self.decode_row(q, columns, fields)?);
-                n += 1;
-                if batch.len() >= ROW_BATCH && tx.send(std::mem::take(&mut batch)).await.is_err() {
+            let mut full = false;
+            parser
+                .feed(&chunk, &mut fields, |tuple, fields| {
+                    if fields.len() != width {
+                        return Err(self.decode_err(q, "-", "-", format!("expected {width} fields, got {}", fields.len())));
+                    }
+                    add(&mut batch, tuple, fields)?;
+                    n += 1;
+                    pending = true;
+                    full |= ready(&batch);
+                    Ok(())
+                })
+                .map_err(|m| self.decode_err(q, "-", "-", m))??;
+            if full {
+                pending = false;
+                if tx.send(std::mem::replace(&mut batch, fresh())).await.is_err() {
                     // The consumer has what it needs. A session left mid-COPY is not reused.
                     s.discard();
                     return Ok(n);
@@ -139,23 +155,36 @@ impl Postgres {
             }
         }
         s.release();
-        if !batch.is_empty() {
+        if pending {
             let _ = tx.send(batch).await;
         }
         Ok(n)
     }
 
-    fn decode_row(&self, q: &TableQuery, columns: &[Decoder], fields: Vec<Option<Bytes>>) -> Result<Row> {
-        if fields.len() != columns.len() {
-            return Err(self.decode_err(q, "-", "-", format!("expected {} fields, got {}", columns.len(), fields.len())));
-        }
+    /// Decoded rows of a COPY, sent in batches.
+    async fn copy_rows(&self, q: &TableQuery, columns: &[Decoder], sql: &str, tx: &RowSender) -> Result<u64> {
+        self.copy(
+            q,
+            sql,
+            tx,
+            || Vec::with_capacity(ROW_BATCH),
+            |batch: &mut Vec<Row>, tuple, fields| {
+                batch.push(self.decode_row(q, columns, tuple, fields)?);
+                Ok(())
+            },
+            |batch| batch.len() >= ROW_BATCH,
+        )
+        .await
+    }
+
+    fn decode_row(&self, q: &TableQuery, columns: &[Decoder], tuple: &[u8], fields: &[Option<(usize, usize)>]) -> Result<Row> {
         columns
             .iter()
             .zip(fields)
             .map(|(d, f)| match f {
                 None => Ok(Value::Null),
-                Some(b) => d
-                    .decode(&b)
+                Some((a, b)) => d
+                    .decode(&tuple[*a..*b])
                     .map(|v| v.coerce(d.compare_as))
                     .map_err(|m| self.decode_err(q, &d.column, &d.db_type, m)),
             })
@@ -177,6 +206,106 @@ impl Postgres {
         let rows = s.client().query(sql, params).await.map_err(|e| self.query_err(table, e))?;
         s.release();
         Ok(rows)
+    }
+}
+
+/// TLS as libpq means it: `sslmode=prefer` (the default) and `require` encrypt without
+/// authenticating the server; `verify-ca` and `verify-full` also verify its certificate
+/// (both check the host name here) against the system roots or `sslrootcert`.
+struct TlsOptions {
+    /// The URL without the parameters tokio-postgres does not know.
+    url: String,
+    verify: bool,
+    root_cert: Option<String>,
+}
+
+impl TlsOptions {
+    fn from_url(url: &str) -> std::result::Result<TlsOptions, String> {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let (mut verify, mut root_cert) = (false, None);
+        for param in query.split('&').filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some(("sslmode", "verify-ca" | "verify-full")) => {
+                    verify = true;
+                    kept.push("sslmode=require".to_string());
+                }
+                Some(("sslrootcert", path)) => root_cert = Some(path.to_string()),
+                _ => kept.push(param.to_string()),
+            }
+        }
+        let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+        Ok(TlsOptions { url, verify, root_cert })
+    }
+
+    fn client_config(&self) -> std::result::Result<rustls::ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        if !self.verify {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+                .with_no_client_auth());
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.root_cert {
+            Some(path) => {
+                use rustls::pki_types::pem::PemObject;
+                let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                for cert in certs {
+                    roots.add(cert.map_err(|e| format!("sslrootcert {path}: {e}"))?).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                }
+            }
+            None => {
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+}
+
+/// libpq's `sslmode=require`: the channel is encrypted and the handshake's signatures are
+/// checked, but the certificate itself is not trusted or rejected.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -448,29 +577,85 @@ impl Engine for Postgres {
     async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
         let sql = Sql { q };
         let k1 = sql.col(q.key[0]);
-        let bucket = match spec.bucket_width {
-            Some(w) => format!("({k1}::int8 / {w} - ({k1}::int8 % {w} < 0)::int)"),
-            None => "0".into(),
-        };
         let hashed: Vec<String> = (0..q.columns.len()).map(|i| sql.hashed_col(i)).collect();
-        let text = format!(
-            "SELECT {bucket}::int8, count(*)::int8, coalesce(sum(hash_record_extended(ROW({}), {HASH_SEED})), 0)::text \
-             FROM {}{} GROUP BY 1",
-            hashed.join(", "),
-            table_sql(&q.table),
-            sql.where_clause(&spec.range)
-        );
-        let rows = self.query(&q.table, &text, &[]).await?;
-        rows.iter()
-            .map(|r| {
-                let sum: String = r.get(2);
-                let sum: i128 = sum
-                    .parse()
-                    .map_err(|e| self.decode_err(q, "-", "digest", format!("digest sum {sum:?}: {e}")))?;
-                let count: i64 = r.get(1);
-                Ok((r.get(0), super::BucketDigest { count: count as u64, sum: sum as u128 }))
-            })
-            .collect()
+        let digest = format!("count(*)::int8 AS c, coalesce(sum(hash_record_extended(ROW({}), {HASH_SEED})), 0) AS h", hashed.join(", "));
+        let table = table_sql(&q.table);
+        let text = match (spec.bucket_width, spec.range.lead_lo, spec.range.lead_hi) {
+            // A bounded chunk: one index range scan per bucket, each aggregated as it is
+            // read. (Grouping the chunk instead makes the planner sort it, or hash every
+            // row's bucket, for want of knowing how few buckets there are.)
+            (Some(w), Some(lo), Some(hi)) if hi.checked_add(w).is_some() && lo.checked_sub(w).is_some() => {
+                let (first, last) = (lo.div_euclid(w), (hi - 1).div_euclid(w));
+                let bounds = format!("{k1} >= greatest(g.b * {w}, {lo}) AND {k1} < least(g.b * {w} + {w}, {hi})");
+                let range = KeyRange { lead_lo: None, lead_hi: None, ..spec.range.clone() };
+                let filter = sql.where_clause(&range);
+                let filter = if filter.is_empty() { format!(" WHERE {bounds}") } else { format!("{filter} AND {bounds}") };
+                format!(
+                    "SELECT g.b, s.c, s.h FROM generate_series({first}::int8, {last}::int8) AS g(b) \
+                     CROSS JOIN LATERAL (SELECT {digest} FROM {table}{filter}) s WHERE s.c > 0"
+                )
+            }
+            (Some(w), _, _) => {
+                let bucket = format!("({k1}::int8 / {w} - ({k1}::int8 % {w} < 0)::int)");
+                format!(
+                    "BEGIN READ ONLY; SET LOCAL enable_sort = off; SELECT {bucket}::int8, {digest} FROM {table}{} GROUP BY 1; COMMIT",
+                    sql.where_clause(&spec.range)
+                )
+            }
+            (None, _, _) => format!("SELECT 0::int8, {digest} FROM {table}{}", sql.where_clause(&spec.range)),
+        };
+        let s = self.session().await?;
+        let messages = s.client().simple_query(&text).await.map_err(|e| self.query_err(&q.table, e))?;
+        s.release();
+        let bad = |what: &str| self.decode_err(q, "-", "digest", format!("unexpected {what} in a digest row"));
+        let mut out = Digests::new();
+        for m in messages {
+            if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+                let field = |i: usize| r.get(i).ok_or_else(|| bad("NULL"));
+                let bucket: i64 = field(0)?.parse().map_err(|_| bad("bucket"))?;
+                let count: u64 = field(1)?.parse().map_err(|_| bad("count"))?;
+                let sum: i128 = field(2)?.parse().map_err(|_| bad("sum"))?;
+                if count > 0 {
+                    out.insert(bucket, super::BucketDigest { count, sum: sum as u128 });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: EncodedSender) -> Result<u64> {
+        let sql = Sql { q };
+        let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
+        // No ORDER BY: a digest does not depend on row order, and the database may scan
+        // the range however is cheapest.
+        let text = format!("SELECT {} FROM {}{}", cols.join(", "), table_sql(&q.table), sql.where_clause(range));
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
+        let mut scratch = String::new();
+        self.copy(
+            q,
+            &text,
+            &tx,
+            EncodedRows::default,
+            |out: &mut EncodedRows, tuple, fields| {
+                for (d, f) in decoders.iter().zip(fields) {
+                    match f {
+                        None => Value::Null.encode(&mut out.data),
+                        Some((a, b)) => d
+                            .encode(&tuple[*a..*b], &mut out.data, &mut scratch)
+                            .map_err(|m| self.decode_err(q, &d.column, &d.db_type, m))?,
+                    }
+                }
+                out.ends.push(out.data.len());
+                out.lead.push(match fields[key0] {
+                    Some((a, b)) => decoders[key0].decode(&tuple[a..b]).ok().and_then(|v| v.as_i64()),
+                    None => None,
+                });
+                Ok(())
+            },
+            |batch| batch.len() >= ENCODED_BATCH,
+        )
+        .await
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64> {
@@ -627,6 +812,66 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// Appends the canonical encoding of a field straight from its send format: what
+    /// `decode(b).encode(out)` gives, without a heap allocation for text, bytes, json and
+    /// numeric. `scratch` is reused across calls.
+    fn encode(&self, b: &[u8], out: &mut Vec<u8>, scratch: &mut String) -> std::result::Result<(), String> {
+        let widened = self.compare_as != logical_of(self.kind);
+        match self.kind {
+            _ if widened => self.decode(b)?.coerce(self.compare_as).encode(out),
+            Kind::Text => encode_prefixed(out, TAG_TEXT, std::str::from_utf8(b).map_err(|e| e.to_string())?.as_bytes()),
+            Kind::Json => encode_prefixed(out, TAG_JSON, std::str::from_utf8(b).map_err(|e| e.to_string())?.as_bytes()),
+            Kind::Jsonb => match b.split_first() {
+                Some((1, rest)) => encode_prefixed(out, TAG_JSON, std::str::from_utf8(rest).map_err(|e| e.to_string())?.as_bytes()),
+                _ => return Err("unknown jsonb version".into()),
+            },
+            Kind::Bytea => encode_prefixed(out, TAG_BYTES, b),
+            Kind::Numeric => match numeric_digits(b, scratch)? {
+                Some((negative, exp)) => {
+                    out.push(TAG_DECIMAL);
+                    let (digits, exp) = normalized(scratch, exp);
+                    if digits.is_empty() {
+                        encode_decimal_body(out, false, "0", 0);
+                    } else {
+                        encode_decimal_body(out, negative, digits, exp);
+                    }
+                }
+                None => Value::Decimal(decode_numeric(b)?).encode(out),
+            },
+            _ => self.decode(b)?.encode(out),
+        }
+        Ok(())
+    }
+}
+
+/// The logical type a binary kind decodes to.
+fn logical_of(kind: Kind) -> LogicalType {
+    match kind {
+        Kind::Bool => LogicalType::Bool,
+        Kind::Int2 | Kind::Int4 | Kind::Int8 | Kind::Oid => LogicalType::Int,
+        Kind::Numeric => LogicalType::Decimal,
+        Kind::Float4 | Kind::Float8 => LogicalType::Float,
+        Kind::Text => LogicalType::Text,
+        Kind::Bytea => LogicalType::Bytes,
+        Kind::Date => LogicalType::Date,
+        Kind::Time => LogicalType::Time,
+        Kind::Timestamp => LogicalType::Timestamp,
+        Kind::TimestampTz => LogicalType::TimestampTz,
+        Kind::Uuid => LogicalType::Uuid,
+        Kind::Json | Kind::Jsonb => LogicalType::Json,
+        Kind::Interval => LogicalType::Interval,
+    }
+}
+
+/// Trims a digit string to its normalized form: no leading or trailing zeros, the
+/// exponent adjusted (the same normalization as [`Decimal::normalize`]).
+fn normalized(digits: &str, exp: i32) -> (&str, i32) {
+    let trimmed = digits.trim_start_matches('0');
+    let without_trailing = trimmed.trim_end_matches('0');
+    (without_trailing, exp + (trimmed.len() - without_trailing.len()) as i32)
+}
+
 fn pg_timestamp(micros: i64) -> Timestamp {
     match micros {
         i64::MAX => Timestamp::INFINITY,
@@ -639,7 +884,9 @@ fn pg_timestamp(micros: i64) -> Timestamp {
 }
 
 /// numeric's send format: ndigits, weight, sign, dscale, then base-10000 digits.
-fn decode_numeric(b: &[u8]) -> std::result::Result<Decimal, String> {
+/// Writes the decimal digits into `digits` and returns (negative, exponent), or `None`
+/// for NaN and the infinities.
+fn numeric_digits(b: &[u8], digits: &mut String) -> std::result::Result<Option<(bool, i32)>, String> {
     if b.len() < 8 {
         return Err("numeric shorter than its header".into());
     }
@@ -647,25 +894,36 @@ fn decode_numeric(b: &[u8]) -> std::result::Result<Decimal, String> {
     let weight = i16::from_be_bytes([b[2], b[3]]) as i32;
     let sign = u16::from_be_bytes([b[4], b[5]]);
     match sign {
-        0xC000 => return Ok(Decimal::NaN),
-        0xD000 => return Ok(Decimal::Infinity),
-        0xF000 => return Ok(Decimal::NegInfinity),
+        0xC000 | 0xD000 | 0xF000 => return Ok(None),
         0x0000 | 0x4000 => {}
         s => return Err(format!("unknown numeric sign {s:#x}")),
     }
     if b.len() != 8 + 2 * ndigits {
         return Err("numeric length does not match its digit count".into());
     }
-    let mut digits = String::with_capacity(ndigits * 4);
+    digits.clear();
     for i in 0..ndigits {
         let d = u16::from_be_bytes([b[8 + 2 * i], b[9 + 2 * i]]);
         if d > 9999 {
             return Err(format!("numeric digit {d} out of range"));
         }
-        digits.push_str(&format!("{d:04}"));
+        for div in [1000, 100, 10, 1] {
+            digits.push((b'0' + (d / div % 10) as u8) as char);
+        }
     }
-    let exp = (weight - ndigits as i32 + 1) * 4;
-    Ok(Decimal::normalize(sign == 0x4000, digits, exp))
+    Ok(Some((sign == 0x4000, (weight - ndigits as i32 + 1) * 4)))
+}
+
+fn decode_numeric(b: &[u8]) -> std::result::Result<Decimal, String> {
+    let mut digits = String::new();
+    match numeric_digits(b, &mut digits)? {
+        Some((negative, exp)) => Ok(Decimal::normalize(negative, digits, exp)),
+        None => Ok(match u16::from_be_bytes([b[4], b[5]]) {
+            0xC000 => Decimal::NaN,
+            0xD000 => Decimal::Infinity,
+            _ => Decimal::NegInfinity,
+        }),
+    }
 }
 
 /// Incremental parser of the binary COPY format: header, then tuples of
@@ -679,50 +937,87 @@ struct CopyParser {
 const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
 impl CopyParser {
-    fn next_tuple(&mut self) -> std::result::Result<Option<Vec<Option<Bytes>>>, String> {
-        if !self.header_done {
-            if self.buf.len() < 19 {
-                return Ok(None);
+    /// Feeds one message of the COPY stream and hands every complete tuple to `each`,
+    /// with its fields' ranges in it (`None` for NULL). PostgreSQL sends a tuple per
+    /// message, so tuples are parsed straight from the message, copying nothing, unless
+    /// a tuple spans messages.
+    fn feed(
+        &mut self,
+        chunk: &[u8],
+        fields: &mut Vec<Option<(usize, usize)>>,
+        mut each: impl FnMut(&[u8], &[Option<(usize, usize)>]) -> Result<()>,
+    ) -> std::result::Result<Result<()>, String> {
+        let mut data = chunk;
+        if !self.header_done || !self.buf.is_empty() {
+            self.buf.extend_from_slice(chunk);
+            if !self.header_done {
+                if self.buf.len() < 19 {
+                    return Ok(Ok(()));
+                }
+                if &self.buf[..11] != COPY_SIGNATURE {
+                    return Err("not a binary COPY stream".into());
+                }
+                let ext = u32::from_be_bytes(self.buf[15..19].try_into().unwrap()) as usize;
+                if self.buf.len() < 19 + ext {
+                    return Ok(Ok(()));
+                }
+                self.buf.advance(19 + ext);
+                self.header_done = true;
             }
-            if &self.buf[..11] != COPY_SIGNATURE {
-                return Err("not a binary COPY stream".into());
+            let buffered = std::mem::take(&mut self.buf).freeze();
+            let mut off = 0;
+            while let Some(len) = parse_tuple(&buffered[off..], fields)? {
+                if let Err(e) = each(&buffered[off..off + len], fields) {
+                    return Ok(Err(e));
+                }
+                off += len;
             }
-            let ext = u32::from_be_bytes(self.buf[15..19].try_into().unwrap()) as usize;
-            if self.buf.len() < 19 + ext {
-                return Ok(None);
+            self.buf.extend_from_slice(&buffered[off..]);
+            return Ok(Ok(()));
+        }
+        while let Some(len) = parse_tuple(data, fields)? {
+            if let Err(e) = each(&data[..len], fields) {
+                return Ok(Err(e));
             }
-            self.buf.advance(19 + ext);
-            self.header_done = true;
+            data = &data[len..];
         }
-        if self.buf.len() < 2 {
-            return Ok(None);
-        }
-        let nfields = i16::from_be_bytes([self.buf[0], self.buf[1]]);
-        if nfields < 0 {
-            self.buf.clear(); // trailer
-            return Ok(None);
-        }
-        // Check the whole tuple is buffered before consuming anything.
-        let mut pos = 2;
-        for _ in 0..nfields {
-            if self.buf.len() < pos + 4 {
-                return Ok(None);
-            }
-            let len = i32::from_be_bytes(self.buf[pos..pos + 4].try_into().unwrap());
-            pos += 4 + len.max(0) as usize;
-        }
-        if self.buf.len() < pos {
-            return Ok(None);
-        }
-        let mut tuple = self.buf.split_to(pos).freeze();
-        tuple.advance(2);
-        let mut fields = Vec::with_capacity(nfields as usize);
-        for _ in 0..nfields {
-            let len = tuple.get_i32();
-            fields.push(if len < 0 { None } else { Some(tuple.split_to(len as usize)) });
-        }
-        Ok(Some(fields))
+        self.buf.extend_from_slice(data);
+        Ok(Ok(()))
     }
+}
+
+/// The length of the complete tuple at the start of `data`, if there is one (the
+/// trailer, a field count of -1, counts as none), with its fields' ranges in `fields`.
+fn parse_tuple(data: &[u8], fields: &mut Vec<Option<(usize, usize)>>) -> std::result::Result<Option<usize>, String> {
+    if data.len() < 2 {
+        return Ok(None);
+    }
+    let nfields = i16::from_be_bytes([data[0], data[1]]);
+    if nfields < 0 {
+        return Ok(None);
+    }
+    fields.clear();
+    let mut pos = 2;
+    for _ in 0..nfields {
+        if data.len() < pos + 4 {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes(data[pos..pos + 4].try_into().unwrap());
+        pos += 4;
+        if len < -1 {
+            return Err(format!("negative field length {len}"));
+        }
+        if len < 0 {
+            fields.push(None);
+        } else {
+            fields.push(Some((pos, pos + len as usize)));
+            pos += len as usize;
+        }
+    }
+    if data.len() < pos {
+        return Ok(None);
+    }
+    Ok(Some(pos))
 }
 
 #[cfg(test)]
@@ -741,6 +1036,17 @@ mod tests {
         let b = [0, 1, 0xff, 0xff, 0x40, 0, 0, 4, 0, 1];
         assert_eq!(decode_numeric(&b).unwrap().to_string(), "-0.0001");
         assert_eq!(decode_numeric(&[0, 0, 0, 0, 0xC0, 0, 0, 0]).unwrap(), Decimal::NaN);
+    }
+
+    #[test]
+    fn tls_parameters_follow_libpq() {
+        let t = TlsOptions::from_url("postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x").unwrap();
+        assert_eq!(t.url, "postgres://u@h/db?sslmode=require&application_name=x");
+        assert!(t.verify);
+        assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
+        let t = TlsOptions::from_url("postgres://u@h/db").unwrap();
+        assert!(!t.verify);
+        assert_eq!(t.url, "postgres://u@h/db");
     }
 
     #[test]
