@@ -11,7 +11,6 @@ pub mod localize;
 pub mod plan;
 pub mod schema;
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::future::join_all;
@@ -80,93 +79,133 @@ impl TableTarget<'_> {
     }
 
     /// One full pass over every subscriber whose schema reconciled.
+    ///
+    /// Chunks are pipelined: while every side digests chunk i + 1, the mismatched
+    /// buckets of chunk i are localized, so localizing adds little to a pass's time.
     pub async fn full_pass(&self, comparisons: Vec<Result<Comparison, String>>) -> Vec<Result<PairPass, String>> {
         let cfg = self.config;
-        let mut passes: Vec<Result<PairPass, String>> = comparisons
+        let mut lanes: Vec<Lane> = comparisons
+            .iter()
+            .map(|c| Lane {
+                error: c.as_ref().err().cloned(),
+                publisher_rows: 0,
+                subscriber_rows: 0,
+                chunks_matched: 0,
+                chunks_mismatched: 0,
+                findings: Findings::new(cfg.max_diff_rows),
+            })
+            .collect();
+        let ctx: Vec<Option<(&Database, &Comparison)>> =
+            comparisons.iter().zip(&self.subscribers).map(|(c, db)| c.as_ref().ok().map(|c| (*db, c))).collect();
+        if let Err(e) = self.run_chunks(&ctx, &mut lanes).await {
+            for l in &mut lanes {
+                l.error.get_or_insert(e.clone());
+            }
+        }
+        comparisons
             .into_iter()
-            .map(|c| {
-                c.map(|comparison| PairPass {
+            .zip(lanes)
+            .map(|(c, l)| match (c, l.error) {
+                (_, Some(e)) => Err(e),
+                (Err(e), None) => Err(e),
+                (Ok(comparison), None) => Ok(PairPass {
                     comparison,
-                    publisher_rows: 0,
-                    subscriber_rows: 0,
-                    chunks_matched: 0,
-                    chunks_mismatched: 0,
-                    findings: Findings::new(cfg.max_diff_rows),
+                    publisher_rows: l.publisher_rows,
+                    subscriber_rows: l.subscriber_rows,
+                    chunks_matched: l.chunks_matched,
+                    chunks_mismatched: l.chunks_mismatched,
+                    findings: l.findings,
+                }),
+            })
+            .collect()
+    }
+
+    async fn run_chunks(&self, ctx: &[Option<(&Database, &Comparison)>], lanes: &mut [Lane]) -> Result<(), String> {
+        let cfg = self.config;
+        let Some((_, first)) = ctx.iter().flatten().next() else { return Ok(()) };
+        let plan_query = &first.publisher;
+        let mut planner =
+            Planner::start(self.publisher, plan_query, cfg.chunk_rows, cfg.target_query_time).await.map_err(|e| e.to_string())?;
+        // Subscribers compared on the same columns with the same strategy share one
+        // publisher digest per chunk: the publisher is read once, not once per subscriber.
+        let mut profiles: Vec<(Resolved, Vec<String>, &Comparison)> = Vec::new();
+        let profile_of: Vec<usize> = ctx
+            .iter()
+            .map(|c| {
+                let Some((_, cmp)) = c else { return 0 };
+                let key = (cmp.strategy, cmp.column_names());
+                profiles.iter().position(|(s, c, _)| (s, c) == (&key.0, &key.1)).unwrap_or_else(|| {
+                    profiles.push((key.0, key.1, cmp));
+                    profiles.len() - 1
                 })
             })
             .collect();
-        let Some(first) = passes.iter().flatten().next() else { return passes };
-        let plan_query = first.comparison.publisher.clone();
-        let mut planner = match Planner::start(self.publisher, &plan_query, cfg.chunk_rows, cfg.target_query_time).await {
-            Ok(p) => p,
-            Err(e) => return fail_all(passes, &e.to_string()),
-        };
-        // Subscribers compared on the same columns with the same strategy share one
-        // publisher digest per chunk: the publisher is read once, not once per subscriber.
-        let mut profiles: Vec<(Resolved, Vec<String>, usize)> = Vec::new();
-        let mut profile_of = HashMap::new();
-        for (i, p) in passes.iter().enumerate() {
-            if let Ok(p) = p {
-                let key = (p.comparison.strategy, p.comparison.column_names());
-                let idx = match profiles.iter().position(|(s, c, _)| (s, c) == (&key.0, &key.1)) {
-                    Some(idx) => idx,
-                    None => {
-                        profiles.push((key.0, key.1, i));
-                        profiles.len() - 1
-                    }
-                };
-                profile_of.insert(i, idx);
-            }
-        }
+        let mut work: Vec<Vec<Work>> = Vec::new();
         loop {
-            let spec = match planner.next(self.publisher, &plan_query).await {
-                Ok(Some(spec)) => spec,
-                Ok(None) => break,
-                Err(e) => return fail_all(passes, &e.to_string()),
+            let spec = planner.next(self.publisher, plan_query).await.map_err(|e| e.to_string())?;
+            let digests = async {
+                let Some(spec) = &spec else { return Ok(None) };
+                let started = Instant::now();
+                let ours = join_all(profiles.iter().map(|(strategy, _, cmp)| digest::digest(self.publisher, &cmp.publisher, spec, *strategy)));
+                let theirs = join_all(ctx.iter().map(|c| async move {
+                    let (db, cmp) = c.as_ref()?;
+                    Some(digest::digest(db, &cmp.subscriber, spec, cmp.strategy).await)
+                }));
+                let (ours, theirs) = tokio::join!(ours, theirs);
+                let ours: Vec<Digests> = ours.into_iter().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+                Ok::<_, String>(Some((spec.clone(), ours, theirs, started.elapsed())))
             };
-            let spec = &spec;
-            let started = Instant::now();
-            let pub_digests = join_all(profiles.iter().map(|(strategy, _, owner)| {
-                let q = &passes[*owner].as_ref().expect("profile owners are valid").comparison.publisher;
-                digest::digest(self.publisher, q, spec, *strategy)
-            }));
-            let sub_digests = join_all(passes.iter().zip(&self.subscribers).map(|(p, db)| async move {
-                match p {
-                    Ok(p) => Some(digest::digest(db, &p.comparison.subscriber, spec, p.comparison.strategy).await),
-                    Err(_) => None,
-                }
-            }));
-            let (pub_digests, sub_digests) = tokio::join!(pub_digests, sub_digests);
-            let elapsed = started.elapsed();
-            let pub_digests: Vec<Digests> = match pub_digests.into_iter().collect() {
-                Ok(d) => d,
-                Err(e) => return fail_all(passes, &e.to_string()),
-            };
-            let rows: u64 = pub_digests[0].values().map(|b| b.count).sum();
+            let localized = self.localize_all(ctx, lanes, std::mem::take(&mut work));
+            let (digests, ()) = tokio::join!(digests, localized);
+            let Some((spec, ours, theirs, elapsed)) = digests? else { return Ok(()) };
+            let rows: u64 = ours[0].values().map(|b| b.count).sum();
             planner.observe(rows, elapsed);
-            let localize_started = Instant::now();
-            let localized = join_all(passes.iter_mut().zip(sub_digests).zip(&self.subscribers).enumerate().map(
-                |(i, ((pass, sub), db))| {
-                    let theirs = pub_digests.get(profile_of.get(&i).copied().unwrap_or(0));
-                    async move {
-                        let (Ok(p), Some(sub), Some(ours)) = (pass.as_mut(), sub, theirs) else { return };
-                        let result = match sub {
-                            Ok(sub) => chunk(p, self.publisher, db, spec, ours, &sub).await,
-                            Err(e) => Err(e.to_string()),
-                        };
-                        if let Err(e) = result {
-                            *pass = Err(e);
-                        }
+            tracing::debug!(range = %spec.range, rows, digest_ms = elapsed.as_millis() as u64, "chunk");
+            work = lanes
+                .iter_mut()
+                .zip(theirs)
+                .zip(&profile_of)
+                .map(|((lane, theirs), &profile)| match theirs {
+                    _ if lane.error.is_some() => Vec::new(),
+                    None => Vec::new(),
+                    Some(Err(e)) => {
+                        lane.error = Some(e.to_string());
+                        Vec::new()
                     }
-                },
-            ));
-            localized.await;
-            tracing::debug!(range = %spec.range, rows, digest_ms = elapsed.as_millis() as u64, localize_ms = localize_started.elapsed().as_millis() as u64, "chunk");
-            if passes.iter().all(|p| p.is_err()) {
-                break;
-            }
+                    Some(Ok(theirs)) => lane.compare(&spec, &ours[profile], &theirs),
+                })
+                .collect();
         }
-        passes
+    }
+
+    /// Localizes each lane's mismatched buckets, a few at a time.
+    async fn localize_all(&self, ctx: &[Option<(&Database, &Comparison)>], lanes: &mut [Lane], work: Vec<Vec<Work>>) {
+        join_all(lanes.iter_mut().zip(ctx).zip(work).map(|((lane, c), work)| async move {
+            let (Some((db, cmp)), false) = (c, work.is_empty()) else { return };
+            let pair = Pair { publisher: self.publisher, subscriber: db, cmp };
+            let cap = lane.findings.cap();
+            let found: Vec<Result<Findings, String>> = futures::stream::iter(work)
+                .map(|w| {
+                    let pair = &pair;
+                    async move {
+                        let mut f = Findings::new(cap);
+                        pair.localize(w.range, w.ours, w.theirs, &mut f).await.map_err(|e| e.to_string())?;
+                        Ok(f)
+                    }
+                })
+                .buffered(LOCALIZE_CONCURRENCY)
+                .collect()
+                .await;
+            for f in found {
+                match f {
+                    Ok(f) => lane.findings.absorb(f),
+                    Err(e) => {
+                        lane.error.get_or_insert(e);
+                    }
+                }
+            }
+        }))
+        .await;
     }
 
     /// Re-digests the given leaf ranges of one subscriber and localizes what still differs.
@@ -186,44 +225,43 @@ impl TableTarget<'_> {
 /// concurrent queries still applies).
 const LOCALIZE_CONCURRENCY: usize = 4;
 
-/// Compares one chunk's digests for one subscriber and localizes the mismatched buckets.
-async fn chunk(p: &mut PairPass, publisher: &Database, subscriber: &Database, spec: &crate::engine::DigestSpec, ours: &Digests, theirs: &Digests) -> Result<(), String> {
-    let count = |d: &Digests| d.values().map(|b| b.count).sum::<u64>();
-    p.publisher_rows += count(ours);
-    p.subscriber_rows += count(theirs);
-    let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
-    buckets.sort_unstable();
-    buckets.dedup();
-    let mismatched: Vec<(i64, BucketDigest, BucketDigest)> = buckets
-        .into_iter()
-        .map(|b| (b, ours.get(&b).copied().unwrap_or_default(), theirs.get(&b).copied().unwrap_or_default()))
-        .filter(|(_, o, t)| o != t)
-        .collect();
-    if mismatched.is_empty() {
-        p.chunks_matched += 1;
-        return Ok(());
-    }
-    p.chunks_mismatched += 1;
-    let pair = Pair { publisher, subscriber, cmp: &p.comparison };
-    let cap = p.findings.cap();
-    let found: Vec<Result<Findings, String>> = futures::stream::iter(mismatched)
-        .map(|(b, o, t)| {
-            let pair = &pair;
-            async move {
-                let mut f = Findings::new(cap);
-                pair.localize(plan::bucket_range(spec, b), o, t, &mut f).await.map_err(|e| e.to_string())?;
-                Ok(f)
-            }
-        })
-        .buffered(LOCALIZE_CONCURRENCY)
-        .collect()
-        .await;
-    for f in found {
-        p.findings.absorb(f?);
-    }
-    Ok(())
+/// One subscriber's progress through a pass.
+struct Lane {
+    error: Option<String>,
+    publisher_rows: u64,
+    subscriber_rows: u64,
+    chunks_matched: u64,
+    chunks_mismatched: u64,
+    findings: Findings,
 }
 
-fn fail_all(passes: Vec<Result<PairPass, String>>, message: &str) -> Vec<Result<PairPass, String>> {
-    passes.into_iter().map(|p| p.and(Err(message.to_string()))).collect()
+/// A mismatched bucket, to localize.
+struct Work {
+    range: crate::engine::KeyRange,
+    ours: BucketDigest,
+    theirs: BucketDigest,
+}
+
+impl Lane {
+    /// Counts a chunk's rows and lists its mismatched buckets.
+    fn compare(&mut self, spec: &crate::engine::DigestSpec, ours: &Digests, theirs: &Digests) -> Vec<Work> {
+        let count = |d: &Digests| d.values().map(|b| b.count).sum::<u64>();
+        self.publisher_rows += count(ours);
+        self.subscriber_rows += count(theirs);
+        let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        let work: Vec<Work> = buckets
+            .into_iter()
+            .map(|b| (b, ours.get(&b).copied().unwrap_or_default(), theirs.get(&b).copied().unwrap_or_default()))
+            .filter(|(_, o, t)| o != t)
+            .map(|(b, ours, theirs)| Work { range: plan::bucket_range(spec, b), ours, theirs })
+            .collect();
+        if work.is_empty() {
+            self.chunks_matched += 1;
+        } else {
+            self.chunks_mismatched += 1;
+        }
+        work
+    }
 }

@@ -16,7 +16,7 @@ use crate::engine::{DigestSpec, KeyRange, Result, TableQuery};
 use crate::value::{Key, LogicalType};
 
 /// Rows per bucket an integer-keyed digest aims for: what localizing one difference costs.
-pub const BUCKET_ROWS: f64 = 256.0;
+pub const BUCKET_ROWS: f64 = 512.0;
 
 pub struct Planner {
     mode: Mode,
