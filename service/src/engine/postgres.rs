@@ -112,6 +112,7 @@ impl Postgres {
         &self,
         q: &TableQuery,
         sql: &str,
+        width: usize,
         tx: &tokio::sync::mpsc::Sender<B>,
         fresh: impl Fn() -> B,
         mut add: impl FnMut(&mut B, &[u8], &[Option<(usize, usize)>]) -> Result<()>,
@@ -126,10 +127,9 @@ impl Postgres {
             .map_err(|e| self.query_err(&q.table, e))?;
         pin_mut!(stream);
         let mut parser = CopyParser::default();
-        let mut fields = Vec::with_capacity(q.columns.len());
+        let mut fields = Vec::with_capacity(width);
         let mut n = 0u64;
         let mut pending = false;
-        let width = q.columns.len();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| self.query_err(&q.table, e))?;
             let mut full = false;
@@ -166,6 +166,7 @@ impl Postgres {
         self.copy(
             q,
             sql,
+            columns.len(),
             tx,
             || Vec::with_capacity(ROW_BATCH),
             |batch: &mut Vec<Row>, tuple, fields| {
@@ -635,6 +636,7 @@ impl Engine for Postgres {
         self.copy(
             q,
             &text,
+            decoders.len(),
             &tx,
             EncodedRows::default,
             |out: &mut EncodedRows, tuple, fields| {

@@ -128,7 +128,7 @@ fn table_sql(t: &TableRef) -> String {
 
 /// A key bound as SQLite stores it: temporal values as ISO text, the form SQLite's own
 /// date functions write.
-fn bind_value(v: &Value) -> rusqlite::types::Value {
+pub fn bind_value(v: &Value) -> rusqlite::types::Value {
     use rusqlite::types::Value as S;
     match v {
         Value::Null => S::Null,
