@@ -1,0 +1,355 @@
+//! End to end: the real service (`driftwatch::serve` on port 0) over real databases with
+//! known drift; /metrics scraped and its figures asserted; the HTTP surface's errors; a
+//! database that goes away under the service and comes back.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+struct Service {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    async fn start(config: driftwatch::config::Config) -> Service {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            driftwatch::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Service { base, stop: Some(stop), task }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str) -> (u16, String) {
+        let r = reqwest::Client::new().post(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Scrapes /metrics until `ready` holds (or fails after `secs`).
+    async fn wait_for(&self, secs: u64, what: &str, ready: impl Fn(&Metrics) -> bool) -> Metrics {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let m = Metrics(self.get("/metrics").await.1);
+            if ready(&m) {
+                return m;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last scrape:\n{}", m.0);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the service the way SIGTERM does, and waits for it to finish.
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("the service stops promptly").unwrap();
+    }
+}
+
+struct Metrics(String);
+
+impl Metrics {
+    /// The value of the sample `name{labels}`, labels given as `k="v"` pairs in any order.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if n != name {
+                return None;
+            }
+            let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            all.then(|| value.parse().unwrap())
+        })
+    }
+
+    fn pair(&self, name: &str, table: &str, extra: &[(&str, &str)]) -> Option<f64> {
+        let mut labels = vec![("table", table)];
+        labels.extend_from_slice(extra);
+        self.get(name, &labels)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pair_is_served_with_its_exact_drift() {
+    let dir = temp_dir();
+    let setup = driftwatch::demo::create(dir.path(), "127.0.0.1:0").unwrap();
+    let mut config = driftwatch::config::load(&setup.config_path).unwrap();
+    for t in &mut config.groups[0].tables {
+        t.confirm_after = Duration::from_millis(500);
+    }
+    let svc = Service::start(config).await;
+    assert_eq!(svc.get("/healthz").await.0, 200);
+
+    let m = svc
+        .wait_for(60, "confirmed divergence on both tables", |m| {
+            ["customers", "order_lines"].iter().all(|t| {
+                m.pair("driftwatch_table_divergent_rows", t, &[("kind", "missing"), ("status", "confirmed")]).unwrap_or(0.0) > 0.0
+            })
+        })
+        .await;
+    for e in &setup.expected {
+        let kinds = [("missing", e.missing), ("extra", e.extra), ("changed", e.changed)];
+        for (kind, n) in kinds {
+            let confirmed = m.pair("driftwatch_table_divergent_rows", e.table, &[("kind", kind), ("status", "confirmed")]);
+            let pending = m.pair("driftwatch_table_divergent_rows", e.table, &[("kind", kind), ("status", "pending")]);
+            assert_eq!((confirmed, pending), (Some(n as f64), Some(0.0)), "{} {kind}", e.table);
+        }
+        assert_eq!(m.pair("driftwatch_table_rows", e.table, &[("role", "publisher")]), Some(e.publisher_rows as f64));
+        assert_eq!(m.pair("driftwatch_table_rows", e.table, &[("role", "subscriber")]), Some(e.subscriber_rows as f64));
+        let diff = e.publisher_rows as f64 - e.subscriber_rows as f64;
+        assert_eq!(m.pair("driftwatch_table_row_count_difference", e.table, &[]), Some(diff));
+        assert_eq!(m.pair("driftwatch_table_converged", e.table, &[]), Some(0.0));
+        assert!(m.pair("driftwatch_validation_last_success_timestamp_seconds", e.table, &[]).unwrap() > 1.7e9);
+        assert!(m.pair("driftwatch_validations_total", e.table, &[("result", "divergent")]).unwrap() >= 1.0);
+        assert!(m.pair("driftwatch_table_chunks", e.table, &[("state", "mismatched")]).unwrap() >= 1.0);
+    }
+    assert_eq!(m.pair("driftwatch_table_schema_mismatch", "customers", &[]), Some(1.0));
+    assert_eq!(m.pair("driftwatch_table_schema_mismatch", "order_lines", &[]), Some(0.0));
+    assert_eq!(m.get("driftwatch_up", &[("database", "publisher")]), Some(1.0));
+    assert_eq!(m.get("driftwatch_build_info", &[]), Some(1.0));
+    assert!(m.get("driftwatch_rows_scanned_total", &[("database", "subscriber")]).unwrap() > 100_000.0);
+    assert!(m.0.contains("driftwatch_validation_duration_seconds_bucket"));
+
+    // The status JSON and the page tell the same story, with the gap's time window.
+    let (code, body) = svc.get("/api/v1/status").await;
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let lines = status["tables"].as_array().unwrap();
+    let orders = lines.iter().find(|t| t["table"] == "order_lines").unwrap();
+    let gap = setup.expected.iter().find(|e| e.table == "order_lines").unwrap().gap.clone().unwrap();
+    assert_eq!(orders["missing_window"], serde_json::json!([gap.0, gap.1]));
+    assert_eq!(orders["state"], "divergent");
+    let customers = lines.iter().find(|t| t["table"] == "customers").unwrap();
+    assert_eq!(customers["schema"]["publisher_only"], serde_json::json!(["loyalty_tier"]));
+    let (code, page) = svc.get("/").await;
+    assert_eq!(code, 200);
+    assert!(page.contains("order_lines") && page.contains("divergent") && page.contains("loyalty_tier"));
+
+    // Only configured tables can be addressed; a pass on demand is accepted.
+    assert_eq!(svc.post("/api/v1/groups/demo/tables/order_lines/validate").await.0, 202);
+    let (code, body) = svc.post("/api/v1/groups/demo/tables/nope/validate").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("nope"));
+    assert_eq!(svc.post("/api/v1/groups/nope/tables/order_lines/validate").await.0, 404);
+    assert_eq!(svc.get("/api/v1/groups/demo/tables/order_lines/validate").await.0, 405);
+    assert_eq!(svc.get("/no/such/route").await.0, 404);
+    assert_eq!(svc.get("/readyz").await.0, 200);
+    svc.stop().await;
+}
+
+/// A loopback TCP proxy in front of a database: stopping it makes the database
+/// unreachable (connections cut, connects refused), starting it again on the same port
+/// brings it back.
+struct Proxy {
+    addr: SocketAddr,
+    target: SocketAddr,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Proxy {
+    async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut p = Proxy { addr: listener.local_addr().unwrap(), target, tasks: None };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let target = self.target;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        self.tasks = Some(tasks);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut t) = self.tasks.take() {
+            t.shutdown().await; // dropping the accept loop drops every connection too
+        }
+    }
+
+    async fn restart(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_pair_is_validated_and_survives_its_subscriber_going_away() {
+    let pubc = pg_database("dw_e2e_pub").await;
+    let subc = pg_database("dw_e2e_sub").await;
+    let setup = "CREATE TABLE orders (id bigint PRIMARY KEY, customer text NOT NULL, amount numeric(12,2), placed_at timestamptz);
+         INSERT INTO orders SELECT g, 'customer ' || (g % 97), (g % 1000) / 10.0, timestamptz '2025-01-01' + g * interval '1 minute'
+           FROM generate_series(1, 20000) g;
+         CREATE TABLE nokey (a int, b text); INSERT INTO nokey VALUES (1, 'x');";
+    pubc.batch_execute(setup).await.unwrap();
+    subc.batch_execute(setup).await.unwrap();
+    // The drift: 7 missing, 3 extra, 5 changed.
+    subc.batch_execute(
+        "DELETE FROM orders WHERE id IN (5, 500, 5000, 9999, 10000, 15000, 20000);
+         INSERT INTO orders VALUES (20001, 'late', 1, now()), (20002, 'late', 2, now()), (-1, 'early', 3, now());
+         UPDATE orders SET amount = amount + 0.01 WHERE id IN (1, 2, 3);
+         UPDATE orders SET customer = customer || ' ' WHERE id = 7777;
+         UPDATE orders SET placed_at = NULL WHERE id = 12345;",
+    )
+    .await
+    .unwrap();
+    let pg: SocketAddr = {
+        let u = pg_base();
+        let hostport = u.rsplit('@').next().unwrap().trim_end_matches('/').to_string();
+        let addr = tokio::net::lookup_host(hostport).await.unwrap().next().unwrap();
+        addr
+    };
+    let mut proxy = Proxy::start(pg).await;
+    let user = pg_base().split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
+    let dir = temp_dir();
+    let toml = format!(
+        r#"
+[defaults]
+interval = "1h"
+confirm_after = "0s"
+chunk_rows = 1000
+
+[databases.hub]
+url = "{pub_url}"
+[databases.member]
+url = "postgres://{user}@{proxy}/dw_e2e_sub?sslmode=disable&connect_timeout=2"
+
+[[groups]]
+name = "sales"
+publisher = "hub"
+subscribers = ["member"]
+
+[[groups.tables]]
+name = "public.orders"
+
+[[groups.tables]]
+name = "public.missing_table"
+
+[[groups.tables]]
+name = "public.nokey"
+
+[[groups]]
+name = "sales_eu"
+publisher = "hub"
+subscribers = ["member"]
+
+[[groups.tables]]
+name = "public.orders"
+key = ["id"]
+filter = "no_such_column > 0"
+"#,
+        pub_url = pg_url("dw_e2e_pub"),
+        proxy = proxy.addr,
+    );
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let orders = "public.orders";
+    let m = svc
+        .wait_for(60, "the first passes", |m| {
+            [("sales", "public.orders"), ("sales", "public.missing_table"), ("sales", "public.nokey"), ("sales_eu", "public.orders")]
+                .iter()
+                .all(|(g, t)| m.pair("driftwatch_validation_duration_seconds_count", t, &[("group", g)]).unwrap_or(0.0) >= 1.0)
+        })
+        .await;
+    let kinds = [("missing", 7.0), ("extra", 3.0), ("changed", 5.0)];
+    for (kind, n) in kinds {
+        let labels = [("group", "sales"), ("kind", kind), ("status", "confirmed")];
+        assert_eq!(m.pair("driftwatch_table_divergent_rows", orders, &labels), Some(n), "{kind}");
+    }
+    assert_eq!(m.pair("driftwatch_table_row_count_difference", orders, &[("group", "sales")]), Some(4.0));
+    assert_eq!(m.get("driftwatch_up", &[("database", "member")]), Some(1.0));
+    // Bad tables are errors of their own; the good one is validated regardless.
+    for (group, bad) in [("sales", "public.missing_table"), ("sales", "public.nokey"), ("sales_eu", "public.orders")] {
+        let g = [("group", group)];
+        assert_eq!(m.pair("driftwatch_validations_total", bad, &[("group", group), ("result", "error")]), Some(1.0), "{bad}");
+        assert_eq!(m.pair("driftwatch_table_converged", bad, &g), Some(0.0), "{bad}");
+    }
+    let status: serde_json::Value = serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    let error_of = |g: &str, t: &str| {
+        let line = status["tables"].as_array().unwrap().iter().find(|l| l["group"] == g && l["table"] == t).unwrap();
+        line["error"].as_str().unwrap_or("").to_string()
+    };
+    assert!(error_of("sales", "public.missing_table").contains("does not exist"), "{}", error_of("sales", "public.missing_table"));
+    assert!(error_of("sales", "public.nokey").contains("no primary key"), "{}", error_of("sales", "public.nokey"));
+    assert!(error_of("sales_eu", "public.orders").contains("no_such_column"), "{}", error_of("sales_eu", "public.orders"));
+    assert!(m.get("driftwatch_errors_total", &[("database", "hub"), ("reason", "table_not_found")]).unwrap() >= 1.0);
+
+    // The subscriber goes away: its pass fails, nothing reports converged from stale data.
+    proxy.stop().await;
+    assert_eq!(svc.post("/api/v1/groups/sales/tables/public.orders/validate").await.0, 202);
+    let m = svc
+        .wait_for(60, "the subscriber to be seen down", |m| {
+            m.get("driftwatch_up", &[("database", "member")]) == Some(0.0)
+                && m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "error")]).unwrap_or(0.0) >= 1.0
+        })
+        .await;
+    assert_eq!(m.pair("driftwatch_table_converged", orders, &[("group", "sales")]), Some(0.0));
+    assert!(m.get("driftwatch_errors_total", &[("database", "member"), ("reason", "connect")]).unwrap() >= 1.0);
+
+    // It comes back: validation resumes without a restart.
+    proxy.restart().await;
+    let before = m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "divergent")]).unwrap();
+    assert_eq!(svc.post("/api/v1/groups/sales/tables/public.orders/validate").await.0, 202);
+    let m = svc
+        .wait_for(60, "validation to resume", |m| {
+            m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "divergent")]).unwrap_or(0.0) > before
+        })
+        .await;
+    assert_eq!(m.get("driftwatch_up", &[("database", "member")]), Some(1.0));
+    let labels = [("group", "sales"), ("kind", "missing"), ("status", "confirmed")];
+    assert_eq!(m.pair("driftwatch_table_divergent_rows", orders, &labels), Some(7.0));
+    svc.stop().await;
+    proxy.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_requires_its_token_when_one_is_configured() {
+    let dir = temp_dir();
+    let db = dir.path().join("a.db");
+    sqlite_load(&db, "t", &text_key_schema(), &[]);
+    std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+    let config = load_config(
+        dir.path(),
+        &format!(
+            "[server]\napi_token_file = \"token\"\n[databases.a]\nurl = \"{0}\"\n[databases.b]\nurl = \"{0}\"\n\
+             [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n[[groups.tables]]\nname = \"t\"\n",
+            sqlite_url(&db)
+        ),
+    );
+    let svc = Service::start(config).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/status", svc.base);
+    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(client.get(&url).header("Authorization", "Bearer wrong").send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(client.get(&url).header("Authorization", "Bearer s3cret").send().await.unwrap().status().as_u16(), 200);
+    // Metrics and health stay open to scrapers and probes.
+    assert_eq!(svc.get("/metrics").await.0, 200);
+    assert_eq!(svc.get("/healthz").await.0, 200);
+    svc.stop().await;
+}
