@@ -80,7 +80,10 @@ impl Report {
                 State::Error => "ERROR",
                 State::Unknown => "not run",
             };
-            out.push_str(&format!("{}/{} → {}: {verdict}", t.group, t.table, t.subscriber));
+            out.push_str(&format!(
+                "{}/{} → {}: {verdict}",
+                t.group, t.table, t.subscriber
+            ));
             if let (Some(p), Some(s)) = (t.publisher_rows, t.subscriber_rows) {
                 out.push_str(&format!("; rows publisher {p}, subscriber {s}"));
             }
@@ -108,9 +111,15 @@ impl Report {
     }
 }
 
-fn select<'a>(config: &'a Config, group: Option<&str>, table: Option<&str>) -> Result<Vec<(&'a GroupConfig, &'a TableConfig)>, CheckError> {
+fn select<'a>(
+    config: &'a Config,
+    group: Option<&str>,
+    table: Option<&str>,
+) -> Result<Vec<(&'a GroupConfig, &'a TableConfig)>, CheckError> {
     let groups: Vec<&GroupConfig> = match group {
-        Some(g) => vec![config.group(g).ok_or_else(|| CheckError::UnknownGroup(g.to_string()))?],
+        Some(g) => vec![config
+            .group(g)
+            .ok_or_else(|| CheckError::UnknownGroup(g.to_string()))?],
         None => config.groups.iter().collect(),
     };
     let selected: Vec<_> = groups
@@ -124,9 +133,15 @@ fn select<'a>(config: &'a Config, group: Option<&str>, table: Option<&str>) -> R
     }
 }
 
-pub async fn check(config: Config, group: Option<&str>, table: Option<&str>) -> Result<Report, CheckError> {
-    let targets: Vec<(String, String)> =
-        select(&config, group, table)?.into_iter().map(|(g, t)| (g.name.clone(), t.name.clone())).collect();
+pub async fn check(
+    config: Config,
+    group: Option<&str>,
+    table: Option<&str>,
+) -> Result<Report, CheckError> {
+    let targets: Vec<(String, String)> = select(&config, group, table)?
+        .into_iter()
+        .map(|(g, t)| (g.name.clone(), t.name.clone()))
+        .collect();
     let rt = Runtime::new(config)?;
     join_all(targets.iter().map(|(gn, tn)| {
         let rt = &rt;
@@ -138,7 +153,10 @@ pub async fn check(config: Config, group: Option<&str>, table: Option<&str>) -> 
             let due = g
                 .subscribers
                 .iter()
-                .filter_map(|s| rt.status.next_confirmation(&(gn.clone(), tn.clone(), s.clone())))
+                .filter_map(|s| {
+                    rt.status
+                        .next_confirmation(&(gn.clone(), tn.clone(), s.clone()))
+                })
                 .max();
             if let Some(due) = due {
                 tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
@@ -163,7 +181,11 @@ pub async fn check(config: Config, group: Option<&str>, table: Option<&str>) -> 
             rows_fetched: rt.metrics.rows_fetched.with_label_values(&[name]).get(),
         })
         .collect();
-    Ok(Report { converged: lines.iter().all(|l| l.state == State::Converged), tables: lines, databases })
+    Ok(Report {
+        converged: lines.iter().all(|l| l.state == State::Converged),
+        tables: lines,
+        databases,
+    })
 }
 
 fn line(p: PairStatus) -> TableLine {

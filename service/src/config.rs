@@ -190,33 +190,64 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
     }
 
-    fn err(&self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.file.clone(), line: self.line_of(span.start), key: key.into(), message: message.into() }
+    fn err(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line_of(span.start),
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     fn duration(&self, v: &str, span: Range<usize>, key: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(v)
-            .map_err(|e| self.err(span, key, format!("{v:?} is not a duration like \"500ms\", \"2m\" or \"1h\": {e}")))
+        humantime::parse_duration(v).map_err(|e| {
+            self.err(
+                span,
+                key,
+                format!("{v:?} is not a duration like \"500ms\", \"2m\" or \"1h\": {e}"),
+            )
+        })
     }
 }
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { file: file.clone(), line: 0, key: "-".into(), message: format!("cannot read the file: {e}") })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: file.clone(),
+        line: 0,
+        key: "-".into(),
+        message: format!("cannot read the file: {e}"),
+    })?;
     parse(&text, path)
 }
 
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let src = Source { file: path.display().to_string(), text };
+    let src = Source {
+        file: path.display().to_string(),
+        text,
+    };
     let raw: RawConfig = {
-        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&src, &e, String::new()))?;
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| toml_error(&src, &e, String::new()))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             // `Spanned` shows up in serde's path as a private field: leave it out.
-            let key = e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
+            let key = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value", "");
             toml_error(&src, e.inner(), key)
         })?
     };
@@ -226,11 +257,25 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 fn toml_error(src: &Source, e: &toml::de::Error, key: String) -> ConfigError {
     let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(0);
-    let key = if key.is_empty() || key == "." { "-".to_string() } else { key };
-    ConfigError { file: src.file.clone(), line, key, message: e.message().trim().to_string() }
+    let key = if key.is_empty() || key == "." {
+        "-".to_string()
+    } else {
+        key
+    };
+    ConfigError {
+        file: src.file.clone(),
+        line,
+        key,
+        message: e.message().trim().to_string(),
+    }
 }
 
-fn read_secret(src: &Source, base_dir: &Path, v: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+fn read_secret(
+    src: &Source,
+    base_dir: &Path,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<String, ConfigError> {
     let p = base_dir.join(v.get_ref());
     std::fs::read_to_string(&p)
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
@@ -239,10 +284,16 @@ fn read_secret(src: &Source, base_dir: &Path, v: &Spanned<String>, key: &str) ->
 
 fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let listen = match &raw.server.listen {
-        Some(l) => l
-            .get_ref()
-            .parse()
-            .map_err(|e| src.err(l.span(), "server.listen", format!("{:?} is not an address like 127.0.0.1:8477: {e}", l.get_ref())))?,
+        Some(l) => l.get_ref().parse().map_err(|e| {
+            src.err(
+                l.span(),
+                "server.listen",
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8477: {e}",
+                    l.get_ref()
+                ),
+            )
+        })?,
         None => SocketAddr::from(([127, 0, 0, 1], 8477)),
     };
     let api_token = match &raw.server.api_token_file {
@@ -257,28 +308,51 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
     };
 
     let no_defaults = RawTuning::default();
-    let defaults = raw.defaults.as_ref().map(|d| d.get_ref()).unwrap_or(&no_defaults);
+    let defaults = raw
+        .defaults
+        .as_ref()
+        .map(|d| d.get_ref())
+        .unwrap_or(&no_defaults);
     let defaults_span = raw.defaults.as_ref().map(|d| d.span()).unwrap_or(0..0);
     let mut databases = BTreeMap::new();
     for (name, db) in &raw.databases {
         let key = |k: &str| format!("databases.{name}.{k}");
         let url = db.get_ref().url.get_ref().trim().to_string();
         let password = match (&db.get_ref().password_env, &db.get_ref().password_file) {
-            (Some(_), Some(f)) => return Err(src.err(f.span(), key("password_file"), "set password_env or password_file, not both")),
+            (Some(_), Some(f)) => {
+                return Err(src.err(
+                    f.span(),
+                    key("password_file"),
+                    "set password_env or password_file, not both",
+                ))
+            }
             (Some(env), None) => Some(std::env::var(env.get_ref()).map_err(|_| {
-                src.err(env.span(), key("password_env"), format!("the environment variable {} is not set", env.get_ref()))
+                src.err(
+                    env.span(),
+                    key("password_env"),
+                    format!("the environment variable {} is not set", env.get_ref()),
+                )
             })?),
             (None, Some(f)) => Some(read_secret(src, base_dir, f, &key("password_file"))?),
             (None, None) => None,
         };
         let d = db.get_ref();
-        let max_concurrent_queries = d.max_concurrent_queries.or(defaults.max_concurrent_queries).unwrap_or(4);
+        let max_concurrent_queries = d
+            .max_concurrent_queries
+            .or(defaults.max_concurrent_queries)
+            .unwrap_or(4);
         if max_concurrent_queries == 0 {
-            return Err(src.err(db.span(), key("max_concurrent_queries"), "must be at least 1"));
+            return Err(src.err(
+                db.span(),
+                key("max_concurrent_queries"),
+                "must be at least 1",
+            ));
         }
         let statement_timeout = match (&d.statement_timeout, &defaults.statement_timeout) {
             (Some(v), _) => src.duration(v.get_ref(), v.span(), &key("statement_timeout"))?,
-            (None, Some(v)) => src.duration(v, defaults_span.clone(), "defaults.statement_timeout")?,
+            (None, Some(v)) => {
+                src.duration(v, defaults_span.clone(), "defaults.statement_timeout")?
+            }
             (None, None) => Duration::from_secs(300),
         };
         databases.insert(
@@ -287,7 +361,10 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 url,
                 password,
                 max_concurrent_queries,
-                max_rows_per_second: d.max_rows_per_second.or(defaults.max_rows_per_second).unwrap_or(0),
+                max_rows_per_second: d
+                    .max_rows_per_second
+                    .or(defaults.max_rows_per_second)
+                    .unwrap_or(0),
                 statement_timeout,
             },
         );
@@ -300,7 +377,11 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         let gkey = |k: &str| format!("groups[{gi}].{k}");
         let name = gr.name.get_ref().clone();
         if !group_names.insert(name.clone()) {
-            return Err(src.err(gr.name.span(), gkey("name"), format!("group {name:?} is defined twice")));
+            return Err(src.err(
+                gr.name.span(),
+                gkey("name"),
+                format!("group {name:?} is defined twice"),
+            ));
         }
         check_label(src, &gr.name, &gkey("name"))?;
         let known = |v: &Spanned<String>, key: String| {
@@ -308,7 +389,15 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 Ok(v.get_ref().clone())
             } else {
                 let names: Vec<&str> = databases.keys().map(String::as_str).collect();
-                Err(src.err(v.span(), key, format!("unknown database {:?} (defined: {})", v.get_ref(), names.join(", "))))
+                Err(src.err(
+                    v.span(),
+                    key,
+                    format!(
+                        "unknown database {:?} (defined: {})",
+                        v.get_ref(),
+                        names.join(", ")
+                    ),
+                ))
             }
         };
         let publisher = known(&gr.publisher, gkey("publisher"))?;
@@ -316,15 +405,27 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         for (si, s) in gr.subscribers.iter().enumerate() {
             let sub = known(s, gkey(&format!("subscribers[{si}]")))?;
             if sub == publisher {
-                return Err(src.err(s.span(), gkey(&format!("subscribers[{si}]")), "a database cannot subscribe to itself"));
+                return Err(src.err(
+                    s.span(),
+                    gkey(&format!("subscribers[{si}]")),
+                    "a database cannot subscribe to itself",
+                ));
             }
             if subscribers.contains(&sub) {
-                return Err(src.err(s.span(), gkey(&format!("subscribers[{si}]")), format!("{sub:?} is listed twice")));
+                return Err(src.err(
+                    s.span(),
+                    gkey(&format!("subscribers[{si}]")),
+                    format!("{sub:?} is listed twice"),
+                ));
             }
             subscribers.push(sub);
         }
         if subscribers.is_empty() {
-            return Err(src.err(g.span(), gkey("subscribers"), "a group needs at least one subscriber"));
+            return Err(src.err(
+                g.span(),
+                gkey("subscribers"),
+                "a group needs at least one subscriber",
+            ));
         }
         let mut tables = Vec::new();
         for (ti, t) in gr.tables.iter().enumerate() {
@@ -335,20 +436,49 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 return Err(src.err(tr.name.span(), tkey("name"), "a table name cannot be empty"));
             }
             if tables.iter().any(|x: &TableConfig| x.name == tname) {
-                return Err(src.err(tr.name.span(), tkey("name"), format!("table {tname:?} is listed twice in group {name:?}")));
+                return Err(src.err(
+                    tr.name.span(),
+                    tkey("name"),
+                    format!("table {tname:?} is listed twice in group {name:?}"),
+                ));
             }
-            let tun: RawTuning = serde_path_to_error::deserialize(toml::Value::Table(tr.tuning.clone()))
-                .map_err(|e| src.err(t.span(), tkey(&e.path().to_string()), e.inner().message().trim()))?;
+            let tun: RawTuning = serde_path_to_error::deserialize(toml::Value::Table(
+                tr.tuning.clone(),
+            ))
+            .map_err(|e| {
+                src.err(
+                    t.span(),
+                    tkey(&e.path().to_string()),
+                    e.inner().message().trim(),
+                )
+            })?;
             let tun = &tun;
-            if tun.max_concurrent_queries.is_some() || tun.max_rows_per_second.is_some() || tun.statement_timeout.is_some() {
-                return Err(src.err(t.span(), tkey("max_rows_per_second"), "database limits are set per database or in [defaults], not per table"));
+            if tun.max_concurrent_queries.is_some()
+                || tun.max_rows_per_second.is_some()
+                || tun.statement_timeout.is_some()
+            {
+                return Err(src.err(
+                    t.span(),
+                    tkey("max_rows_per_second"),
+                    "database limits are set per database or in [defaults], not per table",
+                ));
             }
-            let dur = |own: &Option<String>, def: &Option<String>, k: &str, fallback: Duration| match (own, def) {
-                (Some(v), _) => src.duration(v, t.span(), &tkey(k)),
-                (None, Some(v)) => src.duration(v, defaults_span.clone(), &format!("defaults.{k}")),
-                (None, None) => Ok(fallback),
-            };
-            let interval = dur(&tun.interval, &defaults.interval, "interval", Duration::from_secs(300))?;
+            let dur =
+                |own: &Option<String>, def: &Option<String>, k: &str, fallback: Duration| match (
+                    own, def,
+                ) {
+                    (Some(v), _) => src.duration(v, t.span(), &tkey(k)),
+                    (None, Some(v)) => {
+                        src.duration(v, defaults_span.clone(), &format!("defaults.{k}"))
+                    }
+                    (None, None) => Ok(fallback),
+                };
+            let interval = dur(
+                &tun.interval,
+                &defaults.interval,
+                "interval",
+                Duration::from_secs(300),
+            )?;
             if interval < Duration::from_secs(1) {
                 return Err(src.err(t.span(), tkey("interval"), "must be at least 1s"));
             }
@@ -366,26 +496,57 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 subscriber_name: tr.subscriber_name.as_ref().map(|s| s.get_ref().clone()),
                 key: tr.key.as_ref().map(|k| k.get_ref().clone()),
                 exclude_columns: tr.exclude_columns.clone(),
-                filter: tr.filter.as_ref().map(|f| f.get_ref().clone()).filter(|f| !f.trim().is_empty()),
+                filter: tr
+                    .filter
+                    .as_ref()
+                    .map(|f| f.get_ref().clone())
+                    .filter(|f| !f.trim().is_empty()),
                 time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
                 strategy: tun.strategy.or(defaults.strategy).unwrap_or_default(),
                 interval,
                 chunk_rows,
-                confirm_after: dur(&tun.confirm_after, &defaults.confirm_after, "confirm_after", Duration::from_secs(120))?,
-                target_query_time: dur(&tun.target_query_time, &defaults.target_query_time, "target_query_time", Duration::from_millis(500))?,
-                max_diff_rows: tun.max_diff_rows.or(defaults.max_diff_rows).unwrap_or(100_000),
+                confirm_after: dur(
+                    &tun.confirm_after,
+                    &defaults.confirm_after,
+                    "confirm_after",
+                    Duration::from_secs(120),
+                )?,
+                target_query_time: dur(
+                    &tun.target_query_time,
+                    &defaults.target_query_time,
+                    "target_query_time",
+                    Duration::from_millis(500),
+                )?,
+                max_diff_rows: tun
+                    .max_diff_rows
+                    .or(defaults.max_diff_rows)
+                    .unwrap_or(100_000),
             });
         }
-        groups.push(GroupConfig { name, publisher, subscribers, tables });
+        groups.push(GroupConfig {
+            name,
+            publisher,
+            subscribers,
+            tables,
+        });
     }
-    Ok(Config { file: PathBuf::from(&src.file), server: ServerConfig { listen, api_token }, databases, groups })
+    Ok(Config {
+        file: PathBuf::from(&src.file),
+        server: ServerConfig { listen, api_token },
+        databases,
+        groups,
+    })
 }
 
 /// Group names travel in URLs and metric labels: keep them printable.
 fn check_label(src: &Source, v: &Spanned<String>, key: &str) -> Result<(), ConfigError> {
     let s = v.get_ref();
     if s.is_empty() || s.chars().any(|c| c.is_control() || c == '/') {
-        return Err(src.err(v.span(), key, format!("{s:?} is not a usable name (no '/', no control characters, not empty)")));
+        return Err(src.err(
+            v.span(),
+            key,
+            format!("{s:?} is not a usable name (no '/', no control characters, not empty)"),
+        ));
     }
     Ok(())
 }
@@ -441,7 +602,11 @@ strategy = "streamed"
         assert!(e.to_string().starts_with("/etc/driftwatch/test.toml:14: groups[0].subscribers[0]: unknown database \"membr\""), "{e}");
 
         let e = parse_str(&GOOD.replace("chunk_rows = 500", "chunk_rows = \"many\"")).unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (16, "groups[0].tables[0].chunk_rows"), "{e}");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (16, "groups[0].tables[0].chunk_rows"),
+            "{e}"
+        );
 
         let e = parse_str(&GOOD.replace("interval = \"1m\"", "interval = \"soon\"")).unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (2, "defaults.interval"), "{e}");
@@ -449,7 +614,11 @@ strategy = "streamed"
         let e = parse_str(&GOOD.replace("key = [\"id\"]", "kee = [\"id\"]")).unwrap_err();
         assert!(e.message.contains("kee"), "{e}");
 
-        let e = parse_str(&GOOD.replace("url = \"sqlite", "password_env = \"DRIFTWATCH_SURELY_UNSET\"\nurl = \"sqlite")).unwrap_err();
+        let e = parse_str(&GOOD.replace(
+            "url = \"sqlite",
+            "password_env = \"DRIFTWATCH_SURELY_UNSET\"\nurl = \"sqlite",
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "databases.member.password_env", "{e}");
         assert!(e.message.contains("DRIFTWATCH_SURELY_UNSET"));
 

@@ -13,7 +13,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::DatabaseConfig;
-use crate::engine::{self, Digests, DigestSpec, Engine, EngineError, Family, KeyRange, Result, Row, TableQuery, TableRef, TableSchema};
+use crate::engine::{
+    self, DigestSpec, Digests, Engine, EngineError, Family, KeyRange, Result, Row, TableQuery,
+    TableRef, TableSchema,
+};
 use crate::metrics::Metrics;
 use crate::value::Key;
 
@@ -43,7 +46,11 @@ impl Database {
 
     /// Runs one query under the limits and records its outcome.
     async fn call<T>(&self, f: impl Future<Output = Result<T>>) -> Result<T> {
-        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         self.pacer.wait().await;
         let r = f.await;
         self.record(&r);
@@ -55,19 +62,28 @@ impl Database {
         match r {
             Ok(_) => up.set(1),
             Err(e) => {
-                self.metrics.errors.with_label_values(&[&self.name, e.reason()]).inc();
+                self.metrics
+                    .errors
+                    .with_label_values(&[&self.name, e.reason()])
+                    .inc();
                 up.set(if e.is_connection() { 0 } else { 1 });
             }
         }
     }
 
     fn scanned(&self, rows: u64) {
-        self.metrics.rows_scanned.with_label_values(&[&self.name]).inc_by(rows);
+        self.metrics
+            .rows_scanned
+            .with_label_values(&[&self.name])
+            .inc_by(rows);
         self.pacer.debit(rows);
     }
 
     fn fetched(&self, rows: u64) {
-        self.metrics.rows_fetched.with_label_values(&[&self.name]).inc_by(rows);
+        self.metrics
+            .rows_fetched
+            .with_label_values(&[&self.name])
+            .inc_by(rows);
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -82,7 +98,12 @@ impl Database {
         self.call(self.engine.lead_bounds(q)).await
     }
 
-    pub async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+    pub async fn key_at(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        offset: u64,
+    ) -> Result<Option<Key>> {
         let r = self.call(self.engine.key_at(q, range, offset)).await;
         // The key scan reads `offset` index entries.
         self.pacer.debit(offset);
@@ -96,7 +117,13 @@ impl Database {
     }
 
     /// Streams the rows of a range, in key order, into `tx` (row diffs).
-    pub async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: mpsc::Sender<Vec<Row>>) -> Result<u64> {
+    pub async fn scan(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+        tx: mpsc::Sender<Vec<Row>>,
+    ) -> Result<u64> {
         let n = self.call(self.engine.scan(q, range, limit, tx)).await?;
         self.fetched(n);
         self.pacer.debit(n);
@@ -104,7 +131,12 @@ impl Database {
     }
 
     /// Streams the canonical encodings of a range's rows (the streamed digest).
-    pub async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: engine::EncodedSender) -> Result<u64> {
+    pub async fn scan_encoded(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        tx: engine::EncodedSender,
+    ) -> Result<u64> {
         let n = self.call(self.engine.scan_encoded(q, range, tx)).await?;
         self.fetched(n);
         self.scanned(n);
@@ -112,7 +144,12 @@ impl Database {
     }
 
     /// All rows of a range (callers bound its size).
-    pub async fn rows(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>) -> Result<Vec<Row>> {
+    pub async fn rows(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+    ) -> Result<Vec<Row>> {
         let (tx, mut rx) = mpsc::channel(4);
         let collect = async {
             let mut out = Vec::new();
@@ -146,7 +183,10 @@ struct Pacer {
 
 impl Pacer {
     fn new(rows_per_second: u64) -> Pacer {
-        Pacer { rows_per_second, next_free: Mutex::new(None) }
+        Pacer {
+            rows_per_second,
+            next_free: Mutex::new(None),
+        }
     }
 
     fn debit(&self, rows: u64) {
@@ -169,7 +209,11 @@ impl Pacer {
 
 /// The error for a whole table on one side, with the database and table named.
 pub fn table_error(db: &Database, table: &TableRef, message: impl Into<String>) -> EngineError {
-    EngineError::Query { database: db.name.clone(), table: table.to_string(), message: message.into() }
+    EngineError::Query {
+        database: db.name.clone(),
+        table: table.to_string(),
+        message: message.into(),
+    }
 }
 
 #[cfg(test)]

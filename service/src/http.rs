@@ -29,7 +29,10 @@ pub struct App {
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/api/v1/status", get(status))
-        .route("/api/v1/groups/{group}/tables/{table}/validate", post(validate))
+        .route(
+            "/api/v1/groups/{group}/tables/{table}/validate",
+            post(validate),
+        )
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
         .route("/", get(index))
@@ -45,12 +48,23 @@ fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
-async fn require_token(State(app): State<Arc<App>>, headers: HeaderMap, req: Request, next: Next) -> Response {
+async fn require_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &app.runtime.config.server.api_token {
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
         let ok = given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()));
         if !ok {
-            return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <token>` header is required");
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "a valid `Authorization: Bearer <token>` header is required",
+            );
         }
     }
     next.run(req).await
@@ -61,14 +75,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.runtime.metrics.render())
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.runtime.metrics.render(),
+    )
 }
 
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     if app.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting: first connections not tried yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: first connections not tried yet\n",
+        )
+            .into_response()
     }
 }
 
@@ -85,23 +109,41 @@ fn visible(app: &App) -> Vec<PairStatus> {
 async fn status(State(app): State<Arc<App>>) -> Response {
     let pairs = visible(&app);
     let converged = pairs.iter().all(|p| p.state == PairState::Converged);
-    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "converged": converged, "tables": pairs })).into_response()
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "converged": converged, "tables": pairs }))
+        .into_response()
 }
 
-async fn validate(State(app): State<Arc<App>>, Path((group, table)): Path<(String, String)>) -> Response {
+async fn validate(
+    State(app): State<Arc<App>>,
+    Path((group, table)): Path<(String, String)>,
+) -> Response {
     let config = &app.runtime.config;
     let Some(g) = config.group(&group) else {
-        return error(StatusCode::NOT_FOUND, &format!("no group {group:?} in the config"));
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no group {group:?} in the config"),
+        );
     };
     if g.table(&table).is_none() {
-        return error(StatusCode::NOT_FOUND, &format!("no table {table:?} in group {group:?}"));
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("no table {table:?} in group {group:?}"),
+        );
     }
     app.runtime.trigger(&group, &table);
-    (StatusCode::ACCEPTED, Json(json!({ "group": group, "table": table, "scheduled": true }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "group": group, "table": table, "scheduled": true })),
+    )
+        .into_response()
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 async fn index(State(app): State<Arc<App>>) -> Html<String> {
@@ -126,22 +168,46 @@ async fn index(State(app): State<Arc<App>>) -> Html<String> {
         if !p.schema.unsupported.is_empty() || !p.schema.excluded.is_empty() {
             detail.push_str(&format!(
                 "<div>not compared: {}</div>",
-                esc(&p.schema.unsupported.iter().chain(&p.schema.excluded).cloned().collect::<Vec<_>>().join(", "))
+                esc(&p
+                    .schema
+                    .unsupported
+                    .iter()
+                    .chain(&p.schema.excluded)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "))
             ));
         }
         if let Some((a, b)) = &p.missing_window {
-            detail.push_str(&format!("<div>missing rows between {} and {}</div>", esc(a), esc(b)));
+            detail.push_str(&format!(
+                "<div>missing rows between {} and {}</div>",
+                esc(a),
+                esc(b)
+            ));
         }
         if !p.sample.is_empty() {
             let items: Vec<String> = p
                 .sample
                 .iter()
                 .map(|s| {
-                    let cols = if s.changed_columns.is_empty() { String::new() } else { format!(" ({})", s.changed_columns.join(", ")) };
-                    format!("<li>{:?} key ({}){}{}</li>", s.kind, esc(&s.key.join(", ")), esc(&cols), if s.confirmed { "" } else { " – pending" })
+                    let cols = if s.changed_columns.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", s.changed_columns.join(", "))
+                    };
+                    format!(
+                        "<li>{:?} key ({}){}{}</li>",
+                        s.kind,
+                        esc(&s.key.join(", ")),
+                        esc(&cols),
+                        if s.confirmed { "" } else { " – pending" }
+                    )
                 })
                 .collect();
-            detail.push_str(&format!("<details><summary>first differing rows</summary><ul>{}</ul></details>", items.join("")));
+            detail.push_str(&format!(
+                "<details><summary>first differing rows</summary><ul>{}</ul></details>",
+                items.join("")
+            ));
         }
         rows.push_str(&format!(
             "<tr class={state}><td>{}</td><td>{}</td><td>{} → {}</td><td>{state}</td><td>{}</td><td>{}</td>\

@@ -35,7 +35,11 @@ pub enum ServeError {
 
 /// Runs the service on `listener` until `shutdown` completes: the validation loops and
 /// the HTTP server. Tests pass a listener bound to port 0.
-pub async fn serve(config: config::Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    config: config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let addr = listener.local_addr()?;
     let has_token = config.server.api_token.is_some();
     let row_data = addr.ip().is_loopback() || has_token;
@@ -43,7 +47,11 @@ pub async fn serve(config: config::Config, listener: TcpListener, shutdown: impl
         tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
     }
     let runtime = Arc::new(scheduler::Runtime::new(config)?);
-    let app = Arc::new(http::App { runtime: runtime.clone(), ready: AtomicBool::new(false), row_data });
+    let app = Arc::new(http::App {
+        runtime: runtime.clone(),
+        ready: AtomicBool::new(false),
+        row_data,
+    });
     let cancel = CancellationToken::new();
     let loops = {
         let (app, cancel) = (app.clone(), cancel.clone());

@@ -5,7 +5,8 @@
 //! subscriber, database and fixed enumerations only, never keys, values or ranges.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -29,15 +30,20 @@ const PAIR: &[&str] = &["group", "table", "subscriber"];
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new_custom(Some("driftwatch".into()), None).expect("valid registry prefix");
+        let registry =
+            Registry::new_custom(Some("driftwatch".into()), None).expect("valid registry prefix");
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let last = " (result of the last completed pass)";
@@ -66,7 +72,11 @@ impl Metrics {
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),
             registry: registry.clone(),
         };
-        let build = gauge("build_info", "Always 1; the version label names the build", &["version"]);
+        let build = gauge(
+            "build_info",
+            "Always 1; the version label names the build",
+            &["version"],
+        );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         m
     }
@@ -74,7 +84,9 @@ impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding to memory succeeds");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to memory succeeds");
         String::from_utf8(buf).expect("the text format is UTF-8")
     }
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
 use rand::Rng;
-use tracing::Instrument;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::compare::localize::MAX_LEAVES;
 use crate::compare::TableTarget;
@@ -40,7 +40,10 @@ impl Runtime {
         let metrics = Arc::new(Metrics::new());
         let mut databases = BTreeMap::new();
         for (name, db) in &config.databases {
-            databases.insert(name.clone(), Arc::new(Database::new(name, db, metrics.clone())?));
+            databases.insert(
+                name.clone(),
+                Arc::new(Database::new(name, db, metrics.clone())?),
+            );
         }
         let mut triggers = HashMap::new();
         for g in &config.groups {
@@ -48,7 +51,13 @@ impl Runtime {
                 triggers.insert((g.name.clone(), t.name.clone()), Arc::new(Notify::new()));
             }
         }
-        Ok(Runtime { status: Status::new(&config), config, databases, metrics, triggers })
+        Ok(Runtime {
+            status: Status::new(&config),
+            config,
+            databases,
+            metrics,
+            triggers,
+        })
     }
 
     /// Tries every database once, so that `up` is known before the first pass.
@@ -65,12 +74,19 @@ impl Runtime {
         TableTarget {
             config: t,
             publisher: &self.databases[&g.publisher],
-            subscribers: g.subscribers.iter().map(|s| self.databases[s].as_ref()).collect(),
+            subscribers: g
+                .subscribers
+                .iter()
+                .map(|s| self.databases[s].as_ref())
+                .collect(),
         }
     }
 
     fn pair_ids(g: &GroupConfig, t: &TableConfig) -> Vec<PairId> {
-        g.subscribers.iter().map(|s| (g.name.clone(), t.name.clone(), s.clone())).collect()
+        g.subscribers
+            .iter()
+            .map(|s| (g.name.clone(), t.name.clone(), s.clone()))
+            .collect()
     }
 
     /// One full pass of a table over all its subscribers, published when complete.
@@ -97,12 +113,20 @@ impl Runtime {
         let target = self.target(g, t);
         for (id, sub) in Self::pair_ids(g, t).iter().zip(&target.subscribers) {
             let work = self.status.with(id, |e| {
-                let untracked = e.diff.untracked.iter().any(|&c| c > 0) || e.diff.leaves.len() >= MAX_LEAVES;
-                let ranges: Vec<(usize, crate::engine::KeyRange)> =
-                    e.diff.leaves.iter().enumerate().map(|(i, l)| (i, l.range.clone())).collect();
+                let untracked =
+                    e.diff.untracked.iter().any(|&c| c > 0) || e.diff.leaves.len() >= MAX_LEAVES;
+                let ranges: Vec<(usize, crate::engine::KeyRange)> = e
+                    .diff
+                    .leaves
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (i, l.range.clone()))
+                    .collect();
                 (e.comparison.clone(), ranges, untracked)
             });
-            let Some((Some(cmp), ranges, untracked)) = work else { continue };
+            let Some((Some(cmp), ranges, untracked)) = work else {
+                continue;
+            };
             if untracked {
                 return self.pass(g, t).await;
             }
@@ -110,14 +134,21 @@ impl Runtime {
                 continue;
             }
             match target.recheck(&cmp, sub, &ranges).await {
-                Ok(found) => self.status.publish_recheck(&self.metrics, id, |diff, now| diff.update_leaves(found, now)),
-                Err(e) => self.status.publish_pass(&self.metrics, id, Err(e), Duration::ZERO),
+                Ok(found) => self.status.publish_recheck(&self.metrics, id, |diff, now| {
+                    diff.update_leaves(found, now)
+                }),
+                Err(e) => self
+                    .status
+                    .publish_pass(&self.metrics, id, Err(e), Duration::ZERO),
             }
         }
     }
 
     fn next_confirmation(&self, g: &GroupConfig, t: &TableConfig) -> Option<SystemTime> {
-        Self::pair_ids(g, t).iter().filter_map(|id| self.status.next_confirmation(id)).min()
+        Self::pair_ids(g, t)
+            .iter()
+            .filter_map(|id| self.status.next_confirmation(id))
+            .min()
     }
 
     /// Asks for a pass of a table now. False when the config names no such table.
@@ -181,7 +212,8 @@ impl Runtime {
                 _ = work => {}
             }
             if full {
-                next_full = tokio::time::Instant::now() + t.interval - t.interval / 10 + jitter(t.interval / 5);
+                next_full = tokio::time::Instant::now() + t.interval - t.interval / 10
+                    + jitter(t.interval / 5);
             }
         }
     }

@@ -116,16 +116,28 @@ impl Status {
                         last_success: None,
                         last_duration_seconds: None,
                     };
-                    let entry = PairEntry { public, diff: DiffState::default(), comparison: None, confirm_after: t.confirm_after };
+                    let entry = PairEntry {
+                        public,
+                        diff: DiffState::default(),
+                        comparison: None,
+                        confirm_after: t.confirm_after,
+                    };
                     pairs.insert((g.name.clone(), t.name.clone(), s.clone()), entry);
                 }
             }
         }
-        Status { pairs: RwLock::new(pairs) }
+        Status {
+            pairs: RwLock::new(pairs),
+        }
     }
 
     pub fn snapshot(&self) -> Vec<PairStatus> {
-        self.pairs.read().unwrap().values().map(|e| e.public.clone()).collect()
+        self.pairs
+            .read()
+            .unwrap()
+            .values()
+            .map(|e| e.public.clone())
+            .collect()
     }
 
     pub fn get(&self, id: &PairId) -> Option<PairStatus> {
@@ -138,14 +150,22 @@ impl Status {
     }
 
     /// Publishes a full pass's result for one pair.
-    pub fn publish_pass(&self, m: &Metrics, id: &PairId, result: Result<PairPass, String>, duration: Duration) {
+    pub fn publish_pass(
+        &self,
+        m: &Metrics,
+        id: &PairId,
+        result: Result<PairPass, String>,
+        duration: Duration,
+    ) {
         let now = SystemTime::now();
         let mut pairs = self.pairs.write().unwrap();
         let Some(e) = pairs.get_mut(id) else { return };
         let labels = [id.0.as_str(), id.1.as_str(), id.2.as_str()];
         e.public.last_pass_end = Some(rfc3339(now));
         e.public.last_duration_seconds = Some(duration.as_secs_f64());
-        m.duration.with_label_values(&labels).observe(duration.as_secs_f64());
+        m.duration
+            .with_label_values(&labels)
+            .observe(duration.as_secs_f64());
         match result {
             Err(message) => {
                 tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, error = %message, "pass failed");
@@ -153,7 +173,9 @@ impl Status {
                 e.public.error = Some(message);
                 // Nothing reports converged from stale data.
                 m.converged.with_label_values(&labels).set(0);
-                m.validations.with_label_values(&[labels[0], labels[1], labels[2], "error"]).inc();
+                m.validations
+                    .with_label_values(&[labels[0], labels[1], labels[2], "error"])
+                    .inc();
             }
             Ok(pass) => {
                 e.public.error = None;
@@ -168,17 +190,39 @@ impl Status {
                 e.public.last_success = Some(rfc3339(now));
                 e.diff.replace(pass.findings, now);
                 e.comparison = Some(pass.comparison);
-                let rows = |role: &str, db: &str, n: u64| m.table_rows.with_label_values(&[labels[0], labels[1], db, role]).set(n as i64);
+                let rows = |role: &str, db: &str, n: u64| {
+                    m.table_rows
+                        .with_label_values(&[labels[0], labels[1], db, role])
+                        .set(n as i64)
+                };
                 rows("publisher", &e.public.publisher, pass.publisher_rows);
                 rows("subscriber", &e.public.subscriber, pass.subscriber_rows);
-                m.row_count_difference.with_label_values(&labels).set(pass.publisher_rows as i64 - pass.subscriber_rows as i64);
-                m.chunks.with_label_values(&[labels[0], labels[1], labels[2], "matched"]).set(pass.chunks_matched as i64);
-                m.chunks.with_label_values(&[labels[0], labels[1], labels[2], "mismatched"]).set(pass.chunks_mismatched as i64);
-                m.schema_mismatch.with_label_values(&labels).set(e.public.schema_mismatch as i64);
-                m.last_success.with_label_values(&labels).set(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64());
+                m.row_count_difference
+                    .with_label_values(&labels)
+                    .set(pass.publisher_rows as i64 - pass.subscriber_rows as i64);
+                m.chunks
+                    .with_label_values(&[labels[0], labels[1], labels[2], "matched"])
+                    .set(pass.chunks_matched as i64);
+                m.chunks
+                    .with_label_values(&[labels[0], labels[1], labels[2], "mismatched"])
+                    .set(pass.chunks_mismatched as i64);
+                m.schema_mismatch
+                    .with_label_values(&labels)
+                    .set(e.public.schema_mismatch as i64);
+                m.last_success.with_label_values(&labels).set(
+                    now.duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                );
                 let d = refresh(e, m, &labels, now);
-                let result = if d.pending.total() + d.confirmed.total() == 0 { "converged" } else { "divergent" };
-                m.validations.with_label_values(&[labels[0], labels[1], labels[2], result]).inc();
+                let result = if d.pending.total() + d.confirmed.total() == 0 {
+                    "converged"
+                } else {
+                    "divergent"
+                };
+                m.validations
+                    .with_label_values(&[labels[0], labels[1], labels[2], result])
+                    .inc();
                 if e.public.schema_mismatch {
                     tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, schema = ?e.public.schema, "schema differs between publisher and subscriber");
                 }
@@ -187,7 +231,12 @@ impl Status {
     }
 
     /// Publishes a recheck: the diff state was updated by `f`.
-    pub fn publish_recheck(&self, m: &Metrics, id: &PairId, f: impl FnOnce(&mut DiffState, SystemTime)) {
+    pub fn publish_recheck(
+        &self,
+        m: &Metrics,
+        id: &PairId,
+        f: impl FnOnce(&mut DiffState, SystemTime),
+    ) {
         let now = SystemTime::now();
         let mut pairs = self.pairs.write().unwrap();
         let Some(e) = pairs.get_mut(id) else { return };
@@ -198,7 +247,10 @@ impl Status {
     /// Re-evaluates confirmation as time passes (a pending difference does not become
     /// confirmed without a re-check; this only refreshes what is shown).
     pub fn next_confirmation(&self, id: &PairId) -> Option<SystemTime> {
-        self.with(id, |e| e.diff.next_confirmation(SystemTime::now(), e.confirm_after)).flatten()
+        self.with(id, |e| {
+            e.diff.next_confirmation(SystemTime::now(), e.confirm_after)
+        })
+        .flatten()
     }
 }
 
@@ -214,8 +266,15 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) 
     } else {
         State::Converged
     };
-    e.public.missing_window = e.diff.missing_window().map(|(a, b)| (a.to_string(), b.to_string()));
-    let columns = e.comparison.as_ref().map(|c| c.column_names()).unwrap_or_default();
+    e.public.missing_window = e
+        .diff
+        .missing_window()
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+    let columns = e
+        .comparison
+        .as_ref()
+        .map(|c| c.column_names())
+        .unwrap_or_default();
     e.public.sample = e
         .diff
         .rows()
@@ -223,15 +282,23 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) 
         .map(|r| Sample {
             key: r.key.iter().map(|v| v.to_string()).collect(),
             kind: r.kind,
-            changed_columns: r.changed.iter().filter_map(|&i| columns.get(i).cloned()).collect(),
+            changed_columns: r
+                .changed
+                .iter()
+                .filter_map(|&i| columns.get(i).cloned())
+                .collect(),
             confirmed: now.duration_since(r.first_seen).unwrap_or_default() >= e.confirm_after,
         })
         .collect();
     for k in Kind::ALL {
         for (status, tally) in [("pending", &d.pending), ("confirmed", &d.confirmed)] {
-            m.divergent_rows.with_label_values(&[labels[0], labels[1], labels[2], k.as_str(), status]).set(tally.get(k) as i64);
+            m.divergent_rows
+                .with_label_values(&[labels[0], labels[1], labels[2], k.as_str(), status])
+                .set(tally.get(k) as i64);
         }
     }
-    m.converged.with_label_values(labels).set((d.confirmed.total() == 0) as i64);
+    m.converged
+        .with_label_values(labels)
+        .set((d.confirmed.total() == 0) as i64);
     d
 }

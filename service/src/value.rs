@@ -34,7 +34,11 @@ pub enum Value {
     Uuid([u8; 16]),
     Json(String),
     /// Field-exact: '1 day' and '24 hours' differ, as they behave differently.
-    Interval { months: i32, days: i32, micros: i64 },
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
 }
 
 /// The logical type of a compared column: the value model's variants, minus NULL.
@@ -72,11 +76,20 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
-    pub const INFINITY: Timestamp = Timestamp { secs: i64::MAX, nanos: 0 };
-    pub const NEG_INFINITY: Timestamp = Timestamp { secs: i64::MIN, nanos: 0 };
+    pub const INFINITY: Timestamp = Timestamp {
+        secs: i64::MAX,
+        nanos: 0,
+    };
+    pub const NEG_INFINITY: Timestamp = Timestamp {
+        secs: i64::MIN,
+        nanos: 0,
+    };
 
     pub fn from_micros(micros: i64) -> Timestamp {
-        Timestamp { secs: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as u32 }
+        Timestamp {
+            secs: micros.div_euclid(1_000_000),
+            nanos: (micros.rem_euclid(1_000_000) * 1000) as u32,
+        }
     }
 }
 
@@ -84,7 +97,11 @@ impl Timestamp {
 /// that equal values have equal representations: 1.10 = 1.1, -0 = 0.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Decimal {
-    Finite { negative: bool, digits: String, exp: i32 },
+    Finite {
+        negative: bool,
+        digits: String,
+        exp: i32,
+    },
     NaN,
     Infinity,
     NegInfinity,
@@ -116,7 +133,11 @@ impl Decimal {
         if int_part.is_empty() && frac_part.is_empty() {
             return None;
         }
-        if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+        if !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let mut digits = String::with_capacity(int_part.len() + frac_part.len());
@@ -131,10 +152,18 @@ impl Decimal {
         let trimmed = digits.trim_start_matches('0');
         let without_trailing = trimmed.trim_end_matches('0');
         if without_trailing.is_empty() {
-            return Decimal::Finite { negative: false, digits: "0".into(), exp: 0 };
+            return Decimal::Finite {
+                negative: false,
+                digits: "0".into(),
+                exp: 0,
+            };
         }
         let exp = exp + (trimmed.len() - without_trailing.len()) as i32;
-        Decimal::Finite { negative, digits: without_trailing.to_string(), exp }
+        Decimal::Finite {
+            negative,
+            digits: without_trailing.to_string(),
+            exp,
+        }
     }
 
     pub fn from_i128(v: i128) -> Decimal {
@@ -144,7 +173,11 @@ impl Decimal {
     /// The integer value, when the decimal is integral and fits.
     pub fn to_i128(&self) -> Option<i128> {
         match self {
-            Decimal::Finite { negative, digits, exp } if *exp >= 0 => {
+            Decimal::Finite {
+                negative,
+                digits,
+                exp,
+            } if *exp >= 0 => {
                 let mut s = String::with_capacity(digits.len() + *exp as usize + 1);
                 if *negative {
                     s.push('-');
@@ -159,7 +192,11 @@ impl Decimal {
 
     fn canonical_text(&self) -> String {
         match self {
-            Decimal::Finite { negative, digits, exp } => {
+            Decimal::Finite {
+                negative,
+                digits,
+                exp,
+            } => {
                 format!("{}{}e{}", if *negative { "-" } else { "" }, digits, exp)
             }
             Decimal::NaN => "NaN".into(),
@@ -180,12 +217,28 @@ impl Decimal {
         }
         match (self, other) {
             (
-                Decimal::Finite { negative: na, digits: da, exp: ea },
-                Decimal::Finite { negative: nb, digits: db, exp: eb },
+                Decimal::Finite {
+                    negative: na,
+                    digits: da,
+                    exp: ea,
+                },
+                Decimal::Finite {
+                    negative: nb,
+                    digits: db,
+                    exp: eb,
+                },
             ) => {
                 let zero_a = da == "0";
                 let zero_b = db == "0";
-                let sign = |neg: bool, zero: bool| if zero { 0 } else if neg { -1 } else { 1 };
+                let sign = |neg: bool, zero: bool| {
+                    if zero {
+                        0
+                    } else if neg {
+                        -1
+                    } else {
+                        1
+                    }
+                };
                 let (sa, sb) = (sign(*na, zero_a), sign(*nb, zero_b));
                 if sa != sb || sa == 0 {
                     return sa.cmp(&sb);
@@ -213,7 +266,11 @@ impl fmt::Display for Decimal {
     /// Plain positional notation (no exponent), as SQL literals want it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Decimal::Finite { negative, digits, exp } => {
+            Decimal::Finite {
+                negative,
+                digits,
+                exp,
+            } => {
                 if *negative {
                     f.write_str("-")?;
                 }
@@ -284,7 +341,11 @@ impl Value {
             Value::Null => {}
             Value::Bool(b) => out.push(*b as u8),
             Value::Int(i) => out.extend_from_slice(&i.to_le_bytes()),
-            Value::Decimal(Decimal::Finite { negative, digits, exp }) => encode_decimal_body(out, *negative, digits, *exp),
+            Value::Decimal(Decimal::Finite {
+                negative,
+                digits,
+                exp,
+            }) => encode_decimal_body(out, *negative, digits, *exp),
             Value::Decimal(d) => prefixed(d.canonical_text().as_bytes(), out),
             Value::Float(f) => out.extend_from_slice(&f.to_bits().to_le_bytes()),
             Value::Text(s) | Value::Json(s) => prefixed(s.as_bytes(), out),
@@ -296,7 +357,11 @@ impl Value {
                 out.extend_from_slice(&t.nanos.to_le_bytes());
             }
             Value::Uuid(u) => out.extend_from_slice(u),
-            Value::Interval { months, days, micros } => {
+            Value::Interval {
+                months,
+                days,
+                micros,
+            } => {
                 out.extend_from_slice(&months.to_le_bytes());
                 out.extend_from_slice(&days.to_le_bytes());
                 out.extend_from_slice(&micros.to_le_bytes());
@@ -423,9 +488,18 @@ impl Ord for Value {
             (Time(a), Time(b)) => a.cmp(b),
             (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
             (Uuid(a), Uuid(b)) => a.cmp(b),
-            (Interval { months: m1, days: d1, micros: u1 }, Interval { months: m2, days: d2, micros: u2 }) => {
-                (m1, d1, u1).cmp(&(m2, d2, u2))
-            }
+            (
+                Interval {
+                    months: m1,
+                    days: d1,
+                    micros: u1,
+                },
+                Interval {
+                    months: m2,
+                    days: d2,
+                    micros: u2,
+                },
+            ) => (m1, d1, u1).cmp(&(m2, d2, u2)),
             (a, b) => a.tag().cmp(&b.tag()),
         }
     }
@@ -457,7 +531,8 @@ const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 
 /// Days since 1970-01-01 for a proleptic Gregorian date.
 pub fn days_from_civil(year: i32, month: u32, day: u32) -> Option<i32> {
-    chrono::NaiveDate::from_ymd_opt(year, month, day).map(|d| chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_CE_DAYS)
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
+        .map(|d| chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_CE_DAYS)
 }
 
 impl fmt::Display for Value {
@@ -479,7 +554,11 @@ impl fmt::Display for Value {
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
             Value::TimestampTz(t) => write!(f, "{}+00", format_timestamp(*t)),
             Value::Uuid(u) => f.write_str(&format_uuid(u)),
-            Value::Interval { months, days, micros } => write!(f, "{months} mons {days} days {micros} us"),
+            Value::Interval {
+                months,
+                days,
+                micros,
+            } => write!(f, "{months} mons {days} days {micros} us"),
         }
     }
 }
@@ -523,14 +602,25 @@ pub fn format_timestamp(t: Timestamp) -> String {
     let days = t.secs.div_euclid(86_400);
     let secs_of_day = t.secs.rem_euclid(86_400) as u64;
     match i32::try_from(days) {
-        Ok(d) => format!("{} {}", format_date(d), format_time(secs_of_day * 1_000_000_000 + t.nanos as u64)),
+        Ok(d) => format!(
+            "{} {}",
+            format_date(d),
+            format_time(secs_of_day * 1_000_000_000 + t.nanos as u64)
+        ),
         Err(_) => format!("{}s", t.secs),
     }
 }
 
 pub fn format_uuid(u: &[u8; 16]) -> String {
     let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Parses `YYYY-MM-DD`.
@@ -556,23 +646,41 @@ pub fn parse_timestamp(s: &str) -> Option<(Timestamp, bool)> {
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some((to_timestamp(dt.naive_utc()), true));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M%#z"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M%#z",
+    ] {
         if let Ok(dt) = chrono::DateTime::parse_from_str(s, fmt) {
             return Some((to_timestamp(dt.naive_utc()), true));
         }
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
             return Some((to_timestamp(dt), false));
         }
     }
     let days = parse_date(s)?;
-    Some((Timestamp { secs: days as i64 * 86_400, nanos: 0 }, false))
+    Some((
+        Timestamp {
+            secs: days as i64 * 86_400,
+            nanos: 0,
+        },
+        false,
+    ))
 }
 
 fn to_timestamp(dt: chrono::NaiveDateTime) -> Timestamp {
     let utc = dt.and_utc();
-    Timestamp { secs: utc.timestamp(), nanos: utc.timestamp_subsec_nanos() }
+    Timestamp {
+        secs: utc.timestamp(),
+        nanos: utc.timestamp_subsec_nanos(),
+    }
 }
 
 /// Parses a hyphenated (or bare hex) UUID.
@@ -608,9 +716,27 @@ mod tests {
         assert!(Decimal::parse("1.2.3").is_none());
         assert!(Decimal::parse("").is_none());
         assert!(Decimal::parse("-").is_none());
-        let ordered = ["-Infinity", "-10", "-9.99", "-0.001", "0", "0.001", "9.99", "10", "1e30", "Infinity", "NaN"];
+        let ordered = [
+            "-Infinity",
+            "-10",
+            "-9.99",
+            "-0.001",
+            "0",
+            "0.001",
+            "9.99",
+            "10",
+            "1e30",
+            "Infinity",
+            "NaN",
+        ];
         for w in ordered.windows(2) {
-            assert_eq!(dec(w[0]).order(&dec(w[1])), Ordering::Less, "{} < {}", w[0], w[1]);
+            assert_eq!(
+                dec(w[0]).order(&dec(w[1])),
+                Ordering::Less,
+                "{} < {}",
+                w[0],
+                w[1]
+            );
         }
     }
 
@@ -630,13 +756,28 @@ mod tests {
     fn null_is_not_empty_and_encodings_are_unambiguous() {
         let mut buf = Vec::new();
         let h = |row: &[Value], buf: &mut Vec<u8>| row_hash(row, buf);
-        assert_ne!(h(&[Value::Null], &mut buf), h(&[Value::Text(String::new())], &mut buf));
         assert_ne!(
-            h(&[Value::Text("ab".into()), Value::Text("c".into())], &mut buf),
-            h(&[Value::Text("a".into()), Value::Text("bc".into())], &mut buf)
+            h(&[Value::Null], &mut buf),
+            h(&[Value::Text(String::new())], &mut buf)
         );
-        assert_ne!(h(&[Value::Text("a ".into())], &mut buf), h(&[Value::Text("a".into())], &mut buf));
-        assert_ne!(h(&[Value::Int(1)], &mut buf), h(&[Value::Bool(true)], &mut buf));
+        assert_ne!(
+            h(
+                &[Value::Text("ab".into()), Value::Text("c".into())],
+                &mut buf
+            ),
+            h(
+                &[Value::Text("a".into()), Value::Text("bc".into())],
+                &mut buf
+            )
+        );
+        assert_ne!(
+            h(&[Value::Text("a ".into())], &mut buf),
+            h(&[Value::Text("a".into())], &mut buf)
+        );
+        assert_ne!(
+            h(&[Value::Int(1)], &mut buf),
+            h(&[Value::Bool(true)], &mut buf)
+        );
     }
 
     #[test]
@@ -649,7 +790,13 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(format_date(parse_date("1999-12-31").unwrap()), "1999-12-31");
         assert_eq!(format_time(parse_time("23:59:59.5").unwrap()), "23:59:59.5");
-        assert_eq!(Timestamp::from_micros(-1), Timestamp { secs: -1, nanos: 999_999_000 });
+        assert_eq!(
+            Timestamp::from_micros(-1),
+            Timestamp {
+                secs: -1,
+                nanos: 999_999_000
+            }
+        );
         let u = parse_uuid("123e4567-e89b-12d3-a456-426614174000").unwrap();
         assert_eq!(format_uuid(&u), "123e4567-e89b-12d3-a456-426614174000");
     }
@@ -660,7 +807,14 @@ mod tests {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         Value::Decimal(d.clone()).encode(&mut a);
         b.push(TAG_DECIMAL);
-        let Decimal::Finite { negative, digits, exp } = d else { unreachable!() };
+        let Decimal::Finite {
+            negative,
+            digits,
+            exp,
+        } = d
+        else {
+            unreachable!()
+        };
         encode_decimal_body(&mut b, negative, &digits, exp);
         assert_eq!(a, b);
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -679,8 +833,17 @@ mod tests {
 
     #[test]
     fn coercion_is_exact_only() {
-        assert_eq!(Value::Int(5).coerce(LogicalType::Decimal), Value::Decimal(dec("5.00")));
-        assert_eq!(Value::Decimal(dec("5.0")).coerce(LogicalType::Int), Value::Int(5));
-        assert_eq!(Value::Decimal(dec("5.5")).coerce(LogicalType::Int), Value::Decimal(dec("5.5")));
+        assert_eq!(
+            Value::Int(5).coerce(LogicalType::Decimal),
+            Value::Decimal(dec("5.00"))
+        );
+        assert_eq!(
+            Value::Decimal(dec("5.0")).coerce(LogicalType::Int),
+            Value::Int(5)
+        );
+        assert_eq!(
+            Value::Decimal(dec("5.5")).coerce(LogicalType::Int),
+            Value::Decimal(dec("5.5"))
+        );
     }
 }

@@ -29,7 +29,11 @@ impl Service {
             .await
             .unwrap();
         });
-        Service { base, stop: Some(stop), task }
+        Service {
+            base,
+            stop: Some(stop),
+            task,
+        }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -38,7 +42,11 @@ impl Service {
     }
 
     async fn post(&self, path: &str) -> (u16, String) {
-        let r = reqwest::Client::new().post(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
@@ -60,7 +68,10 @@ impl Service {
     /// Stops the service the way SIGTERM does, and waits for it to finish.
     async fn stop(mut self) {
         self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("the service stops promptly").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the service stops promptly")
+            .unwrap();
     }
 }
 
@@ -69,15 +80,20 @@ struct Metrics(String);
 impl Metrics {
     /// The value of the sample `name{labels}`, labels given as `k="v"` pairs in any order.
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.0.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
-            if n != name {
-                return None;
-            }
-            let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            all.then(|| value.parse().unwrap())
-        })
+        self.0
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+                if n != name {
+                    return None;
+                }
+                let all = labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+                all.then(|| value.parse().unwrap())
+            })
     }
 
     fn pair(&self, name: &str, table: &str, extra: &[(&str, &str)]) -> Option<f64> {
@@ -101,32 +117,109 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
     let m = svc
         .wait_for(60, "confirmed divergence on both tables", |m| {
             ["customers", "order_lines"].iter().all(|t| {
-                m.pair("driftwatch_table_divergent_rows", t, &[("kind", "missing"), ("status", "confirmed")]).unwrap_or(0.0) > 0.0
+                m.pair(
+                    "driftwatch_table_divergent_rows",
+                    t,
+                    &[("kind", "missing"), ("status", "confirmed")],
+                )
+                .unwrap_or(0.0)
+                    > 0.0
             })
         })
         .await;
     for e in &setup.expected {
-        let kinds = [("missing", e.missing), ("extra", e.extra), ("changed", e.changed)];
+        let kinds = [
+            ("missing", e.missing),
+            ("extra", e.extra),
+            ("changed", e.changed),
+        ];
         for (kind, n) in kinds {
-            let confirmed = m.pair("driftwatch_table_divergent_rows", e.table, &[("kind", kind), ("status", "confirmed")]);
-            let pending = m.pair("driftwatch_table_divergent_rows", e.table, &[("kind", kind), ("status", "pending")]);
-            assert_eq!((confirmed, pending), (Some(n as f64), Some(0.0)), "{} {kind}", e.table);
+            let confirmed = m.pair(
+                "driftwatch_table_divergent_rows",
+                e.table,
+                &[("kind", kind), ("status", "confirmed")],
+            );
+            let pending = m.pair(
+                "driftwatch_table_divergent_rows",
+                e.table,
+                &[("kind", kind), ("status", "pending")],
+            );
+            assert_eq!(
+                (confirmed, pending),
+                (Some(n as f64), Some(0.0)),
+                "{} {kind}",
+                e.table
+            );
         }
-        assert_eq!(m.pair("driftwatch_table_rows", e.table, &[("role", "publisher")]), Some(e.publisher_rows as f64));
-        assert_eq!(m.pair("driftwatch_table_rows", e.table, &[("role", "subscriber")]), Some(e.subscriber_rows as f64));
+        assert_eq!(
+            m.pair("driftwatch_table_rows", e.table, &[("role", "publisher")]),
+            Some(e.publisher_rows as f64)
+        );
+        assert_eq!(
+            m.pair("driftwatch_table_rows", e.table, &[("role", "subscriber")]),
+            Some(e.subscriber_rows as f64)
+        );
         let diff = e.publisher_rows as f64 - e.subscriber_rows as f64;
-        assert_eq!(m.pair("driftwatch_table_row_count_difference", e.table, &[]), Some(diff));
-        assert_eq!(m.pair("driftwatch_table_converged", e.table, &[]), Some(0.0));
-        assert!(m.pair("driftwatch_validation_last_success_timestamp_seconds", e.table, &[]).unwrap() > 1.7e9);
-        assert!(m.pair("driftwatch_validations_total", e.table, &[("result", "divergent")]).unwrap() >= 1.0);
-        assert!(m.pair("driftwatch_table_chunks", e.table, &[("state", "mismatched")]).unwrap() >= 1.0);
+        assert_eq!(
+            m.pair("driftwatch_table_row_count_difference", e.table, &[]),
+            Some(diff)
+        );
+        assert_eq!(
+            m.pair("driftwatch_table_converged", e.table, &[]),
+            Some(0.0)
+        );
+        assert!(
+            m.pair(
+                "driftwatch_validation_last_success_timestamp_seconds",
+                e.table,
+                &[]
+            )
+            .unwrap()
+                > 1.7e9
+        );
+        assert!(
+            m.pair(
+                "driftwatch_validations_total",
+                e.table,
+                &[("result", "divergent")]
+            )
+            .unwrap()
+                >= 1.0
+        );
+        assert!(
+            m.pair(
+                "driftwatch_table_chunks",
+                e.table,
+                &[("state", "mismatched")]
+            )
+            .unwrap()
+                >= 1.0
+        );
     }
-    assert_eq!(m.pair("driftwatch_table_schema_mismatch", "customers", &[]), Some(1.0));
-    assert_eq!(m.pair("driftwatch_table_schema_mismatch", "order_lines", &[]), Some(0.0));
-    assert_eq!(m.get("driftwatch_up", &[("database", "publisher")]), Some(1.0));
+    assert_eq!(
+        m.pair("driftwatch_table_schema_mismatch", "customers", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.pair("driftwatch_table_schema_mismatch", "order_lines", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("driftwatch_up", &[("database", "publisher")]),
+        Some(1.0)
+    );
     assert_eq!(m.get("driftwatch_build_info", &[]), Some(1.0));
-    assert!(m.get("driftwatch_rows_scanned_total", &[("database", "subscriber")]).unwrap() > 100_000.0);
-    assert!(m.0.contains("driftwatch_validation_duration_seconds_bucket"));
+    assert!(
+        m.get(
+            "driftwatch_rows_scanned_total",
+            &[("database", "subscriber")]
+        )
+        .unwrap()
+            > 100_000.0
+    );
+    assert!(m
+        .0
+        .contains("driftwatch_validation_duration_seconds_bucket"));
 
     // The status JSON and the page tell the same story, with the gap's time window.
     let (code, body) = svc.get("/api/v1/status").await;
@@ -134,22 +227,49 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
     let status: serde_json::Value = serde_json::from_str(&body).unwrap();
     let lines = status["tables"].as_array().unwrap();
     let orders = lines.iter().find(|t| t["table"] == "order_lines").unwrap();
-    let gap = setup.expected.iter().find(|e| e.table == "order_lines").unwrap().gap.clone().unwrap();
+    let gap = setup
+        .expected
+        .iter()
+        .find(|e| e.table == "order_lines")
+        .unwrap()
+        .gap
+        .clone()
+        .unwrap();
     assert_eq!(orders["missing_window"], serde_json::json!([gap.0, gap.1]));
     assert_eq!(orders["state"], "divergent");
     let customers = lines.iter().find(|t| t["table"] == "customers").unwrap();
-    assert_eq!(customers["schema"]["publisher_only"], serde_json::json!(["loyalty_tier"]));
+    assert_eq!(
+        customers["schema"]["publisher_only"],
+        serde_json::json!(["loyalty_tier"])
+    );
     let (code, page) = svc.get("/").await;
     assert_eq!(code, 200);
-    assert!(page.contains("order_lines") && page.contains("divergent") && page.contains("loyalty_tier"));
+    assert!(
+        page.contains("order_lines") && page.contains("divergent") && page.contains("loyalty_tier")
+    );
 
     // Only configured tables can be addressed; a pass on demand is accepted.
-    assert_eq!(svc.post("/api/v1/groups/demo/tables/order_lines/validate").await.0, 202);
+    assert_eq!(
+        svc.post("/api/v1/groups/demo/tables/order_lines/validate")
+            .await
+            .0,
+        202
+    );
     let (code, body) = svc.post("/api/v1/groups/demo/tables/nope/validate").await;
     assert_eq!(code, 404);
     assert!(body.contains("nope"));
-    assert_eq!(svc.post("/api/v1/groups/nope/tables/order_lines/validate").await.0, 404);
-    assert_eq!(svc.get("/api/v1/groups/demo/tables/order_lines/validate").await.0, 405);
+    assert_eq!(
+        svc.post("/api/v1/groups/nope/tables/order_lines/validate")
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        svc.get("/api/v1/groups/demo/tables/order_lines/validate")
+            .await
+            .0,
+        405
+    );
     assert_eq!(svc.get("/no/such/route").await.0, 404);
     assert_eq!(svc.get("/readyz").await.0, 200);
     svc.stop().await;
@@ -167,7 +287,11 @@ struct Proxy {
 impl Proxy {
     async fn start(target: SocketAddr) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut p = Proxy { addr: listener.local_addr().unwrap(), target, tasks: None };
+        let mut p = Proxy {
+            addr: listener.local_addr().unwrap(),
+            target,
+            tasks: None,
+        };
         p.serve(listener);
         p
     }
@@ -222,12 +346,28 @@ async fn a_postgres_pair_is_validated_and_survives_its_subscriber_going_away() {
     .unwrap();
     let pg: SocketAddr = {
         let u = pg_base();
-        let hostport = u.rsplit('@').next().unwrap().trim_end_matches('/').to_string();
-        let addr = tokio::net::lookup_host(hostport).await.unwrap().next().unwrap();
+        let hostport = u
+            .rsplit('@')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string();
+        let addr = tokio::net::lookup_host(hostport)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
         addr
     };
     let mut proxy = Proxy::start(pg).await;
-    let user = pg_base().split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
+    let user = pg_base()
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap()
+        .to_string();
     let dir = temp_dir();
     let toml = format!(
         r#"
@@ -272,58 +412,168 @@ filter = "no_such_column > 0"
     let orders = "public.orders";
     let m = svc
         .wait_for(60, "the first passes", |m| {
-            [("sales", "public.orders"), ("sales", "public.missing_table"), ("sales", "public.nokey"), ("sales_eu", "public.orders")]
-                .iter()
-                .all(|(g, t)| m.pair("driftwatch_validation_duration_seconds_count", t, &[("group", g)]).unwrap_or(0.0) >= 1.0)
+            [
+                ("sales", "public.orders"),
+                ("sales", "public.missing_table"),
+                ("sales", "public.nokey"),
+                ("sales_eu", "public.orders"),
+            ]
+            .iter()
+            .all(|(g, t)| {
+                m.pair(
+                    "driftwatch_validation_duration_seconds_count",
+                    t,
+                    &[("group", g)],
+                )
+                .unwrap_or(0.0)
+                    >= 1.0
+            })
         })
         .await;
     let kinds = [("missing", 7.0), ("extra", 3.0), ("changed", 5.0)];
     for (kind, n) in kinds {
         let labels = [("group", "sales"), ("kind", kind), ("status", "confirmed")];
-        assert_eq!(m.pair("driftwatch_table_divergent_rows", orders, &labels), Some(n), "{kind}");
+        assert_eq!(
+            m.pair("driftwatch_table_divergent_rows", orders, &labels),
+            Some(n),
+            "{kind}"
+        );
     }
-    assert_eq!(m.pair("driftwatch_table_row_count_difference", orders, &[("group", "sales")]), Some(4.0));
+    assert_eq!(
+        m.pair(
+            "driftwatch_table_row_count_difference",
+            orders,
+            &[("group", "sales")]
+        ),
+        Some(4.0)
+    );
     assert_eq!(m.get("driftwatch_up", &[("database", "member")]), Some(1.0));
     // Bad tables are errors of their own; the good one is validated regardless.
-    for (group, bad) in [("sales", "public.missing_table"), ("sales", "public.nokey"), ("sales_eu", "public.orders")] {
+    for (group, bad) in [
+        ("sales", "public.missing_table"),
+        ("sales", "public.nokey"),
+        ("sales_eu", "public.orders"),
+    ] {
         let g = [("group", group)];
-        assert_eq!(m.pair("driftwatch_validations_total", bad, &[("group", group), ("result", "error")]), Some(1.0), "{bad}");
-        assert_eq!(m.pair("driftwatch_table_converged", bad, &g), Some(0.0), "{bad}");
+        assert_eq!(
+            m.pair(
+                "driftwatch_validations_total",
+                bad,
+                &[("group", group), ("result", "error")]
+            ),
+            Some(1.0),
+            "{bad}"
+        );
+        assert_eq!(
+            m.pair("driftwatch_table_converged", bad, &g),
+            Some(0.0),
+            "{bad}"
+        );
     }
-    let status: serde_json::Value = serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
     let error_of = |g: &str, t: &str| {
-        let line = status["tables"].as_array().unwrap().iter().find(|l| l["group"] == g && l["table"] == t).unwrap();
+        let line = status["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["group"] == g && l["table"] == t)
+            .unwrap();
         line["error"].as_str().unwrap_or("").to_string()
     };
-    assert!(error_of("sales", "public.missing_table").contains("does not exist"), "{}", error_of("sales", "public.missing_table"));
-    assert!(error_of("sales", "public.nokey").contains("no primary key"), "{}", error_of("sales", "public.nokey"));
-    assert!(error_of("sales_eu", "public.orders").contains("no_such_column"), "{}", error_of("sales_eu", "public.orders"));
-    assert!(m.get("driftwatch_errors_total", &[("database", "hub"), ("reason", "table_not_found")]).unwrap() >= 1.0);
+    assert!(
+        error_of("sales", "public.missing_table").contains("does not exist"),
+        "{}",
+        error_of("sales", "public.missing_table")
+    );
+    assert!(
+        error_of("sales", "public.nokey").contains("no primary key"),
+        "{}",
+        error_of("sales", "public.nokey")
+    );
+    assert!(
+        error_of("sales_eu", "public.orders").contains("no_such_column"),
+        "{}",
+        error_of("sales_eu", "public.orders")
+    );
+    assert!(
+        m.get(
+            "driftwatch_errors_total",
+            &[("database", "hub"), ("reason", "table_not_found")]
+        )
+        .unwrap()
+            >= 1.0
+    );
 
     // The subscriber goes away: its pass fails, nothing reports converged from stale data.
     proxy.stop().await;
-    assert_eq!(svc.post("/api/v1/groups/sales/tables/public.orders/validate").await.0, 202);
+    assert_eq!(
+        svc.post("/api/v1/groups/sales/tables/public.orders/validate")
+            .await
+            .0,
+        202
+    );
     let m = svc
         .wait_for(60, "the subscriber to be seen down", |m| {
             m.get("driftwatch_up", &[("database", "member")]) == Some(0.0)
-                && m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "error")]).unwrap_or(0.0) >= 1.0
+                && m.pair(
+                    "driftwatch_validations_total",
+                    orders,
+                    &[("group", "sales"), ("result", "error")],
+                )
+                .unwrap_or(0.0)
+                    >= 1.0
         })
         .await;
-    assert_eq!(m.pair("driftwatch_table_converged", orders, &[("group", "sales")]), Some(0.0));
-    assert!(m.get("driftwatch_errors_total", &[("database", "member"), ("reason", "connect")]).unwrap() >= 1.0);
+    assert_eq!(
+        m.pair("driftwatch_table_converged", orders, &[("group", "sales")]),
+        Some(0.0)
+    );
+    assert!(
+        m.get(
+            "driftwatch_errors_total",
+            &[("database", "member"), ("reason", "connect")]
+        )
+        .unwrap()
+            >= 1.0
+    );
 
     // It comes back: validation resumes without a restart.
     proxy.restart().await;
-    let before = m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "divergent")]).unwrap();
-    assert_eq!(svc.post("/api/v1/groups/sales/tables/public.orders/validate").await.0, 202);
+    let before = m
+        .pair(
+            "driftwatch_validations_total",
+            orders,
+            &[("group", "sales"), ("result", "divergent")],
+        )
+        .unwrap();
+    assert_eq!(
+        svc.post("/api/v1/groups/sales/tables/public.orders/validate")
+            .await
+            .0,
+        202
+    );
     let m = svc
         .wait_for(60, "validation to resume", |m| {
-            m.pair("driftwatch_validations_total", orders, &[("group", "sales"), ("result", "divergent")]).unwrap_or(0.0) > before
+            m.pair(
+                "driftwatch_validations_total",
+                orders,
+                &[("group", "sales"), ("result", "divergent")],
+            )
+            .unwrap_or(0.0)
+                > before
         })
         .await;
     assert_eq!(m.get("driftwatch_up", &[("database", "member")]), Some(1.0));
-    let labels = [("group", "sales"), ("kind", "missing"), ("status", "confirmed")];
-    assert_eq!(m.pair("driftwatch_table_divergent_rows", orders, &labels), Some(7.0));
+    let labels = [
+        ("group", "sales"),
+        ("kind", "missing"),
+        ("status", "confirmed"),
+    ];
+    assert_eq!(
+        m.pair("driftwatch_table_divergent_rows", orders, &labels),
+        Some(7.0)
+    );
     svc.stop().await;
     proxy.stop().await;
 }
@@ -345,9 +595,32 @@ async fn the_api_requires_its_token_when_one_is_configured() {
     let svc = Service::start(config).await;
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/status", svc.base);
-    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 401);
-    assert_eq!(client.get(&url).header("Authorization", "Bearer wrong").send().await.unwrap().status().as_u16(), 401);
-    assert_eq!(client.get(&url).header("Authorization", "Bearer s3cret").send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status().as_u16(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .header("Authorization", "Bearer wrong")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(&url)
+            .header("Authorization", "Bearer s3cret")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     // Metrics and health stay open to scrapers and probes.
     assert_eq!(svc.get("/metrics").await.0, 200);
     assert_eq!(svc.get("/healthz").await.0, 200);

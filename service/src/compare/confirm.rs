@@ -82,7 +82,11 @@ impl DiffState {
     pub fn replace(&mut self, findings: Findings, now: SystemTime) {
         let known = self.first_seen_by_key();
         let overflow_since = self.earliest_overflow();
-        self.leaves = findings.leaves.into_iter().map(|l| track(l, &known, overflow_since, now)).collect();
+        self.leaves = findings
+            .leaves
+            .into_iter()
+            .map(|l| track(l, &known, overflow_since, now))
+            .collect();
         self.set_untracked(findings.counts, now, overflow_since);
     }
 
@@ -95,7 +99,8 @@ impl DiffState {
             match by_index.remove(&i) {
                 Some(f) => {
                     let since = Some(leaf.first_seen);
-                    self.leaves.extend(f.leaves.into_iter().map(|l| track(l, &known, since, now)));
+                    self.leaves
+                        .extend(f.leaves.into_iter().map(|l| track(l, &known, since, now)));
                 }
                 None => self.leaves.push(leaf),
             }
@@ -110,7 +115,11 @@ impl DiffState {
             }
         }
         self.untracked = [0, 1, 2].map(|k| total[k].saturating_sub(tracked[k]));
-        self.untracked_first_seen = if self.untracked.iter().any(|&c| c > 0) { Some(since.unwrap_or(now)) } else { None };
+        self.untracked_first_seen = if self.untracked.iter().any(|&c| c > 0) {
+            Some(since.unwrap_or(now))
+        } else {
+            None
+        };
     }
 
     fn first_seen_by_key(&self) -> HashMap<(Vec<u8>, Kind), SystemTime> {
@@ -122,13 +131,18 @@ impl DiffState {
     }
 
     fn earliest_overflow(&self) -> Option<SystemTime> {
-        let leaves = self.leaves.iter().filter(|l| l.counts.iter().sum::<u64>() > l.rows.len() as u64).map(|l| l.first_seen);
+        let leaves = self
+            .leaves
+            .iter()
+            .filter(|l| l.counts.iter().sum::<u64>() > l.rows.len() as u64)
+            .map(|l| l.first_seen);
         leaves.chain(self.untracked_first_seen).min()
     }
 
     /// Pending and confirmed rows by kind, as of `now`.
     pub fn divergence(&self, now: SystemTime, confirm_after: Duration) -> Divergence {
-        let confirmed = |since: SystemTime| now.duration_since(since).unwrap_or_default() >= confirm_after;
+        let confirmed =
+            |since: SystemTime| now.duration_since(since).unwrap_or_default() >= confirm_after;
         let mut d = Divergence::default();
         let mut put = |k: Kind, n: u64, since: SystemTime| {
             if confirmed(since) {
@@ -156,18 +170,30 @@ impl DiffState {
     }
 
     /// When the oldest pending difference becomes due for confirmation.
-    pub fn next_confirmation(&self, now: SystemTime, confirm_after: Duration) -> Option<SystemTime> {
+    pub fn next_confirmation(
+        &self,
+        now: SystemTime,
+        confirm_after: Duration,
+    ) -> Option<SystemTime> {
         let due = |since: SystemTime| since + confirm_after;
         self.leaves
             .iter()
-            .flat_map(|l| l.rows.iter().map(|r| r.first_seen).chain(std::iter::once(l.first_seen)))
+            .flat_map(|l| {
+                l.rows
+                    .iter()
+                    .map(|r| r.first_seen)
+                    .chain(std::iter::once(l.first_seen))
+            })
             .map(due)
             .filter(|&t| t > now)
             .min()
     }
 
     pub fn missing_window(&self) -> Option<(Value, Value)> {
-        self.leaves.iter().filter_map(|l| l.missing_window.clone()).reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        self.leaves
+            .iter()
+            .filter_map(|l| l.missing_window.clone())
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -179,13 +205,26 @@ impl DiffState {
     }
 }
 
-fn track(leaf: Leaf, known: &HashMap<(Vec<u8>, Kind), SystemTime>, overflow_since: Option<SystemTime>, now: SystemTime) -> TrackedLeaf {
+fn track(
+    leaf: Leaf,
+    known: &HashMap<(Vec<u8>, Kind), SystemTime>,
+    overflow_since: Option<SystemTime>,
+    now: SystemTime,
+) -> TrackedLeaf {
     let rows: Vec<TrackedRow> = leaf
         .rows
         .into_iter()
         .map(|r| {
-            let first_seen = known.get(&(key_bytes(&r.key), r.kind)).copied().unwrap_or(now);
-            TrackedRow { key: r.key, kind: r.kind, changed: r.changed, first_seen }
+            let first_seen = known
+                .get(&(key_bytes(&r.key), r.kind))
+                .copied()
+                .unwrap_or(now);
+            TrackedRow {
+                key: r.key,
+                kind: r.kind,
+                changed: r.changed,
+                first_seen,
+            }
         })
         .collect();
     let overflows = leaf.counts.iter().sum::<u64>() > rows.len() as u64;
@@ -193,7 +232,13 @@ fn track(leaf: Leaf, known: &HashMap<(Vec<u8>, Kind), SystemTime>, overflow_sinc
         (true, Some(since)) => since,
         _ => rows.iter().map(|r| r.first_seen).min().unwrap_or(now),
     };
-    TrackedLeaf { range: leaf.range, counts: leaf.counts, rows, first_seen, missing_window: leaf.missing_window }
+    TrackedLeaf {
+        range: leaf.range,
+        counts: leaf.counts,
+        rows,
+        first_seen,
+        missing_window: leaf.missing_window,
+    }
 }
 
 #[cfg(test)]
@@ -208,12 +253,21 @@ mod tests {
             .iter()
             .map(|&(k, kind)| {
                 counts[kind as usize] += 1;
-                RowDiff { key: vec![Value::Int(k)], kind, changed: vec![] }
+                RowDiff {
+                    key: vec![Value::Int(k)],
+                    kind,
+                    changed: vec![],
+                }
             })
             .collect();
         counts[Kind::Extra as usize] += extra_uncapped;
         f.counts = counts;
-        f.leaves.push(Leaf { range: KeyRange::default(), counts, rows, missing_window: None });
+        f.leaves.push(Leaf {
+            range: KeyRange::default(),
+            counts,
+            rows,
+            missing_window: None,
+        });
         f
     }
 
@@ -231,8 +285,22 @@ mod tests {
         let t1 = t0 + wait;
         s.replace(findings(&[(1, Kind::Missing), (3, Kind::Extra)], 0), t1);
         let d = s.divergence(t1, wait);
-        assert_eq!(d.confirmed, Tally { missing: 1, extra: 0, changed: 0 });
-        assert_eq!(d.pending, Tally { missing: 0, extra: 1, changed: 0 });
+        assert_eq!(
+            d.confirmed,
+            Tally {
+                missing: 1,
+                extra: 0,
+                changed: 0
+            }
+        );
+        assert_eq!(
+            d.pending,
+            Tally {
+                missing: 0,
+                extra: 1,
+                changed: 0
+            }
+        );
 
         // With no delay, everything is confirmed at once.
         assert_eq!(s.divergence(t1, Duration::ZERO).confirmed.total(), 2);

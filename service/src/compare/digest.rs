@@ -6,10 +6,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::Resolved;
 use crate::database::Database;
-use crate::engine::{bucket_of, Digests, DigestSpec, Result, TableQuery};
+use crate::engine::{bucket_of, DigestSpec, Digests, Result, TableQuery};
 use crate::value::EncodedRows;
 
-pub async fn digest(db: &Database, q: &TableQuery, spec: &DigestSpec, strategy: Resolved) -> Result<Digests> {
+pub async fn digest(
+    db: &Database,
+    q: &TableQuery,
+    spec: &DigestSpec,
+    strategy: Resolved,
+) -> Result<Digests> {
     match strategy {
         Resolved::Pushdown => db.pushdown_digest(q, spec).await,
         Resolved::Streamed => streamed(db, q, spec).await,

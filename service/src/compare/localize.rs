@@ -76,7 +76,10 @@ pub struct Findings {
 
 impl Findings {
     pub fn new(cap: usize) -> Findings {
-        Findings { cap, ..Default::default() }
+        Findings {
+            cap,
+            ..Default::default()
+        }
     }
 
     pub fn cap(&self) -> usize {
@@ -120,10 +123,23 @@ pub struct Pair<'a> {
 
 impl Pair<'_> {
     async fn digest_both(&self, range: &KeyRange) -> Result<(BucketDigest, BucketDigest)> {
-        let spec = DigestSpec { range: range.clone(), bucket_width: None };
+        let spec = DigestSpec {
+            range: range.clone(),
+            bucket_width: None,
+        };
         let (p, s) = tokio::join!(
-            digest(self.publisher, &self.cmp.publisher, &spec, self.cmp.strategy),
-            digest(self.subscriber, &self.cmp.subscriber, &spec, self.cmp.strategy)
+            digest(
+                self.publisher,
+                &self.cmp.publisher,
+                &spec,
+                self.cmp.strategy
+            ),
+            digest(
+                self.subscriber,
+                &self.cmp.subscriber,
+                &spec,
+                self.cmp.strategy
+            )
         );
         let one = |d: crate::engine::Digests| d.get(&0).copied().unwrap_or_default();
         Ok((one(p?), one(s?)))
@@ -139,7 +155,13 @@ impl Pair<'_> {
     }
 
     /// Finds the differing rows of a range whose digests differ.
-    pub async fn localize(&self, range: KeyRange, p: BucketDigest, s: BucketDigest, out: &mut Findings) -> Result<()> {
+    pub async fn localize(
+        &self,
+        range: KeyRange,
+        p: BucketDigest,
+        s: BucketDigest,
+        out: &mut Findings,
+    ) -> Result<()> {
         let mut stack = vec![(range, p.count, s.count)];
         while let Some((range, pc, sc)) = stack.pop() {
             if pc == 0 || sc == 0 || pc.max(sc) <= FETCH_ROWS {
@@ -157,8 +179,14 @@ impl Pair<'_> {
                 self.diff_range(range, pc, sc, out).await?;
                 continue;
             };
-            let left = KeyRange { upto: Some(mid.clone()), ..range.clone() };
-            let right = KeyRange { after: Some(mid), ..range };
+            let left = KeyRange {
+                upto: Some(mid.clone()),
+                ..range.clone()
+            };
+            let right = KeyRange {
+                after: Some(mid),
+                ..range
+            };
             let (l, r) = tokio::join!(self.digest_both(&left), self.digest_both(&right));
             for (half, (p, s)) in [(right, r?), (left, l?)] {
                 if p != s {
@@ -169,8 +197,19 @@ impl Pair<'_> {
         Ok(())
     }
 
-    async fn diff_range(&self, range: KeyRange, pc: u64, sc: u64, out: &mut Findings) -> Result<()> {
-        let mut leaf = Leaf { range, counts: [0; 3], rows: Vec::new(), missing_window: None };
+    async fn diff_range(
+        &self,
+        range: KeyRange,
+        pc: u64,
+        sc: u64,
+        out: &mut Findings,
+    ) -> Result<()> {
+        let mut leaf = Leaf {
+            range,
+            counts: [0; 3],
+            rows: Vec::new(),
+            missing_window: None,
+        };
         if sc == 0 || pc == 0 {
             let (db, q, kind) = if sc == 0 {
                 (self.publisher, &self.cmp.publisher, Kind::Missing)
@@ -181,7 +220,8 @@ impl Pair<'_> {
         } else {
             let (p, s) = tokio::join!(
                 self.publisher.rows(&self.cmp.publisher, &leaf.range, None),
-                self.subscriber.rows(&self.cmp.subscriber, &leaf.range, None)
+                self.subscriber
+                    .rows(&self.cmp.subscriber, &leaf.range, None)
             );
             self.merge(p?, s?, &mut leaf, out);
         }
@@ -192,7 +232,14 @@ impl Pair<'_> {
     }
 
     /// Every row of the range is on one side only: stream them, keeping up to the cap.
-    async fn one_sided(&self, db: &Database, q: &TableQuery, kind: Kind, leaf: &mut Leaf, out: &mut Findings) -> Result<()> {
+    async fn one_sided(
+        &self,
+        db: &Database,
+        q: &TableQuery,
+        kind: Kind,
+        leaf: &mut Leaf,
+        out: &mut Findings,
+    ) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
         let range = leaf.range.clone();
         let consume = async {
@@ -207,16 +254,25 @@ impl Pair<'_> {
     }
 
     /// A keyed diff of both sides' rows of one small range.
-    fn merge(&self, publisher: Vec<Row>, subscriber: Vec<Row>, leaf: &mut Leaf, out: &mut Findings) {
+    fn merge(
+        &self,
+        publisher: Vec<Row>,
+        subscriber: Vec<Row>,
+        leaf: &mut Leaf,
+        out: &mut Findings,
+    ) {
         let q = &self.cmp.publisher;
-        let mut theirs: HashMap<Vec<u8>, Row> =
-            subscriber.into_iter().map(|row| (key_bytes(&self.cmp.subscriber.key_of(&row)), row)).collect();
+        let mut theirs: HashMap<Vec<u8>, Row> = subscriber
+            .into_iter()
+            .map(|row| (key_bytes(&self.cmp.subscriber.key_of(&row)), row))
+            .collect();
         for row in publisher {
             let key = q.key_of(&row);
             match theirs.remove(&key_bytes(&key)) {
                 None => self.record(key, Kind::Missing, Vec::new(), &row, leaf, out),
                 Some(other) => {
-                    let changed: Vec<usize> = (0..row.len()).filter(|&i| row[i] != other[i]).collect();
+                    let changed: Vec<usize> =
+                        (0..row.len()).filter(|&i| row[i] != other[i]).collect();
                     if !changed.is_empty() {
                         self.record(key, Kind::Changed, changed, &row, leaf, out);
                     }
@@ -226,14 +282,34 @@ impl Pair<'_> {
         let mut extra: Vec<Row> = theirs.into_values().collect();
         extra.sort_by_key(|row| self.cmp.subscriber.key_of(row));
         for row in extra {
-            self.record(self.cmp.subscriber.key_of(&row), Kind::Extra, Vec::new(), &row, leaf, out);
+            self.record(
+                self.cmp.subscriber.key_of(&row),
+                Kind::Extra,
+                Vec::new(),
+                &row,
+                leaf,
+                out,
+            );
         }
     }
 
-    fn record(&self, key: Key, kind: Kind, changed: Vec<usize>, row: &Row, leaf: &mut Leaf, out: &mut Findings) {
+    fn record(
+        &self,
+        key: Key,
+        kind: Kind,
+        changed: Vec<usize>,
+        row: &Row,
+        leaf: &mut Leaf,
+        out: &mut Findings,
+    ) {
         leaf.counts[kind as usize] += 1;
         if kind == Kind::Missing {
-            if let Some(t) = self.cmp.time_column.map(|i| &row[i]).filter(|v| !v.is_null()) {
+            if let Some(t) = self
+                .cmp
+                .time_column
+                .map(|i| &row[i])
+                .filter(|v| !v.is_null())
+            {
                 leaf.missing_window = Some(match leaf.missing_window.take() {
                     None => (t.clone(), t.clone()),
                     Some((lo, hi)) => (lo.min(t.clone()), hi.max(t.clone())),

@@ -47,7 +47,12 @@ impl TableTarget<'_> {
     }
 
     pub fn subscriber_table(&self) -> TableRef {
-        TableRef::parse(self.config.subscriber_name.as_deref().unwrap_or(&self.config.name))
+        TableRef::parse(
+            self.config
+                .subscriber_name
+                .as_deref()
+                .unwrap_or(&self.config.name),
+        )
     }
 
     /// Reconciles both sides' schemas for every subscriber.
@@ -55,7 +60,13 @@ impl TableTarget<'_> {
         let (pt, st) = (self.publisher_table(), self.subscriber_table());
         let pschema = match self.publisher.introspect(&pt).await {
             Ok(s) => s,
-            Err(e) => return self.subscribers.iter().map(|_| Err(e.to_string())).collect(),
+            Err(e) => {
+                return self
+                    .subscribers
+                    .iter()
+                    .map(|_| Err(e.to_string()))
+                    .collect()
+            }
         };
         let sschemas = join_all(self.subscribers.iter().map(|s| s.introspect(&st))).await;
         let mut out: Vec<Result<Comparison, String>> = self
@@ -64,9 +75,20 @@ impl TableTarget<'_> {
             .zip(sschemas)
             .map(|(sub, schema)| {
                 let schema = schema.map_err(|e| e.to_string())?;
-                let p = Side { database: &self.publisher.name, family: self.publisher.family(), table: pt.clone(), schema: &pschema };
-                let s = Side { database: &sub.name, family: sub.family(), table: st.clone(), schema: &schema };
-                schema::reconcile(self.config, &p, &s).map_err(|e| format!("table {}: {e}", self.config.name))
+                let p = Side {
+                    database: &self.publisher.name,
+                    family: self.publisher.family(),
+                    table: pt.clone(),
+                    schema: &pschema,
+                };
+                let s = Side {
+                    database: &sub.name,
+                    family: sub.family(),
+                    table: st.clone(),
+                    schema: &schema,
+                };
+                schema::reconcile(self.config, &p, &s)
+                    .map_err(|e| format!("table {}: {e}", self.config.name))
             })
             .collect();
         // One chunk plan serves every subscriber, so all must order keys alike.
@@ -82,7 +104,10 @@ impl TableTarget<'_> {
     ///
     /// Chunks are pipelined: while every side digests chunk i + 1, the mismatched
     /// buckets of chunk i are localized, so localizing adds little to a pass's time.
-    pub async fn full_pass(&self, comparisons: Vec<Result<Comparison, String>>) -> Vec<Result<PairPass, String>> {
+    pub async fn full_pass(
+        &self,
+        comparisons: Vec<Result<Comparison, String>>,
+    ) -> Vec<Result<PairPass, String>> {
         let cfg = self.config;
         let mut lanes: Vec<Lane> = comparisons
             .iter()
@@ -95,8 +120,11 @@ impl TableTarget<'_> {
                 findings: Findings::new(cfg.max_diff_rows),
             })
             .collect();
-        let ctx: Vec<Option<(&Database, &Comparison)>> =
-            comparisons.iter().zip(&self.subscribers).map(|(c, db)| c.as_ref().ok().map(|c| (*db, c))).collect();
+        let ctx: Vec<Option<(&Database, &Comparison)>> = comparisons
+            .iter()
+            .zip(&self.subscribers)
+            .map(|(c, db)| c.as_ref().ok().map(|c| (*db, c)))
+            .collect();
         if let Err(e) = self.run_chunks(&ctx, &mut lanes).await {
             for l in &mut lanes {
                 l.error.get_or_insert(e.clone());
@@ -120,12 +148,24 @@ impl TableTarget<'_> {
             .collect()
     }
 
-    async fn run_chunks(&self, ctx: &[Option<(&Database, &Comparison)>], lanes: &mut [Lane]) -> Result<(), String> {
+    async fn run_chunks(
+        &self,
+        ctx: &[Option<(&Database, &Comparison)>],
+        lanes: &mut [Lane],
+    ) -> Result<(), String> {
         let cfg = self.config;
-        let Some((_, first)) = ctx.iter().flatten().next() else { return Ok(()) };
+        let Some((_, first)) = ctx.iter().flatten().next() else {
+            return Ok(());
+        };
         let plan_query = &first.publisher;
-        let mut planner =
-            Planner::start(self.publisher, plan_query, cfg.chunk_rows, cfg.target_query_time).await.map_err(|e| e.to_string())?;
+        let mut planner = Planner::start(
+            self.publisher,
+            plan_query,
+            cfg.chunk_rows,
+            cfg.target_query_time,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         // Subscribers compared on the same columns with the same strategy share one
         // publisher digest per chunk: the publisher is read once, not once per subscriber.
         let mut profiles: Vec<(Resolved, Vec<String>, &Comparison)> = Vec::new();
@@ -134,30 +174,43 @@ impl TableTarget<'_> {
             .map(|c| {
                 let Some((_, cmp)) = c else { return 0 };
                 let key = (cmp.strategy, cmp.column_names());
-                profiles.iter().position(|(s, c, _)| (s, c) == (&key.0, &key.1)).unwrap_or_else(|| {
-                    profiles.push((key.0, key.1, cmp));
-                    profiles.len() - 1
-                })
+                profiles
+                    .iter()
+                    .position(|(s, c, _)| (s, c) == (&key.0, &key.1))
+                    .unwrap_or_else(|| {
+                        profiles.push((key.0, key.1, cmp));
+                        profiles.len() - 1
+                    })
             })
             .collect();
         let mut work: Vec<Vec<Work>> = Vec::new();
         loop {
-            let spec = planner.next(self.publisher, plan_query).await.map_err(|e| e.to_string())?;
+            let spec = planner
+                .next(self.publisher, plan_query)
+                .await
+                .map_err(|e| e.to_string())?;
             let digests = async {
                 let Some(spec) = &spec else { return Ok(None) };
                 let started = Instant::now();
-                let ours = join_all(profiles.iter().map(|(strategy, _, cmp)| digest::digest(self.publisher, &cmp.publisher, spec, *strategy)));
+                let ours = join_all(profiles.iter().map(|(strategy, _, cmp)| {
+                    digest::digest(self.publisher, &cmp.publisher, spec, *strategy)
+                }));
                 let theirs = join_all(ctx.iter().map(|c| async move {
                     let (db, cmp) = c.as_ref()?;
                     Some(digest::digest(db, &cmp.subscriber, spec, cmp.strategy).await)
                 }));
                 let (ours, theirs) = tokio::join!(ours, theirs);
-                let ours: Vec<Digests> = ours.into_iter().collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+                let ours: Vec<Digests> = ours
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(Some((spec.clone(), ours, theirs, started.elapsed())))
             };
             let localized = self.localize_all(ctx, lanes, std::mem::take(&mut work));
             let (digests, ()) = tokio::join!(digests, localized);
-            let Some((spec, ours, theirs, elapsed)) = digests? else { return Ok(()) };
+            let Some((spec, ours, theirs, elapsed)) = digests? else {
+                return Ok(());
+            };
             let rows: u64 = ours[0].values().map(|b| b.count).sum();
             planner.observe(rows, elapsed);
             tracing::debug!(range = %spec.range, rows, digest_ms = elapsed.as_millis() as u64, "chunk");
@@ -179,42 +232,72 @@ impl TableTarget<'_> {
     }
 
     /// Localizes each lane's mismatched buckets, a few at a time.
-    async fn localize_all(&self, ctx: &[Option<(&Database, &Comparison)>], lanes: &mut [Lane], work: Vec<Vec<Work>>) {
-        join_all(lanes.iter_mut().zip(ctx).zip(work).map(|((lane, c), work)| async move {
-            let (Some((db, cmp)), false) = (c, work.is_empty()) else { return };
-            let pair = Pair { publisher: self.publisher, subscriber: db, cmp };
-            let cap = lane.findings.cap();
-            let found: Vec<Result<Findings, String>> = futures::stream::iter(work)
-                .map(|w| {
-                    let pair = &pair;
-                    async move {
-                        let mut f = Findings::new(cap);
-                        pair.localize(w.range, w.ours, w.theirs, &mut f).await.map_err(|e| e.to_string())?;
-                        Ok(f)
+    async fn localize_all(
+        &self,
+        ctx: &[Option<(&Database, &Comparison)>],
+        lanes: &mut [Lane],
+        work: Vec<Vec<Work>>,
+    ) {
+        join_all(
+            lanes
+                .iter_mut()
+                .zip(ctx)
+                .zip(work)
+                .map(|((lane, c), work)| async move {
+                    let (Some((db, cmp)), false) = (c, work.is_empty()) else {
+                        return;
+                    };
+                    let pair = Pair {
+                        publisher: self.publisher,
+                        subscriber: db,
+                        cmp,
+                    };
+                    let cap = lane.findings.cap();
+                    let found: Vec<Result<Findings, String>> = futures::stream::iter(work)
+                        .map(|w| {
+                            let pair = &pair;
+                            async move {
+                                let mut f = Findings::new(cap);
+                                pair.localize(w.range, w.ours, w.theirs, &mut f)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                Ok(f)
+                            }
+                        })
+                        .buffered(LOCALIZE_CONCURRENCY)
+                        .collect()
+                        .await;
+                    for f in found {
+                        match f {
+                            Ok(f) => lane.findings.absorb(f),
+                            Err(e) => {
+                                lane.error.get_or_insert(e);
+                            }
+                        }
                     }
-                })
-                .buffered(LOCALIZE_CONCURRENCY)
-                .collect()
-                .await;
-            for f in found {
-                match f {
-                    Ok(f) => lane.findings.absorb(f),
-                    Err(e) => {
-                        lane.error.get_or_insert(e);
-                    }
-                }
-            }
-        }))
+                }),
+        )
         .await;
     }
 
     /// Re-digests the given leaf ranges of one subscriber and localizes what still differs.
-    pub async fn recheck(&self, cmp: &Comparison, subscriber: &Database, ranges: &[(usize, crate::engine::KeyRange)]) -> Result<Vec<(usize, Findings)>, String> {
-        let pair = Pair { publisher: self.publisher, subscriber, cmp };
+    pub async fn recheck(
+        &self,
+        cmp: &Comparison,
+        subscriber: &Database,
+        ranges: &[(usize, crate::engine::KeyRange)],
+    ) -> Result<Vec<(usize, Findings)>, String> {
+        let pair = Pair {
+            publisher: self.publisher,
+            subscriber,
+            cmp,
+        };
         let mut out = Vec::with_capacity(ranges.len());
         for (i, range) in ranges {
             let mut f = Findings::new(self.config.max_diff_rows);
-            pair.recheck(range, &mut f).await.map_err(|e| e.to_string())?;
+            pair.recheck(range, &mut f)
+                .await
+                .map_err(|e| e.to_string())?;
             out.push((*i, f));
         }
         Ok(out)
@@ -244,7 +327,12 @@ struct Work {
 
 impl Lane {
     /// Counts a chunk's rows and lists its mismatched buckets.
-    fn compare(&mut self, spec: &crate::engine::DigestSpec, ours: &Digests, theirs: &Digests) -> Vec<Work> {
+    fn compare(
+        &mut self,
+        spec: &crate::engine::DigestSpec,
+        ours: &Digests,
+        theirs: &Digests,
+    ) -> Vec<Work> {
         let count = |d: &Digests| d.values().map(|b| b.count).sum::<u64>();
         self.publisher_rows += count(ours);
         self.subscriber_rows += count(theirs);
@@ -253,9 +341,19 @@ impl Lane {
         buckets.dedup();
         let work: Vec<Work> = buckets
             .into_iter()
-            .map(|b| (b, ours.get(&b).copied().unwrap_or_default(), theirs.get(&b).copied().unwrap_or_default()))
+            .map(|b| {
+                (
+                    b,
+                    ours.get(&b).copied().unwrap_or_default(),
+                    theirs.get(&b).copied().unwrap_or_default(),
+                )
+            })
             .filter(|(_, o, t)| o != t)
-            .map(|(b, ours, theirs)| Work { range: plan::bucket_range(spec, b), ours, theirs })
+            .map(|(b, ours, theirs)| Work {
+                range: plan::bucket_range(spec, b),
+                ours,
+                theirs,
+            })
             .collect();
         if work.is_empty() {
             self.chunks_matched += 1;

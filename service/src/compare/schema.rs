@@ -34,7 +34,9 @@ pub struct SchemaReport {
 
 impl SchemaReport {
     pub fn mismatch(&self) -> bool {
-        !(self.publisher_only.is_empty() && self.subscriber_only.is_empty() && self.type_mismatch.is_empty())
+        !(self.publisher_only.is_empty()
+            && self.subscriber_only.is_empty()
+            && self.type_mismatch.is_empty())
     }
 }
 
@@ -50,7 +52,11 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn column_names(&self) -> Vec<String> {
-        self.publisher.columns.iter().map(|c| c.name.clone()).collect()
+        self.publisher
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     }
 }
 
@@ -67,23 +73,33 @@ pub struct Side<'a> {
 }
 
 fn find<'a>(cols: &'a [Column], name: &str) -> Option<&'a Column> {
-    cols.iter().find(|c| c.name == name).or_else(|| cols.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
+    cols.iter()
+        .find(|c| c.name == name)
+        .or_else(|| cols.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
 }
 
 /// The type two sides' columns are compared as, when they can be compared exactly.
 fn compare_type(p: &Column, s: &Column, same_family: bool) -> Result<LogicalType, String> {
-    let (Some(pt), Some(st)) = (p.logical, s.logical) else { unreachable!("unsupported columns are filtered first") };
+    let (Some(pt), Some(st)) = (p.logical, s.logical) else {
+        unreachable!("unsupported columns are filtered first")
+    };
     match (pt, st) {
-        (LogicalType::Json, LogicalType::Json) if same_family && p.db_type != s.db_type => {
-            Err(format!("{} vs {}: their text forms differ", p.db_type, s.db_type))
-        }
+        (LogicalType::Json, LogicalType::Json) if same_family && p.db_type != s.db_type => Err(
+            format!("{} vs {}: their text forms differ", p.db_type, s.db_type),
+        ),
         (a, b) if a == b => Ok(a),
-        (LogicalType::Int, LogicalType::Decimal) | (LogicalType::Decimal, LogicalType::Int) => Ok(LogicalType::Decimal),
+        (LogicalType::Int, LogicalType::Decimal) | (LogicalType::Decimal, LogicalType::Int) => {
+            Ok(LogicalType::Decimal)
+        }
         _ => Err(format!("{} ({pt}) vs {} ({st})", p.db_type, s.db_type)),
     }
 }
 
-pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Result<Comparison, SchemaError> {
+pub fn reconcile(
+    cfg: &TableConfig,
+    publisher: &Side,
+    subscriber: &Side,
+) -> Result<Comparison, SchemaError> {
     let same_family = publisher.family == subscriber.family;
     let (pcols, scols) = (&publisher.schema.columns, &subscriber.schema.columns);
     let key_names = match &cfg.key {
@@ -98,7 +114,10 @@ pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Resu
     };
     for name in cfg.exclude_columns.iter().chain(cfg.time_column.iter()) {
         if find(pcols, name).is_none() {
-            return Err(SchemaError(format!("column {name} named in the config does not exist in {} on {}", publisher.table, publisher.database)));
+            return Err(SchemaError(format!(
+                "column {name} named in the config does not exist in {} on {}",
+                publisher.table, publisher.database
+            )));
         }
     }
     let mut report = SchemaReport::default();
@@ -108,32 +127,64 @@ pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Resu
         let is_key = key_names.iter().any(|k| k.eq_ignore_ascii_case(&p.name));
         let Some(s) = find(scols, &p.name) else {
             if is_key {
-                return Err(SchemaError(format!("key column {} is missing from {} on {}", p.name, subscriber.table, subscriber.database)));
+                return Err(SchemaError(format!(
+                    "key column {} is missing from {} on {}",
+                    p.name, subscriber.table, subscriber.database
+                )));
             }
             report.publisher_only.push(p.name.clone());
             continue;
         };
-        if cfg.exclude_columns.iter().any(|e| e.eq_ignore_ascii_case(&p.name)) {
+        if cfg
+            .exclude_columns
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&p.name))
+        {
             if is_key {
-                return Err(SchemaError(format!("key column {} cannot be excluded", p.name)));
+                return Err(SchemaError(format!(
+                    "key column {} cannot be excluded",
+                    p.name
+                )));
             }
             report.excluded.push(p.name.clone());
             continue;
         }
         if p.logical.is_none() || s.logical.is_none() {
-            let ty = if p.logical.is_none() { &p.db_type } else { &s.db_type };
+            let ty = if p.logical.is_none() {
+                &p.db_type
+            } else {
+                &s.db_type
+            };
             if is_key {
-                return Err(SchemaError(format!("key column {} has type {ty}, which driftwatch cannot compare", p.name)));
+                return Err(SchemaError(format!(
+                    "key column {} has type {ty}, which driftwatch cannot compare",
+                    p.name
+                )));
             }
             report.unsupported.push(format!("{} ({ty})", p.name));
             continue;
         }
         match compare_type(p, s, same_family) {
             Ok(t) => {
-                pq.push(QueryColumn { name: p.name.clone(), db_type: p.db_type.clone(), logical: p.logical.unwrap(), compare_as: t });
-                sq.push(QueryColumn { name: s.name.clone(), db_type: s.db_type.clone(), logical: s.logical.unwrap(), compare_as: t });
+                pq.push(QueryColumn {
+                    name: p.name.clone(),
+                    db_type: p.db_type.clone(),
+                    logical: p.logical.unwrap(),
+                    compare_as: t,
+                });
+                sq.push(QueryColumn {
+                    name: s.name.clone(),
+                    db_type: s.db_type.clone(),
+                    logical: s.logical.unwrap(),
+                    compare_as: t,
+                });
             }
-            Err(why) if is_key => return Err(SchemaError(format!("key column {} cannot be compared: {why}", p.name))),
+            Err(why) if is_key => {
+                return Err(SchemaError(format!(
+                    "key column {} cannot be compared: {why}",
+                    p.name
+                )))
+            }
             Err(why) => report.type_mismatch.push(format!("{}: {why}", p.name)),
         }
     }
@@ -147,7 +198,10 @@ pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Resu
         match pq.iter().position(|c| c.name.eq_ignore_ascii_case(k)) {
             Some(i) => key.push(i),
             None if find(pcols, k).is_none() => {
-                return Err(SchemaError(format!("key column {k} does not exist in {} on {}", publisher.table, publisher.database)))
+                return Err(SchemaError(format!(
+                    "key column {k} does not exist in {} on {}",
+                    publisher.table, publisher.database
+                )))
             }
             None => return Err(SchemaError(format!("key column {k} cannot be compared"))),
         }
@@ -167,7 +221,10 @@ pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Resu
     });
     let binary_collation = !same_family || collations_differ;
     // A pushdown digest agrees across sides only where both hash the same types alike.
-    let exact_types = pq.iter().zip(&sq).all(|(p, s)| p.logical == p.compare_as && s.logical == s.compare_as);
+    let exact_types = pq
+        .iter()
+        .zip(&sq)
+        .all(|(p, s)| p.logical == p.compare_as && s.logical == s.compare_as);
     let strategy = match cfg.strategy {
         Strategy::Streamed => Resolved::Streamed,
         Strategy::Auto if same_family && exact_types => Resolved::Pushdown,
@@ -185,8 +242,20 @@ pub fn reconcile(cfg: &TableConfig, publisher: &Side, subscriber: &Side) -> Resu
     };
     let filter = cfg.filter.clone();
     Ok(Comparison {
-        publisher: TableQuery { table: publisher.table.clone(), columns: pq, key: key.clone(), filter: filter.clone(), binary_collation },
-        subscriber: TableQuery { table: subscriber.table.clone(), columns: sq, key, filter, binary_collation },
+        publisher: TableQuery {
+            table: publisher.table.clone(),
+            columns: pq,
+            key: key.clone(),
+            filter: filter.clone(),
+            binary_collation,
+        },
+        subscriber: TableQuery {
+            table: subscriber.table.clone(),
+            columns: sq,
+            key,
+            filter,
+            binary_collation,
+        },
         strategy,
         schema: report,
         time_column,
@@ -199,7 +268,12 @@ mod tests {
     use std::time::Duration;
 
     fn col(name: &str, db_type: &str, t: Option<LogicalType>) -> Column {
-        Column { name: name.into(), db_type: db_type.into(), logical: t, collation: None }
+        Column {
+            name: name.into(),
+            db_type: db_type.into(),
+            logical: t,
+            collation: None,
+        }
     }
 
     fn cfg() -> TableConfig {
@@ -242,8 +316,18 @@ mod tests {
             ],
             primary_key: vec![],
         };
-        let side = |db, family, schema| Side { database: db, family, table: TableRef::parse("t"), schema };
-        let c = reconcile(&cfg(), &side("pg", Family::Postgres, &p), &side("lite", Family::Sqlite, &s)).unwrap();
+        let side = |db, family, schema| Side {
+            database: db,
+            family,
+            table: TableRef::parse("t"),
+            schema,
+        };
+        let c = reconcile(
+            &cfg(),
+            &side("pg", Family::Postgres, &p),
+            &side("lite", Family::Sqlite, &s),
+        )
+        .unwrap();
         assert_eq!(c.column_names(), ["id", "amount"]);
         assert_eq!(c.subscriber.columns[1].compare_as, Decimal);
         assert_eq!(c.strategy, Resolved::Streamed);
@@ -254,10 +338,26 @@ mod tests {
         assert_eq!(c.schema.type_mismatch.len(), 1);
         assert!(c.schema.mismatch());
 
-        let no_key = TableSchema { columns: s.columns.clone(), primary_key: vec![] };
-        let e = reconcile(&cfg(), &side("lite", Family::Sqlite, &no_key), &side("lite2", Family::Sqlite, &s)).unwrap_err();
+        let no_key = TableSchema {
+            columns: s.columns.clone(),
+            primary_key: vec![],
+        };
+        let e = reconcile(
+            &cfg(),
+            &side("lite", Family::Sqlite, &no_key),
+            &side("lite2", Family::Sqlite, &s),
+        )
+        .unwrap_err();
         assert!(e.0.contains("no primary key"), "{e}");
-        let forced = TableConfig { strategy: Strategy::Pushdown, ..cfg() };
-        assert!(reconcile(&forced, &side("pg", Family::Postgres, &p), &side("lite", Family::Sqlite, &s)).is_err());
+        let forced = TableConfig {
+            strategy: Strategy::Pushdown,
+            ..cfg()
+        };
+        assert!(reconcile(
+            &forced,
+            &side("pg", Family::Postgres, &p),
+            &side("lite", Family::Sqlite, &s)
+        )
+        .is_err());
     }
 }

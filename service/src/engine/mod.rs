@@ -35,8 +35,14 @@ pub struct TableRef {
 impl TableRef {
     pub fn parse(s: &str) -> TableRef {
         match s.split_once('.') {
-            Some((schema, name)) => TableRef { schema: Some(schema.to_string()), name: name.to_string() },
-            None => TableRef { schema: None, name: s.to_string() },
+            Some((schema, name)) => TableRef {
+                schema: Some(schema.to_string()),
+                name: name.to_string(),
+            },
+            None => TableRef {
+                schema: None,
+                name: s.to_string(),
+            },
         }
     }
 }
@@ -113,7 +119,12 @@ pub struct KeyRange {
 
 impl std::fmt::Display for KeyRange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = |k: &Key| k.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ");
+        let key = |k: &Key| {
+            k.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut parts = Vec::new();
         if let Some(lo) = self.lead_lo {
             parts.push(format!("k1 >= {lo}"));
@@ -178,7 +189,12 @@ pub struct DigestAccumulator {
 
 impl DigestAccumulator {
     pub fn new(key0: usize, width: Option<i64>) -> Self {
-        DigestAccumulator { key0, width, digests: Digests::new(), buf: Vec::with_capacity(256) }
+        DigestAccumulator {
+            key0,
+            width,
+            digests: Digests::new(),
+            buf: Vec::with_capacity(256),
+        }
     }
 
     pub fn add(&mut self, row: &[Value]) {
@@ -212,9 +228,19 @@ pub enum EngineError {
     #[error("database {database}: table {table} does not exist")]
     TableNotFound { database: String, table: String },
     #[error("database {database}: table {table}: {message}")]
-    Query { database: String, table: String, message: String },
+    Query {
+        database: String,
+        table: String,
+        message: String,
+    },
     #[error("database {database}: table {table}, column {column}: cannot decode a {db_type} value: {message}")]
-    Decode { database: String, table: String, column: String, db_type: String, message: String },
+    Decode {
+        database: String,
+        table: String,
+        column: String,
+        db_type: String,
+        message: String,
+    },
     #[error("database {database}: {message}")]
     Config { database: String, message: String },
 }
@@ -257,12 +283,23 @@ pub trait Engine: Send + Sync {
 
     /// Streams the rows of `range` in key order (at most `limit`), returning how many
     /// were sent. Stops early, without error, when the receiver is dropped.
-    async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64>;
+    async fn scan(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+        tx: RowSender,
+    ) -> Result<u64>;
 
     /// Streams the canonical encodings of the rows of `range`, in no particular order
     /// (the streamed digest). This default encodes decoded rows; an engine overrides it
     /// to encode straight from its wire format.
-    async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: EncodedSender) -> Result<u64> {
+    async fn scan_encoded(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        tx: EncodedSender,
+    ) -> Result<u64> {
         let (rows_tx, mut rows_rx) = mpsc::channel::<Vec<Row>>(2);
         let key0 = q.key[0];
         let encode = async move {

@@ -20,13 +20,14 @@ use futures::{pin_mut, StreamExt};
 use tokio_postgres::{CancelToken, Client};
 
 use super::{
-    Column, Digests, DigestSpec, EncodedSender, Engine, EngineError, Family, KeyRange, Result, Row, RowSender, TableQuery,
-    TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
+    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, KeyRange, Result, Row,
+    RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
-    encode_decimal_body, encode_prefixed, format_date, format_time, format_timestamp, format_uuid, Decimal, EncodedRows,
-    Key, LogicalType, Timestamp, Value, TAG_BYTES, TAG_DECIMAL, TAG_JSON, TAG_TEXT,
+    encode_decimal_body, encode_prefixed, format_date, format_time, format_timestamp, format_uuid,
+    Decimal, EncodedRows, Key, LogicalType, Timestamp, Value, TAG_BYTES, TAG_DECIMAL, TAG_JSON,
+    TAG_TEXT,
 };
 
 /// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
@@ -45,10 +46,15 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn new(name: &str, db: &DatabaseConfig) -> Result<Postgres> {
-        let cfg_err = |message: String| EngineError::Config { database: name.to_string(), message };
+        let cfg_err = |message: String| EngineError::Config {
+            database: name.to_string(),
+            message,
+        };
         let tls = TlsOptions::from_url(&db.url).map_err(cfg_err)?;
-        let mut config: tokio_postgres::Config =
-            tls.url.parse().map_err(|e| cfg_err(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut config: tokio_postgres::Config = tls
+            .url
+            .parse()
+            .map_err(|e| cfg_err(format!("invalid PostgreSQL URL: {e}")))?;
         if let Some(p) = &db.password {
             config.password(p.as_str());
         }
@@ -78,11 +84,12 @@ impl Postgres {
         let client = match idle {
             Some(c) if !c.is_closed() => c,
             _ => {
-                let (client, conn) = self
-                    .config
-                    .connect(self.tls.clone())
-                    .await
-                    .map_err(|e| EngineError::Connect { database: self.name.clone(), message: error_text(&e) })?;
+                let (client, conn) = self.config.connect(self.tls.clone()).await.map_err(|e| {
+                    EngineError::Connect {
+                        database: self.name.clone(),
+                        message: error_text(&e),
+                    }
+                })?;
                 let database = self.name.clone();
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
@@ -92,33 +99,48 @@ impl Postgres {
                 client
             }
         };
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.active.lock().unwrap().push((id, client.cancel_token()));
-        Ok(Session { pg: self, id, client: Some(client) })
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.active
+            .lock()
+            .unwrap()
+            .push((id, client.cancel_token()));
+        Ok(Session {
+            pg: self,
+            id,
+            client: Some(client),
+        })
     }
 
     fn query_err(&self, table: &TableRef, e: tokio_postgres::Error) -> EngineError {
         if e.is_closed() || e.as_db_error().is_none() && e.code().is_none() {
-            EngineError::Connect { database: self.name.clone(), message: error_text(&e) }
+            EngineError::Connect {
+                database: self.name.clone(),
+                message: error_text(&e),
+            }
         } else {
-            EngineError::Query { database: self.name.clone(), table: table.to_string(), message: error_text(&e) }
+            EngineError::Query {
+                database: self.name.clone(),
+                table: table.to_string(),
+                message: error_text(&e),
+            }
         }
     }
 
     /// Runs `COPY (sql) TO STDOUT (FORMAT binary)`, adding each tuple to a batch and
-    /// sending the batch to `tx` when `ready`; stops early, without error, when the
-    /// receiver is gone.
-    async fn copy<B: Send>(
+    /// sending the batch to `tx` once it holds `limit` rows; stops early, without error,
+    /// when the receiver is gone.
+    async fn copy<B: Batch>(
         &self,
         q: &TableQuery,
         sql: &str,
         width: usize,
         tx: &tokio::sync::mpsc::Sender<B>,
-        fresh: impl Fn() -> B,
+        limit: usize,
         mut add: impl FnMut(&mut B, &[u8], &[Option<(usize, usize)>]) -> Result<()>,
-        ready: impl Fn(&B) -> bool,
     ) -> Result<u64> {
-        let mut batch = fresh();
+        let mut batch = B::default();
         let s = self.session().await?;
         let stream = s
             .client()
@@ -136,18 +158,23 @@ impl Postgres {
             parser
                 .feed(&chunk, &mut fields, |tuple, fields| {
                     if fields.len() != width {
-                        return Err(self.decode_err(q, "-", "-", format!("expected {width} fields, got {}", fields.len())));
+                        return Err(self.decode_err(
+                            q,
+                            "-",
+                            "-",
+                            format!("expected {width} fields, got {}", fields.len()),
+                        ));
                     }
                     add(&mut batch, tuple, fields)?;
                     n += 1;
                     pending = true;
-                    full |= ready(&batch);
+                    full |= batch.rows() >= limit;
                     Ok(())
                 })
                 .map_err(|m| self.decode_err(q, "-", "-", m))??;
             if full {
                 pending = false;
-                if tx.send(std::mem::replace(&mut batch, fresh())).await.is_err() {
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
                     // The consumer has what it needs. A session left mid-COPY is not reused.
                     s.discard();
                     return Ok(n);
@@ -162,23 +189,34 @@ impl Postgres {
     }
 
     /// Decoded rows of a COPY, sent in batches.
-    async fn copy_rows(&self, q: &TableQuery, columns: &[Decoder], sql: &str, tx: &RowSender) -> Result<u64> {
+    async fn copy_rows(
+        &self,
+        q: &TableQuery,
+        columns: &[Decoder],
+        sql: &str,
+        tx: &RowSender,
+    ) -> Result<u64> {
         self.copy(
             q,
             sql,
             columns.len(),
             tx,
-            || Vec::with_capacity(ROW_BATCH),
+            ROW_BATCH,
             |batch: &mut Vec<Row>, tuple, fields| {
                 batch.push(self.decode_row(q, columns, tuple, fields)?);
                 Ok(())
             },
-            |batch| batch.len() >= ROW_BATCH,
         )
         .await
     }
 
-    fn decode_row(&self, q: &TableQuery, columns: &[Decoder], tuple: &[u8], fields: &[Option<(usize, usize)>]) -> Result<Row> {
+    fn decode_row(
+        &self,
+        q: &TableQuery,
+        columns: &[Decoder],
+        tuple: &[u8],
+        fields: &[Option<(usize, usize)>],
+    ) -> Result<Row> {
         columns
             .iter()
             .zip(fields)
@@ -192,7 +230,13 @@ impl Postgres {
             .collect()
     }
 
-    fn decode_err(&self, q: &TableQuery, column: &str, db_type: &str, message: String) -> EngineError {
+    fn decode_err(
+        &self,
+        q: &TableQuery,
+        column: &str,
+        db_type: &str,
+        message: String,
+    ) -> EngineError {
         EngineError::Decode {
             database: self.name.clone(),
             table: q.table.to_string(),
@@ -202,9 +246,18 @@ impl Postgres {
         }
     }
 
-    async fn query(&self, table: &TableRef, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>> {
+    async fn query(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>> {
         let s = self.session().await?;
-        let rows = s.client().query(sql, params).await.map_err(|e| self.query_err(table, e))?;
+        let rows = s
+            .client()
+            .query(sql, params)
+            .await
+            .map_err(|e| self.query_err(table, e))?;
         s.release();
         Ok(rows)
     }
@@ -235,8 +288,16 @@ impl TlsOptions {
                 _ => kept.push(param.to_string()),
             }
         }
-        let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
-        Ok(TlsOptions { url, verify, root_cert })
+        let url = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok(TlsOptions {
+            url,
+            verify,
+            root_cert,
+        })
     }
 
     fn client_config(&self) -> std::result::Result<rustls::ClientConfig, String> {
@@ -257,7 +318,9 @@ impl TlsOptions {
                 let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
                     .map_err(|e| format!("sslrootcert {path}: {e}"))?;
                 for cert in certs {
-                    roots.add(cert.map_err(|e| format!("sslrootcert {path}: {e}"))?).map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                    roots
+                        .add(cert.map_err(|e| format!("sslrootcert {path}: {e}"))?)
+                        .map_err(|e| format!("sslrootcert {path}: {e}"))?;
                 }
             }
             None => {
@@ -293,7 +356,12 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -302,7 +370,12 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
@@ -323,6 +396,23 @@ fn error_text(e: &tokio_postgres::Error) -> String {
             }
             s
         }
+    }
+}
+
+/// What a COPY fills: decoded rows, or canonical encodings.
+trait Batch: Default + Send {
+    fn rows(&self) -> usize;
+}
+
+impl Batch for Vec<Row> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Batch for EncodedRows {
+    fn rows(&self) -> usize {
+        self.len()
     }
 }
 
@@ -353,7 +443,11 @@ impl Session<'_> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        self.pg.active.lock().unwrap().retain(|(id, _)| *id != self.id);
+        self.pg
+            .active
+            .lock()
+            .unwrap()
+            .retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -364,7 +458,11 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 fn table_sql(t: &TableRef) -> String {
-    format!("{}.{}", quote_ident(t.schema.as_deref().unwrap_or("public")), quote_ident(&t.name))
+    format!(
+        "{}.{}",
+        quote_ident(t.schema.as_deref().unwrap_or("public")),
+        quote_ident(&t.name)
+    )
 }
 
 /// The type to cast a literal to: the declared type without its modifiers, so that a
@@ -396,16 +494,25 @@ pub fn literal(v: &Value, db_type: &str) -> String {
         Value::Int(i) => i.to_string(),
         Value::Decimal(d) => d.to_string(),
         Value::Float(f) if f.is_nan() => "NaN".into(),
-        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.into(),
+        Value::Float(f) if f.is_infinite() => {
+            if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+        }
         Value::Float(f) => format!("{f:?}"),
         Value::Text(s) | Value::Json(s) => s.clone(),
-        Value::Bytes(b) => format!("\\x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Value::Bytes(b) => format!(
+            "\\x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
         Value::Date(d) => format_date(*d),
         Value::Time(t) => format_time(*t),
         Value::Timestamp(t) => format_timestamp(*t),
         Value::TimestampTz(t) => format!("{}+00", format_timestamp(*t)),
         Value::Uuid(u) => format_uuid(u),
-        Value::Interval { months, days, micros } => format!("{months} mons {days} days {micros} microseconds"),
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => format!("{months} mons {days} days {micros} microseconds"),
     };
     format!("{}::{}", quote_text(&text), cast_type(db_type))
 }
@@ -441,11 +548,20 @@ impl Sql<'_> {
 
     fn key_tuple(&self, key: &Key) -> (String, String) {
         let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
-        let vals: Vec<String> = self.q.key.iter().zip(key).map(|(&i, v)| self.key_literal(i, v)).collect();
+        let vals: Vec<String> = self
+            .q
+            .key
+            .iter()
+            .zip(key)
+            .map(|(&i, v)| self.key_literal(i, v))
+            .collect();
         if cols.len() == 1 {
             (cols[0].clone(), vals[0].clone())
         } else {
-            (format!("({})", cols.join(", ")), format!("({})", vals.join(", ")))
+            (
+                format!("({})", cols.join(", ")),
+                format!("({})", vals.join(", ")),
+            )
         }
     }
 
@@ -504,10 +620,15 @@ impl Engine for Postgres {
 
     async fn introspect(&self, table: &TableRef) -> Result<TableSchema> {
         let full = table_sql(table);
-        let oid_rows = self.query(table, "SELECT to_regclass($1)::oid", &[&full]).await?;
+        let oid_rows = self
+            .query(table, "SELECT to_regclass($1)::oid", &[&full])
+            .await?;
         let oid: Option<u32> = oid_rows.first().and_then(|r| r.get(0));
         let Some(oid) = oid else {
-            return Err(EngineError::TableNotFound { database: self.name.clone(), table: table.to_string() });
+            return Err(EngineError::TableNotFound {
+                database: self.name.clone(),
+                table: table.to_string(),
+            });
         };
         let cols = self
             .query(
@@ -526,7 +647,12 @@ impl Engine for Postgres {
             .iter()
             .map(|r| {
                 let typname: String = r.get(2);
-                Column { name: r.get(0), db_type: r.get(1), logical: logical_type(&typname), collation: r.get(3) }
+                Column {
+                    name: r.get(0),
+                    db_type: r.get(1),
+                    logical: logical_type(&typname),
+                    collation: r.get(3),
+                }
             })
             .collect();
         let pk = self
@@ -539,7 +665,10 @@ impl Engine for Postgres {
                 &[&oid],
             )
             .await?;
-        Ok(TableSchema { columns, primary_key: pk.iter().map(|r| r.get(0)).collect() })
+        Ok(TableSchema {
+            columns,
+            primary_key: pk.iter().map(|r| r.get(0)).collect(),
+        })
     }
 
     async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>> {
@@ -552,10 +681,12 @@ impl Engine for Postgres {
         );
         let rows = self.query(&q.table, &text, &[]).await?;
         let row = &rows[0];
-        Ok(match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
-            (Some(lo), Some(hi)) => Some((lo, hi)),
-            _ => None,
-        })
+        Ok(
+            match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                (Some(lo), Some(hi)) => Some((lo, hi)),
+                _ => None,
+            },
+        )
     }
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
@@ -585,12 +716,24 @@ impl Engine for Postgres {
             // A bounded chunk: one index range scan per bucket, each aggregated as it is
             // read. (Grouping the chunk instead makes the planner sort it, or hash every
             // row's bucket, for want of knowing how few buckets there are.)
-            (Some(w), Some(lo), Some(hi)) if hi.checked_add(w).is_some() && lo.checked_sub(w).is_some() => {
+            (Some(w), Some(lo), Some(hi))
+                if hi.checked_add(w).is_some() && lo.checked_sub(w).is_some() =>
+            {
                 let (first, last) = (lo.div_euclid(w), (hi - 1).div_euclid(w));
-                let bounds = format!("{k1} >= greatest(g.b * {w}, {lo}) AND {k1} < least(g.b * {w} + {w}, {hi})");
-                let range = KeyRange { lead_lo: None, lead_hi: None, ..spec.range.clone() };
+                let bounds = format!(
+                    "{k1} >= greatest(g.b * {w}, {lo}) AND {k1} < least(g.b * {w} + {w}, {hi})"
+                );
+                let range = KeyRange {
+                    lead_lo: None,
+                    lead_hi: None,
+                    ..spec.range.clone()
+                };
                 let filter = sql.where_clause(&range);
-                let filter = if filter.is_empty() { format!(" WHERE {bounds}") } else { format!("{filter} AND {bounds}") };
+                let filter = if filter.is_empty() {
+                    format!(" WHERE {bounds}")
+                } else {
+                    format!("{filter} AND {bounds}")
+                };
                 format!(
                     "SELECT g.b, s.c, s.h FROM generate_series({first}::int8, {last}::int8) AS g(b) \
                      CROSS JOIN LATERAL (SELECT {digest} FROM {table}{filter}) s WHERE s.c > 0"
@@ -603,12 +746,26 @@ impl Engine for Postgres {
                     sql.where_clause(&spec.range)
                 )
             }
-            (None, _, _) => format!("SELECT 0::int8, {digest} FROM {table}{}", sql.where_clause(&spec.range)),
+            (None, _, _) => format!(
+                "SELECT 0::int8, {digest} FROM {table}{}",
+                sql.where_clause(&spec.range)
+            ),
         };
         let s = self.session().await?;
-        let messages = s.client().simple_query(&text).await.map_err(|e| self.query_err(&q.table, e))?;
+        let messages = s
+            .client()
+            .simple_query(&text)
+            .await
+            .map_err(|e| self.query_err(&q.table, e))?;
         s.release();
-        let bad = |what: &str| self.decode_err(q, "-", "digest", format!("unexpected {what} in a digest row"));
+        let bad = |what: &str| {
+            self.decode_err(
+                q,
+                "-",
+                "digest",
+                format!("unexpected {what} in a digest row"),
+            )
+        };
         let mut out = Digests::new();
         for m in messages {
             if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
@@ -617,19 +774,35 @@ impl Engine for Postgres {
                 let count: u64 = field(1)?.parse().map_err(|_| bad("count"))?;
                 let sum: i128 = field(2)?.parse().map_err(|_| bad("sum"))?;
                 if count > 0 {
-                    out.insert(bucket, super::BucketDigest { count, sum: sum as u128 });
+                    out.insert(
+                        bucket,
+                        super::BucketDigest {
+                            count,
+                            sum: sum as u128,
+                        },
+                    );
                 }
             }
         }
         Ok(out)
     }
 
-    async fn scan_encoded(&self, q: &TableQuery, range: &KeyRange, tx: EncodedSender) -> Result<u64> {
+    async fn scan_encoded(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        tx: EncodedSender,
+    ) -> Result<u64> {
         let sql = Sql { q };
         let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
         // No ORDER BY: a digest does not depend on row order, and the database may scan
         // the range however is cheapest.
-        let text = format!("SELECT {} FROM {}{}", cols.join(", "), table_sql(&q.table), sql.where_clause(range));
+        let text = format!(
+            "SELECT {} FROM {}{}",
+            cols.join(", "),
+            table_sql(&q.table),
+            sql.where_clause(range)
+        );
         let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
         let key0 = q.key[0];
         let mut scratch = String::new();
@@ -638,7 +811,7 @@ impl Engine for Postgres {
             &text,
             decoders.len(),
             &tx,
-            EncodedRows::default,
+            ENCODED_BATCH,
             |out: &mut EncodedRows, tuple, fields| {
                 for (d, f) in decoders.iter().zip(fields) {
                     match f {
@@ -650,17 +823,25 @@ impl Engine for Postgres {
                 }
                 out.ends.push(out.data.len());
                 out.lead.push(match fields[key0] {
-                    Some((a, b)) => decoders[key0].decode(&tuple[a..b]).ok().and_then(|v| v.as_i64()),
+                    Some((a, b)) => decoders[key0]
+                        .decode(&tuple[a..b])
+                        .ok()
+                        .and_then(|v| v.as_i64()),
                     None => None,
                 });
                 Ok(())
             },
-            |batch| batch.len() >= ENCODED_BATCH,
         )
         .await
     }
 
-    async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64> {
+    async fn scan(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+        tx: RowSender,
+    ) -> Result<u64> {
         let sql = Sql { q };
         let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
         let limit_sql = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
@@ -676,12 +857,21 @@ impl Engine for Postgres {
     }
 
     async fn ping(&self) -> Result<()> {
-        let t = TableRef { schema: None, name: "-".into() };
+        let t = TableRef {
+            schema: None,
+            name: "-".into(),
+        };
         self.query(&t, "SELECT 1", &[]).await.map(|_| ())
     }
 
     async fn cancel_all(&self) {
-        let tokens: Vec<CancelToken> = self.active.lock().unwrap().iter().map(|(_, t)| t.clone()).collect();
+        let tokens: Vec<CancelToken> = self
+            .active
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, t)| t.clone())
+            .collect();
         for t in tokens {
             let _ = t.cancel_query(self.tls.clone()).await;
         }
@@ -766,7 +956,12 @@ impl Decoder {
             (LogicalType::Json, _) => Kind::Json,
             (LogicalType::Interval, _) => Kind::Interval,
         };
-        Decoder { column: c.name.clone(), db_type: c.db_type.clone(), kind, compare_as: c.compare_as }
+        Decoder {
+            column: c.name.clone(),
+            db_type: c.db_type.clone(),
+            kind,
+            compare_as: c.compare_as,
+        }
     }
 
     fn decode(&self, b: &[u8]) -> std::result::Result<Value, String> {
@@ -790,7 +985,9 @@ impl Decoder {
             Kind::Text => Value::Text(text()?),
             Kind::Json => Value::Json(text()?),
             Kind::Jsonb => match b.split_first() {
-                Some((1, rest)) => Value::Json(String::from_utf8(rest.to_vec()).map_err(|e| e.to_string())?),
+                Some((1, rest)) => {
+                    Value::Json(String::from_utf8(rest.to_vec()).map_err(|e| e.to_string())?)
+                }
                 _ => return Err("unknown jsonb version".into()),
             },
             Kind::Bytea => Value::Bytes(b.to_vec()),
@@ -799,9 +996,15 @@ impl Decoder {
                 d @ (i32::MAX | i32::MIN) => d,
                 d => d + PG_EPOCH_DAYS,
             }),
-            Kind::Time => Value::Time(i64::from_be_bytes(fixed(8)?.try_into().unwrap()) as u64 * 1000),
-            Kind::Timestamp => Value::Timestamp(pg_timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap()))),
-            Kind::TimestampTz => Value::TimestampTz(pg_timestamp(i64::from_be_bytes(fixed(8)?.try_into().unwrap()))),
+            Kind::Time => {
+                Value::Time(i64::from_be_bytes(fixed(8)?.try_into().unwrap()) as u64 * 1000)
+            }
+            Kind::Timestamp => Value::Timestamp(pg_timestamp(i64::from_be_bytes(
+                fixed(8)?.try_into().unwrap(),
+            ))),
+            Kind::TimestampTz => Value::TimestampTz(pg_timestamp(i64::from_be_bytes(
+                fixed(8)?.try_into().unwrap(),
+            ))),
             Kind::Interval => {
                 let b = fixed(16)?;
                 Value::Interval {
@@ -818,14 +1021,37 @@ impl Decoder {
     /// Appends the canonical encoding of a field straight from its send format: what
     /// `decode(b).encode(out)` gives, without a heap allocation for text, bytes, json and
     /// numeric. `scratch` is reused across calls.
-    fn encode(&self, b: &[u8], out: &mut Vec<u8>, scratch: &mut String) -> std::result::Result<(), String> {
+    fn encode(
+        &self,
+        b: &[u8],
+        out: &mut Vec<u8>,
+        scratch: &mut String,
+    ) -> std::result::Result<(), String> {
         let widened = self.compare_as != logical_of(self.kind);
         match self.kind {
             _ if widened => self.decode(b)?.coerce(self.compare_as).encode(out),
-            Kind::Text => encode_prefixed(out, TAG_TEXT, std::str::from_utf8(b).map_err(|e| e.to_string())?.as_bytes()),
-            Kind::Json => encode_prefixed(out, TAG_JSON, std::str::from_utf8(b).map_err(|e| e.to_string())?.as_bytes()),
+            Kind::Text => encode_prefixed(
+                out,
+                TAG_TEXT,
+                std::str::from_utf8(b)
+                    .map_err(|e| e.to_string())?
+                    .as_bytes(),
+            ),
+            Kind::Json => encode_prefixed(
+                out,
+                TAG_JSON,
+                std::str::from_utf8(b)
+                    .map_err(|e| e.to_string())?
+                    .as_bytes(),
+            ),
             Kind::Jsonb => match b.split_first() {
-                Some((1, rest)) => encode_prefixed(out, TAG_JSON, std::str::from_utf8(rest).map_err(|e| e.to_string())?.as_bytes()),
+                Some((1, rest)) => encode_prefixed(
+                    out,
+                    TAG_JSON,
+                    std::str::from_utf8(rest)
+                        .map_err(|e| e.to_string())?
+                        .as_bytes(),
+                ),
                 _ => return Err("unknown jsonb version".into()),
             },
             Kind::Bytea => encode_prefixed(out, TAG_BYTES, b),
@@ -871,7 +1097,10 @@ fn logical_of(kind: Kind) -> LogicalType {
 fn normalized(digits: &str, exp: i32) -> (&str, i32) {
     let trimmed = digits.trim_start_matches('0');
     let without_trailing = trimmed.trim_end_matches('0');
-    (without_trailing, exp + (trimmed.len() - without_trailing.len()) as i32)
+    (
+        without_trailing,
+        exp + (trimmed.len() - without_trailing.len()) as i32,
+    )
 }
 
 fn pg_timestamp(micros: i64) -> Timestamp {
@@ -880,7 +1109,10 @@ fn pg_timestamp(micros: i64) -> Timestamp {
         i64::MIN => Timestamp::NEG_INFINITY,
         m => {
             let t = Timestamp::from_micros(m);
-            Timestamp { secs: t.secs + PG_EPOCH_SECS, nanos: t.nanos }
+            Timestamp {
+                secs: t.secs + PG_EPOCH_SECS,
+                nanos: t.nanos,
+            }
         }
     }
 }
@@ -888,7 +1120,10 @@ fn pg_timestamp(micros: i64) -> Timestamp {
 /// numeric's send format: ndigits, weight, sign, dscale, then base-10000 digits.
 /// Writes the decimal digits into `digits` and returns (negative, exponent), or `None`
 /// for NaN and the infinities.
-fn numeric_digits(b: &[u8], digits: &mut String) -> std::result::Result<Option<(bool, i32)>, String> {
+fn numeric_digits(
+    b: &[u8],
+    digits: &mut String,
+) -> std::result::Result<Option<(bool, i32)>, String> {
     if b.len() < 8 {
         return Err("numeric shorter than its header".into());
     }
@@ -990,7 +1225,10 @@ impl CopyParser {
 
 /// The length of the complete tuple at the start of `data`, if there is one (the
 /// trailer, a field count of -1, counts as none), with its fields' ranges in `fields`.
-fn parse_tuple(data: &[u8], fields: &mut Vec<Option<(usize, usize)>>) -> std::result::Result<Option<usize>, String> {
+fn parse_tuple(
+    data: &[u8],
+    fields: &mut Vec<Option<(usize, usize)>>,
+) -> std::result::Result<Option<usize>, String> {
     if data.len() < 2 {
         return Ok(None);
     }
@@ -1037,13 +1275,22 @@ mod tests {
         // -0.0001: weight -1, digits [1]
         let b = [0, 1, 0xff, 0xff, 0x40, 0, 0, 4, 0, 1];
         assert_eq!(decode_numeric(&b).unwrap().to_string(), "-0.0001");
-        assert_eq!(decode_numeric(&[0, 0, 0, 0, 0xC0, 0, 0, 0]).unwrap(), Decimal::NaN);
+        assert_eq!(
+            decode_numeric(&[0, 0, 0, 0, 0xC0, 0, 0, 0]).unwrap(),
+            Decimal::NaN
+        );
     }
 
     #[test]
     fn tls_parameters_follow_libpq() {
-        let t = TlsOptions::from_url("postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x").unwrap();
-        assert_eq!(t.url, "postgres://u@h/db?sslmode=require&application_name=x");
+        let t = TlsOptions::from_url(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(
+            t.url,
+            "postgres://u@h/db?sslmode=require&application_name=x"
+        );
         assert!(t.verify);
         assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
         let t = TlsOptions::from_url("postgres://u@h/db").unwrap();
@@ -1053,10 +1300,19 @@ mod tests {
 
     #[test]
     fn literals_are_quoted_and_typed() {
-        assert_eq!(literal(&Value::Text("O'Brien".into()), "character varying(20)"), "'O''Brien'::character varying");
+        assert_eq!(
+            literal(&Value::Text("O'Brien".into()), "character varying(20)"),
+            "'O''Brien'::character varying"
+        );
         assert_eq!(literal(&Value::Int(-5), "bigint"), "'-5'::bigint");
-        assert_eq!(literal(&Value::Bytes(vec![0, 255]), "bytea"), "'\\x00ff'::bytea");
-        assert_eq!(cast_type("timestamp(3) with time zone"), "timestamp with time zone");
+        assert_eq!(
+            literal(&Value::Bytes(vec![0, 255]), "bytea"),
+            "'\\x00ff'::bytea"
+        );
+        assert_eq!(
+            cast_type("timestamp(3) with time zone"),
+            "timestamp with time zone"
+        );
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
     }
 }

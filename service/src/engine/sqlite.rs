@@ -17,13 +17,13 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 use super::{
-    Column, DigestAccumulator, Digests, DigestSpec, Engine, EngineError, Family, KeyRange, Result, Row, RowSender,
-    TableQuery, TableRef, TableSchema, ROW_BATCH,
+    Column, DigestAccumulator, DigestSpec, Digests, Engine, EngineError, Family, KeyRange, Result,
+    Row, RowSender, TableQuery, TableRef, TableSchema, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
-    format_date, format_time, format_timestamp, format_uuid, parse_date, parse_time, parse_timestamp, parse_uuid,
-    Decimal, Key, LogicalType, Value,
+    format_date, format_time, format_timestamp, format_uuid, parse_date, parse_time,
+    parse_timestamp, parse_uuid, Decimal, Key, LogicalType, Value,
 };
 
 pub struct Sqlite {
@@ -36,11 +36,18 @@ pub struct Sqlite {
 
 impl Sqlite {
     pub fn new(name: &str, db: &DatabaseConfig) -> Result<Sqlite> {
-        let path = db.url.strip_prefix("sqlite://").or_else(|| db.url.strip_prefix("sqlite:")).unwrap_or_default();
+        let path = db
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| db.url.strip_prefix("sqlite:"))
+            .unwrap_or_default();
         if path.is_empty() {
             return Err(EngineError::Config {
                 database: name.to_string(),
-                message: format!("{:?} names no file (expected sqlite:///absolute/path.db)", db.url),
+                message: format!(
+                    "{:?} names no file (expected sqlite:///absolute/path.db)",
+                    db.url
+                ),
             });
         }
         Ok(Sqlite {
@@ -55,14 +62,19 @@ impl Sqlite {
     fn open(&self) -> Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )
         .and_then(|c| {
             c.pragma_update(None, "query_only", true)?;
             c.busy_timeout(std::time::Duration::from_secs(10))?;
             Ok(c)
         })
-        .map_err(|e| EngineError::Connect { database: self.name.clone(), message: format!("{}: {e}", self.path.display()) })?;
+        .map_err(|e| EngineError::Connect {
+            database: self.name.clone(),
+            message: format!("{}: {e}", self.path.display()),
+        })?;
         Ok(conn)
     }
 
@@ -77,8 +89,13 @@ impl Sqlite {
             Some(c) => c,
             None => self.open()?,
         };
-        let id = self.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.active.lock().unwrap().push((id, conn.get_interrupt_handle()));
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.active
+            .lock()
+            .unwrap()
+            .push((id, conn.get_interrupt_handle()));
         let joined = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
             (conn, r)
@@ -94,13 +111,26 @@ impl Sqlite {
         r.map_err(|f| match f {
             Failure::Sql(e) => match &e {
                 rusqlite::Error::SqliteFailure(code, _)
-                    if matches!(code.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase) =>
+                    if matches!(
+                        code.code,
+                        rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::NotADatabase
+                    ) =>
                 {
-                    EngineError::Connect { database: self.name.clone(), message: e.to_string() }
+                    EngineError::Connect {
+                        database: self.name.clone(),
+                        message: e.to_string(),
+                    }
                 }
-                _ => EngineError::Query { database: self.name.clone(), table: table.to_string(), message: e.to_string() },
+                _ => EngineError::Query {
+                    database: self.name.clone(),
+                    table: table.to_string(),
+                    message: e.to_string(),
+                },
             },
-            Failure::NotFound => EngineError::TableNotFound { database: self.name.clone(), table: table.to_string() },
+            Failure::NotFound => EngineError::TableNotFound {
+                database: self.name.clone(),
+                table: table.to_string(),
+            },
         })
     }
 }
@@ -123,7 +153,11 @@ pub fn quote_ident(s: &str) -> String {
 }
 
 fn table_sql(t: &TableRef) -> String {
-    format!("{}.{}", quote_ident(t.schema.as_deref().unwrap_or("main")), quote_ident(&t.name))
+    format!(
+        "{}.{}",
+        quote_ident(t.schema.as_deref().unwrap_or("main")),
+        quote_ident(&t.name)
+    )
 }
 
 /// A key bound as SQLite stores it: temporal values as ISO text, the form SQLite's own
@@ -150,7 +184,12 @@ pub fn bind_value(v: &Value) -> rusqlite::types::Value {
 }
 
 /// The SELECT of a range, with its bound parameters.
-fn select(q: &TableQuery, columns: &[usize], range: &KeyRange, tail: &str) -> (String, Vec<rusqlite::types::Value>) {
+fn select(
+    q: &TableQuery,
+    columns: &[usize],
+    range: &KeyRange,
+    tail: &str,
+) -> (String, Vec<rusqlite::types::Value>) {
     let col = |i: usize| quote_ident(&q.columns[i].name);
     let key_col = |i: usize| {
         if q.binary_collation && q.columns[i].logical == LogicalType::Text {
@@ -178,7 +217,10 @@ fn select(q: &TableQuery, columns: &[usize], range: &KeyRange, tail: &str) -> (S
         if n == 1 {
             (keys[0].clone(), "?".to_string())
         } else {
-            (format!("({})", keys.join(", ")), format!("({})", vec!["?"; n].join(", ")))
+            (
+                format!("({})", keys.join(", ")),
+                format!("({})", vec!["?"; n].join(", ")),
+            )
         }
     };
     for (bound, op) in [(&range.after, ">"), (&range.upto, "<=")] {
@@ -189,8 +231,20 @@ fn select(q: &TableQuery, columns: &[usize], range: &KeyRange, tail: &str) -> (S
         }
     }
     let cols: Vec<String> = columns.iter().map(|&i| col(i)).collect();
-    let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    (format!("SELECT {} FROM {}{where_sql} ORDER BY {}{tail}", cols.join(", "), table_sql(&q.table), keys.join(", ")), params)
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (
+        format!(
+            "SELECT {} FROM {}{where_sql} ORDER BY {}{tail}",
+            cols.join(", "),
+            table_sql(&q.table),
+            keys.join(", ")
+        ),
+        params,
+    )
 }
 
 /// Streams decoded rows of a SELECT to `f` until it returns false.
@@ -231,7 +285,10 @@ impl Engine for Sqlite {
         let t = table.clone();
         self.run(table, move |conn| {
             let schema = quote_ident(t.schema.as_deref().unwrap_or("main"));
-            let mut stmt = conn.prepare(&format!("PRAGMA {schema}.table_xinfo({})", quote_ident(&t.name)))?;
+            let mut stmt = conn.prepare(&format!(
+                "PRAGMA {schema}.table_xinfo({})",
+                quote_ident(&t.name)
+            ))?;
             let mut columns = Vec::new();
             let mut pk: Vec<(i64, String)> = Vec::new();
             let mut rows = stmt.query([])?;
@@ -246,13 +303,21 @@ impl Engine for Sqlite {
                 if pk_pos > 0 {
                     pk.push((pk_pos, name.clone()));
                 }
-                columns.push(Column { logical: logical_type(&decl), name, db_type: decl, collation: None });
+                columns.push(Column {
+                    logical: logical_type(&decl),
+                    name,
+                    db_type: decl,
+                    collation: None,
+                });
             }
             if columns.is_empty() {
                 return Err(Failure::NotFound);
             }
             pk.sort();
-            Ok(TableSchema { columns, primary_key: pk.into_iter().map(|(_, n)| n).collect() })
+            Ok(TableSchema {
+                columns,
+                primary_key: pk.into_iter().map(|(_, n)| n).collect(),
+            })
         })
         .await
     }
@@ -261,14 +326,19 @@ impl Engine for Sqlite {
         let q2 = q.clone();
         self.run(&q.table, move |conn| {
             let k1 = quote_ident(&q2.columns[q2.key[0]].name);
-            let filter = q2.filter.as_ref().map(|f| format!(" WHERE ({f})")).unwrap_or_default();
+            let filter = q2
+                .filter
+                .as_ref()
+                .map(|f| format!(" WHERE ({f})"))
+                .unwrap_or_default();
             // Only integer-stored keys count: a stray text key sorts above every integer.
             let sql = format!(
                 "SELECT min({k1}), max({k1}) FROM {}{filter}{} typeof({k1}) = 'integer'",
                 table_sql(&q2.table),
                 if filter.is_empty() { " WHERE" } else { " AND" }
             );
-            let r: (Option<i64>, Option<i64>) = conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let r: (Option<i64>, Option<i64>) =
+                conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(match r {
                 (Some(lo), Some(hi)) => Some((lo, hi)),
                 _ => None,
@@ -306,7 +376,13 @@ impl Engine for Sqlite {
         .await
     }
 
-    async fn scan(&self, q: &TableQuery, range: &KeyRange, limit: Option<u64>, tx: RowSender) -> Result<u64> {
+    async fn scan(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+        tx: RowSender,
+    ) -> Result<u64> {
         let (q2, range) = (q.clone(), range.clone());
         self.run(&q.table, move |conn| {
             let all: Vec<usize> = (0..q2.columns.len()).collect();
@@ -330,10 +406,19 @@ impl Engine for Sqlite {
     }
 
     async fn ping(&self) -> Result<()> {
-        let t = TableRef { schema: None, name: "-".into() };
-        self.run(&t, |conn| Ok(conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?))
-            .await
-            .map(|_| ())
+        let t = TableRef {
+            schema: None,
+            name: "-".into(),
+        };
+        self.run(&t, |conn| {
+            Ok(
+                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })?,
+            )
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn cancel_all(&self) {
@@ -352,7 +437,9 @@ fn logical_type(decl: &str) -> Option<LogicalType> {
         return None; // no affinity: values of any class, nothing to compare them as
     } else if base.contains("BOOL") {
         LogicalType::Bool
-    } else if base.contains("TIMESTAMPTZ") || (base.contains("TIMESTAMP") || base.contains("DATETIME")) && u.contains("TIME ZONE") {
+    } else if base.contains("TIMESTAMPTZ")
+        || (base.contains("TIMESTAMP") || base.contains("DATETIME")) && u.contains("TIME ZONE")
+    {
         LogicalType::TimestampTz
     } else if base.starts_with("DATETIME") || base.starts_with("TIMESTAMP") {
         LogicalType::Timestamp
@@ -372,7 +459,11 @@ fn logical_type(decl: &str) -> Option<LogicalType> {
         LogicalType::Bytes
     } else if base.contains("REAL") || base.contains("FLOA") || base.contains("DOUB") {
         LogicalType::Float
-    } else if base.contains("NUMERIC") || base.contains("DECIMAL") || base.contains("NUMBER") || base.contains("MONEY") {
+    } else if base.contains("NUMERIC")
+        || base.contains("DECIMAL")
+        || base.contains("NUMBER")
+        || base.contains("MONEY")
+    {
         LogicalType::Decimal
     } else {
         return None;
@@ -388,22 +479,32 @@ fn decode(v: ValueRef<'_>, t: LogicalType) -> Value {
     match (v, t) {
         (ValueRef::Null, _) => Value::Null,
         (ValueRef::Integer(i), LogicalType::Bool) if i == 0 || i == 1 => Value::Bool(i == 1),
-        (ValueRef::Integer(i), LogicalType::Decimal) => Value::Decimal(Decimal::from_i128(i as i128)),
+        (ValueRef::Integer(i), LogicalType::Decimal) => {
+            Value::Decimal(Decimal::from_i128(i as i128))
+        }
         (ValueRef::Integer(i), LogicalType::Float) => Value::float(i as f64),
         (ValueRef::Integer(i), _) => Value::Int(i as i128),
         // A REAL in a DECIMAL column has already lost anything past ~15 digits; its
         // shortest round-trip form is the value it was written as.
-        (ValueRef::Real(f), LogicalType::Decimal) => Decimal::parse(&format!("{f:?}")).map(Value::Decimal).unwrap_or(Value::float(f)),
+        (ValueRef::Real(f), LogicalType::Decimal) => Decimal::parse(&format!("{f:?}"))
+            .map(Value::Decimal)
+            .unwrap_or(Value::float(f)),
         (ValueRef::Real(f), _) => Value::float(f),
-        (ValueRef::Blob(b), LogicalType::Uuid) if b.len() == 16 => Value::Uuid(b.try_into().unwrap()),
+        (ValueRef::Blob(b), LogicalType::Uuid) if b.len() == 16 => {
+            Value::Uuid(b.try_into().unwrap())
+        }
         (ValueRef::Blob(b), _) => Value::Bytes(b.to_vec()),
         (ValueRef::Text(b), t) => {
-            let Ok(s) = std::str::from_utf8(b) else { return Value::Bytes(b.to_vec()) };
+            let Ok(s) = std::str::from_utf8(b) else {
+                return Value::Bytes(b.to_vec());
+            };
             let parsed = match t {
                 LogicalType::Decimal => Decimal::parse(s).map(Value::Decimal),
                 LogicalType::Date => parse_date(s).map(Value::Date),
                 LogicalType::Time => parse_time(s).map(Value::Time),
-                LogicalType::Timestamp => parse_timestamp(s).filter(|(_, tz)| !tz).map(|(t, _)| Value::Timestamp(t)),
+                LogicalType::Timestamp => parse_timestamp(s)
+                    .filter(|(_, tz)| !tz)
+                    .map(|(t, _)| Value::Timestamp(t)),
                 // SQLite's own date functions write UTC without an offset.
                 LogicalType::TimestampTz => parse_timestamp(s).map(|(t, _)| Value::TimestampTz(t)),
                 LogicalType::Uuid => parse_uuid(s).map(Value::Uuid),
@@ -425,20 +526,47 @@ mod tests {
         assert_eq!(logical_type("DECIMAL(12,2)"), Some(LogicalType::Decimal));
         assert_eq!(logical_type("varchar(20)"), Some(LogicalType::Text));
         assert_eq!(logical_type("TIMESTAMP"), Some(LogicalType::Timestamp));
-        assert_eq!(logical_type("timestamp with time zone"), Some(LogicalType::TimestampTz));
+        assert_eq!(
+            logical_type("timestamp with time zone"),
+            Some(LogicalType::TimestampTz)
+        );
         assert_eq!(logical_type("DOUBLE PRECISION"), Some(LogicalType::Float));
         assert_eq!(logical_type(""), None);
     }
 
     #[test]
     fn values_decode_as_declared_or_as_stored() {
-        assert_eq!(decode(ValueRef::Real(10.5), LogicalType::Decimal), Value::Decimal(Decimal::parse("10.50").unwrap()));
-        assert_eq!(decode(ValueRef::Text(b"10.50"), LogicalType::Decimal), Value::Decimal(Decimal::parse("10.5").unwrap()));
-        assert_eq!(decode(ValueRef::Text(b"abc"), LogicalType::Decimal), Value::Text("abc".into()));
-        assert_eq!(decode(ValueRef::Text(b""), LogicalType::Text), Value::Text(String::new()));
+        assert_eq!(
+            decode(ValueRef::Real(10.5), LogicalType::Decimal),
+            Value::Decimal(Decimal::parse("10.50").unwrap())
+        );
+        assert_eq!(
+            decode(ValueRef::Text(b"10.50"), LogicalType::Decimal),
+            Value::Decimal(Decimal::parse("10.5").unwrap())
+        );
+        assert_eq!(
+            decode(ValueRef::Text(b"abc"), LogicalType::Decimal),
+            Value::Text("abc".into())
+        );
+        assert_eq!(
+            decode(ValueRef::Text(b""), LogicalType::Text),
+            Value::Text(String::new())
+        );
         assert_eq!(decode(ValueRef::Null, LogicalType::Text), Value::Null);
-        assert_eq!(decode(ValueRef::Integer(1), LogicalType::Bool), Value::Bool(true));
-        assert_eq!(decode(ValueRef::Integer(2), LogicalType::Bool), Value::Int(2));
-        assert!(matches!(decode(ValueRef::Text(b"2025-01-01 10:00:00"), LogicalType::Timestamp), Value::Timestamp(_)));
+        assert_eq!(
+            decode(ValueRef::Integer(1), LogicalType::Bool),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            decode(ValueRef::Integer(2), LogicalType::Bool),
+            Value::Int(2)
+        );
+        assert!(matches!(
+            decode(
+                ValueRef::Text(b"2025-01-01 10:00:00"),
+                LogicalType::Timestamp
+            ),
+            Value::Timestamp(_)
+        ));
     }
 }

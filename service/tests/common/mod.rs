@@ -15,7 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 pub fn pg_base() -> String {
-    std::env::var("DRIFTWATCH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("DRIFTWATCH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 pub fn pg_url(db: &str) -> String {
@@ -25,7 +26,12 @@ pub fn pg_url(db: &str) -> String {
 pub async fn pg_connect(db: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&pg_url(db), tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} (set DRIFTWATCH_TEST_PG_URL): {e}", pg_base()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {} (set DRIFTWATCH_TEST_PG_URL): {e}",
+                pg_base()
+            )
+        });
     tokio::spawn(conn);
     client
 }
@@ -33,8 +39,14 @@ pub async fn pg_connect(db: &str) -> tokio_postgres::Client {
 /// A fresh, empty database (dropped first if a previous run left it).
 pub async fn pg_database(name: &str) -> tokio_postgres::Client {
     let admin = pg_connect("postgres").await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     pg_connect(name).await
 }
 
@@ -67,7 +79,12 @@ pub struct Col {
 }
 
 const fn col(name: &'static str, gen: Gen, pg: &'static str, sqlite: &'static str) -> Col {
-    Col { name, gen, pg, sqlite }
+    Col {
+        name,
+        gen,
+        pg,
+        sqlite,
+    }
 }
 
 /// A table: key columns first.
@@ -127,13 +144,34 @@ pub struct Generator {
 }
 
 const TEXTS: &[&str] = &[
-    "", " ", "a ", " a", "é", "e\u{301}", "O'Brien", "back\\slash", "semi;colon", "--comment", "/* c */", "😀 emoji", "日本語",
-    "tab\there", "new\nline", "\"quoted\"", "NULL", "null", "%_", "ǅ",
+    "",
+    " ",
+    "a ",
+    " a",
+    "é",
+    "e\u{301}",
+    "O'Brien",
+    "back\\slash",
+    "semi;colon",
+    "--comment",
+    "/* c */",
+    "😀 emoji",
+    "日本語",
+    "tab\there",
+    "new\nline",
+    "\"quoted\"",
+    "NULL",
+    "null",
+    "%_",
+    "ǅ",
 ];
 
 impl Generator {
     pub fn new(seed: u64, domain: Domain) -> Generator {
-        Generator { rng: StdRng::seed_from_u64(seed), domain }
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+            domain,
+        }
     }
 
     pub fn value(&mut self, gen: Gen, nullable: bool) -> Value {
@@ -150,8 +188,14 @@ impl Generator {
             }),
             Gen::Numeric => {
                 // SQLite's NUMERIC affinity keeps 15 significant digits (a mutation adds one).
-                let digits = if self.domain.portable || self.domain.sqlite { r.random_range(1..=14) } else { r.random_range(1..=38) };
-                let mut s: String = (0..digits).map(|_| char::from(b'0' + r.random_range(0..10u8))).collect();
+                let digits = if self.domain.portable || self.domain.sqlite {
+                    r.random_range(1..=14)
+                } else {
+                    r.random_range(1..=38)
+                };
+                let mut s: String = (0..digits)
+                    .map(|_| char::from(b'0' + r.random_range(0..10u8)))
+                    .collect();
                 let scale = r.random_range(0..=digits.min(12));
                 if scale > 0 {
                     s.insert(s.len() - scale, '.');
@@ -180,12 +224,16 @@ impl Generator {
             Gen::Text => Value::Text(match r.random_range(0..10) {
                 0 => "long ".repeat(r.random_range(100..3000)),
                 1..=4 => TEXTS[r.random_range(0..TEXTS.len())].to_string(),
-                _ => (0..r.random_range(1..20)).map(|_| char::from_u32(r.random_range(0x20..0x3000)).unwrap_or('x')).collect(),
+                _ => (0..r.random_range(1..20))
+                    .map(|_| char::from_u32(r.random_range(0x20..0x3000)).unwrap_or('x'))
+                    .collect(),
             }),
             Gen::Bytes => Value::Bytes(match r.random_range(0..6) {
                 0 => vec![],
                 1 => vec![0; 3],
-                2 => (0..r.random_range(1000..20000)).map(|_| r.random()).collect(),
+                2 => (0..r.random_range(1000..20000))
+                    .map(|_| r.random())
+                    .collect(),
                 _ => (0..r.random_range(1..64)).map(|_| r.random()).collect(),
             }),
             Gen::Timestamp | Gen::TimestampTz => {
@@ -194,7 +242,10 @@ impl Generator {
                 } else {
                     // 1900..2100, at microsecond precision (PostgreSQL's).
                     let secs = r.random_range(-2_208_988_800i64..4_102_444_800);
-                    Timestamp { secs, nanos: r.random_range(0..1_000_000u32) * 1000 }
+                    Timestamp {
+                        secs,
+                        nanos: r.random_range(0..1_000_000u32) * 1000,
+                    }
                 };
                 if gen == Gen::Timestamp {
                     Value::Timestamp(t)
@@ -205,7 +256,11 @@ impl Generator {
             Gen::Bool => Value::Bool(r.random()),
             Gen::Uuid => Value::Uuid(r.random()),
             Gen::Date => Value::Date(r.random_range(-25_000..50_000)),
-            Gen::Json => Value::Json(format!("{{\"a\": {}, \"b\": \"{}\"}}", r.random_range(0..1000), r.random_range(0..9))),
+            Gen::Json => Value::Json(format!(
+                "{{\"a\": {}, \"b\": \"{}\"}}",
+                r.random_range(0..1000),
+                r.random_range(0..9)
+            )),
         }
     }
 
@@ -221,7 +276,11 @@ impl Generator {
             Value::Int(i) => Value::Int(if *i == i64::MAX as i128 { i - 1 } else { i + 1 }),
             Value::Decimal(d) => {
                 let s = d.to_string();
-                let s = if s.contains('.') { format!("{s}7") } else { format!("{s}.7") };
+                let s = if s.contains('.') {
+                    format!("{s}7")
+                } else {
+                    format!("{s}.7")
+                };
                 Value::Decimal(Decimal::parse(&s).unwrap())
             }
             Value::Float(f) if f.is_nan() || f.is_infinite() || *f == 0.0 => Value::float(1.5),
@@ -229,7 +288,14 @@ impl Generator {
             Value::Text(s) => Value::Text(format!("{s}x")),
             Value::Bytes(b) => Value::Bytes([b.as_slice(), &[0]].concat()),
             Value::Timestamp(t) | Value::TimestampTz(t) => {
-                let t = if *t == Timestamp::INFINITY { Timestamp { secs: 0, nanos: 0 } } else { Timestamp { secs: t.secs, nanos: (t.nanos + 1000) % 1_000_000_000 } };
+                let t = if *t == Timestamp::INFINITY {
+                    Timestamp { secs: 0, nanos: 0 }
+                } else {
+                    Timestamp {
+                        secs: t.secs,
+                        nanos: (t.nanos + 1000) % 1_000_000_000,
+                    }
+                };
                 if gen == Gen::Timestamp {
                     Value::Timestamp(t)
                 } else {
@@ -271,9 +337,17 @@ impl Case {
         let mut seen = BTreeSet::new();
         let mut publisher = Vec::new();
         while publisher.len() < rows {
-            let row: Vec<Value> = schema.cols.iter().enumerate().map(|(i, c)| g.value(c.gen, i >= schema.key)).collect();
+            let row: Vec<Value> = schema
+                .cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| g.value(c.gen, i >= schema.key))
+                .collect();
             let key = row[..schema.key].to_vec();
-            if key.iter().any(|v| matches!(v, Value::Text(s) if s.len() > 200)) {
+            if key
+                .iter()
+                .any(|v| matches!(v, Value::Text(s) if s.len() > 200))
+            {
                 continue; // keys stay short
             }
             if seen.insert(key_strings(&key)) {
@@ -291,29 +365,46 @@ impl Case {
             }
             let i = g.rng.random_range(0..subscriber.len());
             let row = subscriber.remove(i);
-            expected.insert((key_strings(&row[..schema.key]), "missing".to_string(), vec![]));
+            expected.insert((
+                key_strings(&row[..schema.key]),
+                "missing".to_string(),
+                vec![],
+            ));
         }
         // Updates: changed, with exactly the mutated columns.
         let mut touched = BTreeSet::new();
         for _ in 0..g.rng.random_range(0..=n / 20 + 1) {
             let i = g.rng.random_range(0..subscriber.len().max(1));
-            let Some(row) = subscriber.get_mut(i) else { break };
+            let Some(row) = subscriber.get_mut(i) else {
+                break;
+            };
             let key = key_strings(&row[..schema.key]);
             if !touched.insert(key.clone()) {
                 continue;
             }
             let mut changed = Vec::new();
-            for c in schema.key..schema.cols.len() {
-                if g.rng.random_bool(0.3) || (c == schema.cols.len() - 1 && changed.is_empty()) {
-                    row[c] = g.different(schema.cols[c].gen, &row[c], true);
-                    changed.push(schema.cols[c].name.to_string());
+            let last = schema.cols.len() - 1;
+            for (c, (value, col)) in row
+                .iter_mut()
+                .zip(&schema.cols)
+                .enumerate()
+                .skip(schema.key)
+            {
+                if g.rng.random_bool(0.3) || (c == last && changed.is_empty()) {
+                    *value = g.different(col.gen, value, true);
+                    changed.push(col.name.to_string());
                 }
             }
             expected.insert((key, "changed".to_string(), changed));
         }
         // Insertions: extra on the subscriber.
         for _ in 0..g.rng.random_range(0..=n / 20 + 1) {
-            let row: Vec<Value> = schema.cols.iter().enumerate().map(|(i, c)| g.value(c.gen, i >= schema.key)).collect();
+            let row: Vec<Value> = schema
+                .cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| g.value(c.gen, i >= schema.key))
+                .collect();
             let key = key_strings(&row[..schema.key]);
             if seen.insert(key.clone()) {
                 expected.insert((key, "extra".to_string(), vec![]));
@@ -340,30 +431,69 @@ impl Case {
                 }
             }
         }
-        Case { schema, publisher, subscriber, expected, rewrites }
+        Case {
+            schema,
+            publisher,
+            subscriber,
+            expected,
+            rewrites,
+        }
     }
 }
 
 // ---- writers -------------------------------------------------------------------------
 
-pub async fn pg_load(client: &tokio_postgres::Client, table: &str, schema: &Schema, rows: &[Vec<Value>]) {
-    let cols: Vec<String> = schema.cols.iter().map(|c| format!("{} {}", quote_ident(c.name), c.pg)).collect();
-    let key: Vec<String> = schema.cols[..schema.key].iter().map(|c| quote_ident(c.name)).collect();
+pub async fn pg_load(
+    client: &tokio_postgres::Client,
+    table: &str,
+    schema: &Schema,
+    rows: &[Vec<Value>],
+) {
+    let cols: Vec<String> = schema
+        .cols
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(c.name), c.pg))
+        .collect();
+    let key: Vec<String> = schema.cols[..schema.key]
+        .iter()
+        .map(|c| quote_ident(c.name))
+        .collect();
     client
-        .batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))", cols.join(", "), key.join(", ")))
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
+            cols.join(", "),
+            key.join(", ")
+        ))
         .await
         .unwrap();
     for chunk in rows.chunks(200) {
         let values: Vec<String> = chunk
             .iter()
-            .map(|row| format!("({})", row.iter().zip(&schema.cols).map(|(v, c)| literal(v, c.pg)).collect::<Vec<_>>().join(", ")))
+            .map(|row| {
+                format!(
+                    "({})",
+                    row.iter()
+                        .zip(&schema.cols)
+                        .map(|(v, c)| literal(v, c.pg))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect();
-        client.batch_execute(&format!("INSERT INTO {table} VALUES {}", values.join(", "))).await.unwrap();
+        client
+            .batch_execute(&format!("INSERT INTO {table} VALUES {}", values.join(", ")))
+            .await
+            .unwrap();
     }
 }
 
 /// Rewrites values to an equal value of another spelling: 1.5 → 1.50, 0.0 → -0.0.
-pub async fn pg_rewrite(client: &tokio_postgres::Client, table: &str, schema: &Schema, rewrites: &[(Vec<Value>, &'static str)]) {
+pub async fn pg_rewrite(
+    client: &tokio_postgres::Client,
+    table: &str,
+    schema: &Schema,
+    rewrites: &[(Vec<Value>, &'static str)],
+) {
     for (key, column) in rewrites {
         let cond: Vec<String> = schema.cols[..schema.key]
             .iter()
@@ -371,25 +501,45 @@ pub async fn pg_rewrite(client: &tokio_postgres::Client, table: &str, schema: &S
             .map(|(c, v)| format!("{} = {}", quote_ident(c.name), literal(v, c.pg)))
             .collect();
         let c = quote_ident(column);
-        let set = if schema.cols.iter().any(|x| x.name == *column && x.gen == Gen::Numeric) {
+        let set = if schema
+            .cols
+            .iter()
+            .any(|x| x.name == *column && x.gen == Gen::Numeric)
+        {
             format!("{c} = {c} * 1.000")
         } else {
             format!("{c} = -{c}")
         };
-        client.batch_execute(&format!("UPDATE {table} SET {set} WHERE {}", cond.join(" AND "))).await.unwrap();
+        client
+            .batch_execute(&format!(
+                "UPDATE {table} SET {set} WHERE {}",
+                cond.join(" AND ")
+            ))
+            .await
+            .unwrap();
     }
 }
 
 pub fn sqlite_load(path: &Path, table: &str, schema: &Schema, rows: &[Vec<Value>]) {
     let mut conn = rusqlite::Connection::open(path).unwrap();
-    let cols: Vec<String> = schema.cols.iter().map(|c| format!("{} {}", c.name, c.sqlite)).collect();
+    let cols: Vec<String> = schema
+        .cols
+        .iter()
+        .map(|c| format!("{} {}", c.name, c.sqlite))
+        .collect();
     let key: Vec<&str> = schema.cols[..schema.key].iter().map(|c| c.name).collect();
-    conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))", cols.join(", "), key.join(", ")))
-        .unwrap();
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
+        cols.join(", "),
+        key.join(", ")
+    ))
+    .unwrap();
     let tx = conn.transaction().unwrap();
     {
         let marks = vec!["?"; schema.cols.len()].join(", ");
-        let mut stmt = tx.prepare(&format!("INSERT INTO {table} VALUES ({marks})")).unwrap();
+        let mut stmt = tx
+            .prepare(&format!("INSERT INTO {table} VALUES ({marks})"))
+            .unwrap();
         for row in rows {
             let params: Vec<rusqlite::types::Value> = row.iter().map(sqlite_param).collect();
             stmt.execute(rusqlite::params_from_iter(params)).unwrap();
@@ -402,24 +552,42 @@ pub fn sqlite_load(path: &Path, table: &str, schema: &Schema, rows: &[Vec<Value>
 /// decimals as text (ISO, plain), instants with a `Z`.
 pub fn sqlite_param(v: &Value) -> rusqlite::types::Value {
     match v {
-        Value::TimestampTz(t) => rusqlite::types::Value::Text(format!("{}Z", driftwatch::value::format_timestamp(*t))),
+        Value::TimestampTz(t) => {
+            rusqlite::types::Value::Text(format!("{}Z", driftwatch::value::format_timestamp(*t)))
+        }
         Value::Decimal(d) => rusqlite::types::Value::Text(d.to_string()),
         other => driftwatch::engine::sqlite::bind_value(other),
     }
 }
 
-pub fn sqlite_rewrite(path: &Path, table: &str, schema: &Schema, rewrites: &[(Vec<Value>, &'static str)]) {
+pub fn sqlite_rewrite(
+    path: &Path,
+    table: &str,
+    schema: &Schema,
+    rewrites: &[(Vec<Value>, &'static str)],
+) {
     let conn = rusqlite::Connection::open(path).unwrap();
     for (key, column) in rewrites {
-        let cond: Vec<String> = schema.cols[..schema.key].iter().map(|c| format!("{} = ?", c.name)).collect();
+        let cond: Vec<String> = schema.cols[..schema.key]
+            .iter()
+            .map(|c| format!("{} = ?", c.name))
+            .collect();
         let params: Vec<rusqlite::types::Value> = key.iter().map(sqlite_param).collect();
-        let set = if schema.cols.iter().any(|x| x.name == *column && x.gen == Gen::Numeric) {
+        let set = if schema
+            .cols
+            .iter()
+            .any(|x| x.name == *column && x.gen == Gen::Numeric)
+        {
             // The same number as text with trailing zeros: still equal by value.
             format!("{column} = CASE WHEN typeof({column}) = 'text' AND instr({column}, '.') > 0 THEN {column} || '00' ELSE {column} END")
         } else {
             format!("{column} = -{column}")
         };
-        conn.execute(&format!("UPDATE {table} SET {set} WHERE {}", cond.join(" AND ")), rusqlite::params_from_iter(params)).unwrap();
+        conn.execute(
+            &format!("UPDATE {table} SET {set} WHERE {}", cond.join(" AND ")),
+            rusqlite::params_from_iter(params),
+        )
+        .unwrap();
     }
 }
 
@@ -441,7 +609,10 @@ pub fn load_config(dir: &Path, toml: &str) -> driftwatch::config::Config {
 /// (group, table, subscriber) → set of (key, kind, changed columns), plus the status.
 pub async fn run_pass(
     config: driftwatch::config::Config,
-) -> Vec<(driftwatch::status::PairStatus, BTreeSet<(Vec<String>, String, Vec<String>)>)> {
+) -> Vec<(
+    driftwatch::status::PairStatus,
+    BTreeSet<(Vec<String>, String, Vec<String>)>,
+)> {
     let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
     for g in &rt.config.groups {
         for t in &g.tables {
@@ -450,15 +621,24 @@ pub async fn run_pass(
     }
     let mut out = Vec::new();
     for status in rt.status.snapshot() {
-        let id = (status.group.clone(), status.table.clone(), status.subscriber.clone());
+        let id = (
+            status.group.clone(),
+            status.table.clone(),
+            status.subscriber.clone(),
+        );
         let rows = rt
             .status
             .with(&id, |e| {
-                let names = e.comparison.as_ref().map(|c| c.column_names()).unwrap_or_default();
+                let names = e
+                    .comparison
+                    .as_ref()
+                    .map(|c| c.column_names())
+                    .unwrap_or_default();
                 e.diff
                     .rows()
                     .map(|r| {
-                        let mut changed: Vec<String> = r.changed.iter().map(|&i| names[i].clone()).collect();
+                        let mut changed: Vec<String> =
+                            r.changed.iter().map(|&i| names[i].clone()).collect();
                         changed.sort();
                         (key_strings(&r.key), r.kind.as_str().to_string(), changed)
                     })
@@ -470,7 +650,9 @@ pub async fn run_pass(
     out
 }
 
-pub fn sorted(mut expected: BTreeSet<(Vec<String>, String, Vec<String>)>) -> BTreeSet<(Vec<String>, String, Vec<String>)> {
+pub fn sorted(
+    mut expected: BTreeSet<(Vec<String>, String, Vec<String>)>,
+) -> BTreeSet<(Vec<String>, String, Vec<String>)> {
     expected = expected
         .into_iter()
         .map(|(k, kind, mut c)| {

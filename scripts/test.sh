@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The test command (README): sets up what the tests need on a fresh Debian machine, then
+# runs them. It checks before it installs: servers that already answer are used as they are.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -- ARGS    extra arguments for `cargo test`
+#
+# Needs: a Rust toolchain (rustup), and root or sudo on a machine without PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+command -v cargo >/dev/null || {
+    echo "cargo not found: install Rust with https://rustup.rs (Debian's cargo is too old for this project)" >&2
+    exit 1
+}
+
+# ---- PostgreSQL on 127.0.0.1:5432 --------------------------------------------------------
+pg_answers() { psql -w -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; }
+
+ensure_postgres() {
+    if [ -n "${DRIFTWATCH_TEST_PG_URL:-}" ]; then
+        say "PostgreSQL: using DRIFTWATCH_TEST_PG_URL"
+        return
+    fi
+    if command -v psql >/dev/null && pg_answers; then
+        say "PostgreSQL: answering on 127.0.0.1:5432"
+        return
+    fi
+    if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+        say "PostgreSQL: installing Debian's postgresql"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main .* online"; then
+        say "PostgreSQL: starting cluster $version/main"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    fi
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    if ! pg_answers; then
+        # A fresh install asks for a password over TCP: give the tests one.
+        say "PostgreSQL: setting a password for the postgres role (tests connect over TCP)"
+        as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'driftwatch-test'\""
+        export DRIFTWATCH_TEST_PG_URL="postgres://postgres:driftwatch-test@127.0.0.1:5432"
+    fi
+}
+
+ensure_postgres
+
+say "cargo test (unit, property, end-to-end)"
+cargo test --workspace --all-targets "${@:2}"
+
+say "Prometheus rules (promtool) and dashboards"
+deploy/prometheus/test-rules.sh
+python3 deploy/check-dashboards.py
