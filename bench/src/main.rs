@@ -40,7 +40,7 @@ use serde_json::{json, Value};
 use crate::postgres::Postgres;
 
 /// Every floor and every pass is measured this many times.
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 /// Bump whenever the generated data or the difference set changes, so that databases kept
 /// by an earlier version are reloaded instead of reused.
 const DATA_VERSION: u32 = 1;
