@@ -5,7 +5,8 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh -- ARGS    extra arguments for `cargo test`
 #
-# Needs: a Rust toolchain (rustup), and root or sudo on a machine without PostgreSQL.
+# Needs: a Rust toolchain (rustup), and root or sudo on a machine without PostgreSQL or
+# Prometheus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,9 +52,18 @@ ensure_postgres() {
 
 ensure_postgres
 
-say "cargo test (unit, property, end-to-end)"
-cargo test --workspace --all-targets "${@:2}"
-
+# ---- Prometheus ---------------------------------------------------------------------------
+# test-rules.sh installs Debian's prometheus package (without starting its server) when
+# promtool is missing; the package also ships the `prometheus` server binary, which
+# service/tests/prometheus.rs starts on loopback.
 say "Prometheus rules (promtool) and dashboards"
 deploy/prometheus/test-rules.sh
 python3 deploy/check-dashboards.py
+command -v prometheus >/dev/null || {
+    echo "promtool is installed but the prometheus server binary is not: install Debian's prometheus package" >&2
+    exit 1
+}
+export DRIFTWATCH_REQUIRE_PROMETHEUS=1
+
+say "cargo test (unit, property, end-to-end, Prometheus, OpenTelemetry export)"
+cargo test --workspace --all-targets "${@:2}"

@@ -47,6 +47,14 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub api_token: Option<String>,
+    /// Script requests served at once; the next gets 429.
+    pub max_concurrent_scripts: usize,
+    /// How long one script request may take.
+    pub script_time_limit: Duration,
+    /// Statements per transaction in a fix script.
+    pub script_batch_statements: usize,
+    /// Keys per no-op UPDATE in a redrive script.
+    pub redrive_batch_keys: usize,
 }
 
 #[derive(Clone)]
@@ -126,6 +134,10 @@ struct RawConfig {
 struct RawServer {
     listen: Option<Spanned<String>>,
     api_token_file: Option<Spanned<String>>,
+    max_concurrent_scripts: Option<Spanned<usize>>,
+    script_time_limit: Option<Spanned<String>>,
+    script_batch_statements: Option<Spanned<usize>>,
+    redrive_batch_keys: Option<Spanned<usize>>,
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
@@ -532,10 +544,48 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
     }
     Ok(Config {
         file: PathBuf::from(&src.file),
-        server: ServerConfig { listen, api_token },
+        server: ServerConfig {
+            listen,
+            api_token,
+            max_concurrent_scripts: positive(
+                src,
+                &raw.server.max_concurrent_scripts,
+                "server.max_concurrent_scripts",
+                2,
+            )?,
+            script_time_limit: match &raw.server.script_time_limit {
+                Some(v) => src.duration(v.get_ref(), v.span(), "server.script_time_limit")?,
+                None => Duration::from_secs(600),
+            },
+            script_batch_statements: positive(
+                src,
+                &raw.server.script_batch_statements,
+                "server.script_batch_statements",
+                100,
+            )?,
+            redrive_batch_keys: positive(
+                src,
+                &raw.server.redrive_batch_keys,
+                "server.redrive_batch_keys",
+                1000,
+            )?,
+        },
         databases,
         groups,
     })
+}
+
+fn positive(
+    src: &Source,
+    v: &Option<Spanned<usize>>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match v {
+        Some(n) if *n.get_ref() == 0 => Err(src.err(n.span(), key, "must be at least 1")),
+        Some(n) => Ok(*n.get_ref()),
+        None => Ok(default),
+    }
 }
 
 /// Group names travel in URLs and metric labels: keep them printable.

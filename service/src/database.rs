@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::config::DatabaseConfig;
 use crate::engine::{
@@ -124,7 +125,17 @@ impl Database {
         limit: Option<u64>,
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64> {
-        let n = self.call(self.engine.scan(q, range, limit, tx)).await?;
+        let span = tracing::info_span!(
+            "row_fetch",
+            database = %self.name,
+            range = %range,
+            rows = tracing::field::Empty
+        );
+        let n = self
+            .call(self.engine.scan(q, range, limit, tx))
+            .instrument(span.clone())
+            .await?;
+        span.record("rows", n);
         self.fetched(n);
         self.pacer.debit(n);
         Ok(n)

@@ -1,5 +1,6 @@
 //! The HTTP surface (axum): `/metrics`, `/healthz`, `/readyz`, the HTML overview at `/`,
-//! `/api/v1/status`, and `POST /api/v1/groups/{group}/tables/{table}/validate`.
+//! `/api/v1/status`, `POST /api/v1/groups/{group}/tables/{table}/validate`, and
+//! `GET /api/v1/groups/{group}/tables/{table}/script` (a fresh diff as a script, streamed).
 //!
 //! Only tables named in the config can be addressed. `/api/*` needs the bearer token
 //! when one is configured. Without a token on a non-loopback address, responses carry
@@ -8,12 +9,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::scheduler::Runtime;
@@ -24,11 +26,14 @@ pub struct App {
     pub ready: AtomicBool,
     /// Keys of differing rows may be shown (loopback, or a token is required).
     pub row_data: bool,
+    /// Script requests under way (at most `server.max_concurrent_scripts`).
+    pub scripts: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/api/v1/status", get(status))
+        .route("/api/v1/groups/{group}/tables/{table}/script", get(script))
         .route(
             "/api/v1/groups/{group}/tables/{table}/validate",
             post(validate),
@@ -138,6 +143,187 @@ async fn validate(
         .into_response()
 }
 
+/// A fresh diff of one table as a script, streamed while the rows are compared.
+async fn script(
+    State(app): State<Arc<App>>,
+    Path((group, table)): Path<(String, String)>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    use crate::script::{self, Dialect, Mode, ScriptError};
+    if !app.row_data {
+        return error(
+            StatusCode::FORBIDDEN,
+            "scripts carry row data: on a non-loopback address they need server.api_token_file",
+        );
+    }
+    let rt = &app.runtime;
+    let subscriber = match script::subscriber_of(
+        rt,
+        &group,
+        &table,
+        params.get("subscriber").map(String::as_str),
+    ) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
+    };
+    let dialect = match params.get("dialect") {
+        None => script::default_dialect(rt, &subscriber),
+        Some(d) => match Dialect::parse(d) {
+            Some(d) => d,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"),
+                )
+            }
+        },
+    };
+    let mode = match params
+        .get("mode")
+        .map(String::as_str)
+        .map(|m| (m, Mode::parse(m)))
+    {
+        None => Mode::Fix,
+        Some((_, Some(m))) => m,
+        Some((m, None)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("unknown mode {m:?} (fix, redrive)"),
+            )
+        }
+    };
+    let guards = match params.get("guards").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(g) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("guards must be true or false, not {g:?}"),
+            )
+        }
+    };
+    let number = |name: &str, default: usize| match params.get(name).map(|v| v.parse::<usize>()) {
+        None => Ok(default),
+        Some(Ok(n)) if n > 0 => Ok(n),
+        Some(_) => Err(format!("{name} must be a positive number")),
+    };
+    let server = &rt.config.server;
+    let (batch_statements, redrive_batch_keys) = match (
+        number("batch", server.script_batch_statements),
+        number("keys", server.redrive_batch_keys),
+    ) {
+        (Ok(b), Ok(k)) => (b, k),
+        (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let Ok(permit) = app.scripts.clone().try_acquire_owned() else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many script requests under way; try again later",
+        );
+    };
+    let options = script::Options {
+        dialect,
+        mode,
+        guards,
+        batch_statements,
+        redrive_batch_keys,
+        counts_in_header: false,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let limit = server.script_time_limit;
+    let file = format!(
+        "driftwatch-{group}-{table}-{subscriber}-{}.{}.sql",
+        match mode {
+            Mode::Fix => "fix",
+            Mode::Redrive => "redrive",
+        },
+        dialect.name()
+    );
+    let file: String = file
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let app2 = app.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let rt = &app2.runtime;
+        let result = match tokio::time::timeout(
+            limit,
+            script::generate(rt, &group, &table, &subscriber, &options, &tx),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(ScriptError::Compare(format!(
+                "the script took longer than server.script_time_limit ({})",
+                humantime::format_duration(limit)
+            ))
+            .to_string()),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(%group, %table, %subscriber, error = %e, "script failed");
+            let _ = tx
+                .send(format!(
+                    "\n-- ERROR: {e}\n-- This script is INCOMPLETE: do not apply it.\n"
+                ))
+                .await;
+        }
+        drop(tx);
+        let _ = done_tx.send(result);
+    });
+    // The body: the script's pieces as they come, then an error that breaks the transfer
+    // if the script could not be finished, so no client takes a partial script as whole.
+    let pieces = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|s| (Ok::<_, std::io::Error>(axum::body::Bytes::from(s)), rx))
+    });
+    let end = futures::stream::once(done_rx).filter_map(|r| async move {
+        match r {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(Err(std::io::Error::other(e))),
+            Err(_) => Some(Err(std::io::Error::other(
+                "the script task ended unexpectedly",
+            ))),
+        }
+    });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(futures::StreamExt::chain(pieces, end)),
+    )
+        .into_response()
+}
+
+/// Percent-encodes a URL path segment or query value.
+pub fn url_part(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -176,6 +362,12 @@ async fn index(State(app): State<Arc<App>>) -> Html<String> {
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", "))
+            ));
+        }
+        if let Some(script) = p.script.as_ref().filter(|_| app.row_data) {
+            detail.push_str(&format!(
+                "<div>scripts: <a href=\"{0}\">fix</a> · <a href=\"{0}&amp;mode=redrive\">redrive</a></div>",
+                esc(script)
             ));
         }
         if let Some((a, b)) = &p.missing_window {

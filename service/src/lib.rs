@@ -14,6 +14,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod scheduler;
+pub mod script;
 pub mod status;
 pub mod telemetry;
 pub mod value;
@@ -47,10 +48,14 @@ pub async fn serve(
         tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
     }
     let runtime = Arc::new(scheduler::Runtime::new(config)?);
+    let scripts = Arc::new(tokio::sync::Semaphore::new(
+        runtime.config.server.max_concurrent_scripts,
+    ));
     let app = Arc::new(http::App {
         runtime: runtime.clone(),
         ready: AtomicBool::new(false),
         row_data,
+        scripts,
     });
     let cancel = CancellationToken::new();
     let loops = {

@@ -47,6 +47,36 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        #[arg(long, value_enum, default_value_t)]
+        log_format: LogFormat,
+    },
+    /// Diff one table now and write the script that converges it. Exit: 0 no difference,
+    /// 1 differences (scripted), 2 error.
+    Diff {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        table: String,
+        /// Default: the group's first subscriber.
+        #[arg(long)]
+        subscriber: Option<String>,
+        /// tsql | postgres | mysql | sqlite (default: the subscriber's engine).
+        #[arg(long)]
+        dialect: Option<String>,
+        /// fix (make the subscriber equal to the publisher) | redrive (Data Sync).
+        #[arg(long, default_value = "fix")]
+        mode: String,
+        /// Plain statements, as tablediff writes them: no check that a row is unchanged.
+        #[arg(long)]
+        no_guards: bool,
+        /// Statements per transaction (default: server.script_batch_statements).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Write here (the header then carries the counts); default: standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -56,12 +86,25 @@ fn main() {
     // side (rayon still hashes in parallel) spares the cross-thread wake-ups of every
     // row message. The service serves HTTP and many tables at once: a thread per core.
     let runtime = match cli.command {
-        Command::Check { .. } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
+        Command::Check { .. } | Command::Diff { .. } => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
         _ => tokio::runtime::Runtime::new(),
     }
     .expect("a tokio runtime starts");
+    let log_format = match &cli.command {
+        Command::Serve { log_format, .. } | Command::Check { log_format, .. } => *log_format,
+        _ => LogFormat::Text,
+    };
+    let telemetry = match telemetry::init(log_format) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("driftwatch: {e}");
+            std::process::exit(2);
+        }
+    };
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
@@ -69,17 +112,13 @@ fn main() {
             2
         }
     };
+    telemetry.shutdown();
     std::process::exit(code);
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            log_format,
-        } => {
-            telemetry::init(log_format);
+        Command::Serve { config, listen, .. } => {
             let mut config = driftwatch::config::load(&config)?;
             if let Some(l) = listen {
                 config.server.listen = l.parse().with_context(|| {
@@ -89,7 +128,6 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             serve(config).await
         }
         Command::Demo { dir, listen } => {
-            telemetry::init(LogFormat::Text);
             let setup = driftwatch::demo::create(&dir, &listen)
                 .with_context(|| format!("creating the demo in {}", dir.display()))?;
             let config = driftwatch::config::load(&setup.config_path)?;
@@ -118,8 +156,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             group,
             table,
             json,
+            ..
         } => {
-            telemetry::init(LogFormat::Text);
             let config = driftwatch::config::load(&config)?;
             let report =
                 driftwatch::check::check(config, group.as_deref(), table.as_deref()).await?;
@@ -130,7 +168,112 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(report.exit_code())
         }
+        Command::Diff {
+            config,
+            group,
+            table,
+            subscriber,
+            dialect,
+            mode,
+            no_guards,
+            batch,
+            output,
+        } => {
+            diff(
+                config,
+                &group,
+                &table,
+                subscriber.as_deref(),
+                dialect.as_deref(),
+                &mode,
+                !no_guards,
+                batch,
+                output.as_deref(),
+            )
+            .await
+        }
     }
+}
+
+#[allow(clippy::too_many_arguments)] // the subcommand's flags, passed on as they are
+async fn diff(
+    config: PathBuf,
+    group: &str,
+    table: &str,
+    subscriber: Option<&str>,
+    dialect: Option<&str>,
+    mode: &str,
+    guards: bool,
+    batch: Option<usize>,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
+    use driftwatch::script::{self, Dialect, Mode};
+    use std::io::Write;
+    let config = driftwatch::config::load(&config)?;
+    let rt = driftwatch::scheduler::Runtime::new(config)?;
+    let subscriber = script::subscriber_of(&rt, group, table, subscriber)?;
+    let dialect = match dialect {
+        None => script::default_dialect(&rt, &subscriber),
+        Some(d) => Dialect::parse(d)
+            .with_context(|| format!("--dialect {d:?}: tsql, postgres, mysql or sqlite"))?,
+    };
+    let mode = Mode::parse(mode).with_context(|| format!("--mode {mode:?}: fix or redrive"))?;
+    let server = &rt.config.server;
+    let options = script::Options {
+        dialect,
+        mode,
+        guards,
+        batch_statements: batch.unwrap_or(server.script_batch_statements).max(1),
+        redrive_batch_keys: server.redrive_batch_keys,
+        counts_in_header: output.is_some(),
+    };
+    // The body goes to standard output as it comes, or to a file beside the output,
+    // which becomes the output (header first) only once the script is complete.
+    let dir = output.map(|o| match o.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let mut spool = match &dir {
+        Some(dir) => Some(
+            tempfile::NamedTempFile::new_in(dir).context("a temporary file beside the output")?,
+        ),
+        None => None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    let generate = async move {
+        let r = script::generate(&rt, group, table, &subscriber, &options, &tx).await;
+        (r, subscriber)
+    };
+    let write = async {
+        let mut stdout = std::io::stdout().lock();
+        while let Some(piece) = rx.recv().await {
+            match spool.as_mut() {
+                Some(f) => f.write_all(piece.as_bytes())?,
+                None => stdout.write_all(piece.as_bytes())?,
+            }
+        }
+        stdout.flush()
+    };
+    let ((generated, subscriber), written) = tokio::join!(generate, write);
+    let (summary, header) = generated?;
+    written.context("writing the script")?;
+    if let (Some(output), Some(dir), Some(mut spool)) = (output, dir, spool) {
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        file.write_all(header.unwrap_or_default().as_bytes())?;
+        spool.flush()?;
+        std::io::copy(&mut spool.reopen()?, &mut file)?;
+        file.persist(output)
+            .with_context(|| format!("writing {}", output.display()))?;
+    }
+    eprintln!(
+        "driftwatch: {group}/{table} → {subscriber}: {} missing, {} extra, {} changed ({} statements)",
+        summary.missing, summary.extra, summary.changed, summary.statements
+    );
+    Ok(if summary.missing + summary.extra + summary.changed > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 async fn serve(config: driftwatch::config::Config) -> anyhow::Result<i32> {

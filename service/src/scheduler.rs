@@ -23,6 +23,9 @@ use crate::database::Database;
 use crate::metrics::Metrics;
 use crate::status::{PairId, Status};
 
+/// Every value of [`crate::engine::EngineError::reason`].
+const ERROR_REASONS: [&str; 5] = ["connect", "table_not_found", "query", "decode", "config"];
+
 /// Everything a running driftwatch holds: the config, one [`Database`] per configured
 /// database, the metrics and the published status.
 pub struct Runtime {
@@ -40,6 +43,11 @@ impl Runtime {
         let metrics = Arc::new(Metrics::new());
         let mut databases = BTreeMap::new();
         for (name, db) in &config.databases {
+            // Every error series exists from the start, at 0: rate() then sees the first
+            // error, and dashboards show 0 rather than no data.
+            for reason in ERROR_REASONS {
+                metrics.errors.with_label_values(&[name.as_str(), reason]);
+            }
             databases.insert(
                 name.clone(),
                 Arc::new(Database::new(name, db, metrics.clone())?),
@@ -79,6 +87,7 @@ impl Runtime {
                 .iter()
                 .map(|s| self.databases[s].as_ref())
                 .collect(),
+            changes: None,
         }
     }
 
@@ -110,6 +119,11 @@ impl Runtime {
     /// Re-checks the pending differences of a table; falls back to a full pass when the
     /// differences were too many to track by range.
     pub async fn recheck(&self, g: &GroupConfig, t: &TableConfig) {
+        let span = tracing::info_span!("recheck", group = %g.name, table = %t.name);
+        self.recheck_inner(g, t).instrument(span).await
+    }
+
+    async fn recheck_inner(&self, g: &GroupConfig, t: &TableConfig) {
         let target = self.target(g, t);
         for (id, sub) in Self::pair_ids(g, t).iter().zip(&target.subscribers) {
             let work = self.status.with(id, |e| {

@@ -62,6 +62,8 @@ pub struct PairStatus {
     pub missing_window: Option<(String, String)>,
     /// The first differing rows (at most [`SAMPLE_ROWS`]).
     pub sample: Vec<Sample>,
+    /// Where a fix script for this pair is served, while it differs.
+    pub script: Option<String>,
     pub last_pass_end: Option<String>,
     pub last_success: Option<String>,
     pub last_duration_seconds: Option<f64>,
@@ -112,6 +114,7 @@ impl Status {
                         confirmed: Default::default(),
                         missing_window: None,
                         sample: vec![],
+                        script: None,
                         last_pass_end: None,
                         last_success: None,
                         last_duration_seconds: None,
@@ -270,6 +273,16 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) 
         .diff
         .missing_window()
         .map(|(a, b)| (a.to_string(), b.to_string()));
+    e.public.script = (d.pending.total() + d.confirmed.total() > 0).then(|| {
+        let p = &e.public;
+        let u = crate::http::url_part;
+        format!(
+            "/api/v1/groups/{}/tables/{}/script?subscriber={}",
+            u(&p.group),
+            u(&p.table),
+            u(&p.subscriber)
+        )
+    });
     let columns = e
         .comparison
         .as_ref()

@@ -19,8 +19,13 @@ struct Service {
 
 impl Service {
     async fn start(config: driftwatch::config::Config) -> Service {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        Service::start_on("127.0.0.1:0", config).await
+    }
+
+    async fn start_on(addr: &str, config: driftwatch::config::Config) -> Service {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             driftwatch::serve(config, listener, async {
@@ -625,4 +630,100 @@ async fn the_api_requires_its_token_when_one_is_configured() {
     assert_eq!(svc.get("/metrics").await.0, 200);
     assert_eq!(svc.get("/healthz").await.0, 200);
     svc.stop().await;
+}
+
+/// The script endpoint: bad input, a streamed script, the limit on concurrent requests,
+/// and no row data off loopback without a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_served_streamed_and_limited() {
+    let dir = temp_dir();
+    let setup = driftwatch::demo::create(dir.path(), "127.0.0.1:0").unwrap();
+    let mut config = driftwatch::config::load(&setup.config_path).unwrap();
+    config.server.max_concurrent_scripts = 1;
+    // Slow reads, so that a script takes a while to finish.
+    config
+        .databases
+        .get_mut("publisher")
+        .unwrap()
+        .max_rows_per_second = 60_000;
+    let svc = Service::start(config.clone()).await;
+    let path = "/api/v1/groups/demo/tables/order_lines/script";
+    for (query, code) in [
+        ("?dialect=oracle", 400),
+        ("?mode=undo", 400),
+        ("?guards=maybe", 400),
+        ("?batch=0", 400),
+        ("?subscriber=nobody", 404),
+    ] {
+        let (got, body) = svc.get(&format!("{path}{query}")).await;
+        assert_eq!(got, code, "{query}: {body}");
+        assert!(body.contains("\"error\""), "{query}: a JSON error: {body}");
+    }
+    assert_eq!(
+        svc.get("/api/v1/groups/demo/tables/nope/script").await.0,
+        404
+    );
+
+    let started = std::time::Instant::now();
+    let mut response = reqwest::get(format!("{}{path}?dialect=postgres", svc.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("driftwatch-demo-order_lines-subscriber-fix.postgres.sql"));
+    let first = response.chunk().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert!(String::from_utf8_lossy(&first)
+        .starts_with("-- driftwatch convergence script: fix mode, postgres dialect"));
+    // While it streams, the one allowed request is taken.
+    let (busy, body) = svc.get(&format!("{path}?mode=redrive")).await;
+    assert_eq!(busy, 429, "{body}");
+    let mut text = String::from_utf8(first.to_vec()).unwrap();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let total = started.elapsed();
+    assert!(
+        first_at * 2 < total,
+        "the first bytes ({first_at:?}) came before the diff was done ({total:?})"
+    );
+    assert!(
+        text.trim_end()
+            .ends_with("-- driftwatch: 483 missing, 25 extra, 40 changed; 548 statements."),
+        "{}",
+        &text[text.len().saturating_sub(300)..]
+    );
+    assert_eq!(text.matches("INSERT INTO \"order_lines\"").count(), 483);
+    // The permit is back.
+    assert_eq!(
+        svc.get(&format!("{path}?mode=redrive&dialect=tsql"))
+            .await
+            .0,
+        200
+    );
+    // The status links to it.
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    let line = status["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "order_lines")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        line["script"],
+        "/api/v1/groups/demo/tables/order_lines/script?subscriber=subscriber"
+    );
+    svc.stop().await;
+
+    // Beyond loopback without a token: no row data.
+    let open = Service::start_on("0.0.0.0:0", config).await;
+    let (code, body) = open.get(path).await;
+    assert_eq!(code, 403, "{body}");
+    open.stop().await;
 }

@@ -119,6 +119,20 @@ pub struct Pair<'a> {
     pub publisher: &'a Database,
     pub subscriber: &'a Database,
     pub cmp: &'a Comparison,
+    /// Where every differing row goes, with both sides' values (scripts); `None` in the
+    /// validation loop, which keeps keys only.
+    pub changes: Option<&'a mpsc::Sender<RowChange>>,
+}
+
+/// A differing row with its values: the publisher's (missing, changed) and the
+/// subscriber's as the diff saw them (extra, changed), in the comparison's column order.
+#[derive(Debug, Clone)]
+pub struct RowChange {
+    pub key: Key,
+    pub kind: Kind,
+    pub changed: Vec<usize>,
+    pub publisher: Option<Row>,
+    pub subscriber: Option<Row>,
 }
 
 impl Pair<'_> {
@@ -223,7 +237,9 @@ impl Pair<'_> {
                 self.subscriber
                     .rows(&self.cmp.subscriber, &leaf.range, None)
             );
-            self.merge(p?, s?, &mut leaf, out);
+            for change in self.merge(p?, s?, &mut leaf, out) {
+                self.send(change).await;
+            }
         }
         if leaf.counts.iter().any(|&c| c > 0) {
             out.push(leaf);
@@ -245,7 +261,20 @@ impl Pair<'_> {
         let consume = async {
             while let Some(batch) = rx.recv().await {
                 for row in batch {
-                    self.record(q.key_of(&row), kind, Vec::new(), &row, leaf, out);
+                    let (publisher, subscriber) = match kind {
+                        Kind::Missing => (Some(row), None),
+                        _ => (None, Some(row)),
+                    };
+                    let change = RowChange {
+                        key: q.key_of(publisher.as_ref().or(subscriber.as_ref()).unwrap()),
+                        kind,
+                        changed: Vec::new(),
+                        publisher,
+                        subscriber,
+                    };
+                    if let Some(change) = self.record(change, leaf, out) {
+                        self.send(change).await;
+                    }
                 }
             }
         };
@@ -253,28 +282,54 @@ impl Pair<'_> {
         n.map(|_| ())
     }
 
-    /// A keyed diff of both sides' rows of one small range.
+    /// A keyed diff of both sides' rows of one small range; returns the changes to send.
     fn merge(
         &self,
         publisher: Vec<Row>,
         subscriber: Vec<Row>,
         leaf: &mut Leaf,
         out: &mut Findings,
-    ) {
+    ) -> Vec<RowChange> {
         let q = &self.cmp.publisher;
         let mut theirs: HashMap<Vec<u8>, Row> = subscriber
             .into_iter()
             .map(|row| (key_bytes(&self.cmp.subscriber.key_of(&row)), row))
             .collect();
+        let mut changes = Vec::new();
+        let mut record = |change: RowChange, leaf: &mut Leaf, out: &mut Findings| {
+            if let Some(c) = self.record(change, leaf, out) {
+                changes.push(c);
+            }
+        };
         for row in publisher {
             let key = q.key_of(&row);
             match theirs.remove(&key_bytes(&key)) {
-                None => self.record(key, Kind::Missing, Vec::new(), &row, leaf, out),
+                None => record(
+                    RowChange {
+                        key,
+                        kind: Kind::Missing,
+                        changed: vec![],
+                        publisher: Some(row),
+                        subscriber: None,
+                    },
+                    leaf,
+                    out,
+                ),
                 Some(other) => {
                     let changed: Vec<usize> =
                         (0..row.len()).filter(|&i| row[i] != other[i]).collect();
                     if !changed.is_empty() {
-                        self.record(key, Kind::Changed, changed, &row, leaf, out);
+                        record(
+                            RowChange {
+                                key,
+                                kind: Kind::Changed,
+                                changed,
+                                publisher: Some(row),
+                                subscriber: Some(other),
+                            },
+                            leaf,
+                            out,
+                        );
                     }
                 }
             }
@@ -282,34 +337,40 @@ impl Pair<'_> {
         let mut extra: Vec<Row> = theirs.into_values().collect();
         extra.sort_by_key(|row| self.cmp.subscriber.key_of(row));
         for row in extra {
-            self.record(
-                self.cmp.subscriber.key_of(&row),
-                Kind::Extra,
-                Vec::new(),
-                &row,
+            let key = self.cmp.subscriber.key_of(&row);
+            record(
+                RowChange {
+                    key,
+                    kind: Kind::Extra,
+                    changed: vec![],
+                    publisher: None,
+                    subscriber: Some(row),
+                },
                 leaf,
                 out,
             );
         }
+        changes
     }
 
-    fn record(
-        &self,
-        key: Key,
-        kind: Kind,
-        changed: Vec<usize>,
-        row: &Row,
-        leaf: &mut Leaf,
-        out: &mut Findings,
-    ) {
-        leaf.counts[kind as usize] += 1;
-        if kind == Kind::Missing {
-            if let Some(t) = self
+    async fn send(&self, change: RowChange) {
+        if let Some(tx) = self.changes {
+            // A receiver that went away (a client that hung up) stops nothing here: the
+            // pass finishes its bookkeeping regardless.
+            let _ = tx.send(change).await;
+        }
+    }
+
+    /// Counts a difference (and keeps it, under the cap); hands it back when a
+    /// receiver of changes wants it.
+    fn record(&self, change: RowChange, leaf: &mut Leaf, out: &mut Findings) -> Option<RowChange> {
+        leaf.counts[change.kind as usize] += 1;
+        if change.kind == Kind::Missing {
+            let time = self
                 .cmp
                 .time_column
-                .map(|i| &row[i])
-                .filter(|v| !v.is_null())
-            {
+                .and_then(|i| change.publisher.as_ref().map(|r| &r[i]));
+            if let Some(t) = time.filter(|v| !v.is_null()) {
                 leaf.missing_window = Some(match leaf.missing_window.take() {
                     None => (t.clone(), t.clone()),
                     Some((lo, hi)) => (lo.min(t.clone()), hi.max(t.clone())),
@@ -318,7 +379,12 @@ impl Pair<'_> {
         }
         if out.kept < out.cap {
             out.kept += 1;
-            leaf.rows.push(RowDiff { key, kind, changed });
+            leaf.rows.push(RowDiff {
+                key: change.key.clone(),
+                kind: change.kind,
+                changed: change.changed.clone(),
+            });
         }
+        self.changes.map(|_| change)
     }
 }

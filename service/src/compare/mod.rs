@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use futures::StreamExt;
+use tracing::{info_span, Instrument};
 
 use crate::config::TableConfig;
 use crate::database::Database;
@@ -39,6 +40,8 @@ pub struct TableTarget<'a> {
     pub config: &'a TableConfig,
     pub publisher: &'a Database,
     pub subscribers: Vec<&'a Database>,
+    /// Every differing row, with its values, as it is found (scripts).
+    pub changes: Option<tokio::sync::mpsc::Sender<localize::RowChange>>,
 }
 
 impl TableTarget<'_> {
@@ -52,6 +55,23 @@ impl TableTarget<'_> {
                 .subscriber_name
                 .as_deref()
                 .unwrap_or(&self.config.name),
+        )
+    }
+
+    /// The span of one side's digest of a chunk (`subscriber` is "publisher" for the
+    /// publisher's).
+    fn chunk_span(
+        &self,
+        subscriber: &str,
+        db: &Database,
+        spec: &crate::engine::DigestSpec,
+    ) -> tracing::Span {
+        info_span!(
+            "chunk_digest",
+            table = %self.config.name,
+            subscriber,
+            database = %db.name,
+            range = %spec.range
         )
     }
 
@@ -194,10 +214,16 @@ impl TableTarget<'_> {
                 let started = Instant::now();
                 let ours = join_all(profiles.iter().map(|(strategy, _, cmp)| {
                     digest::digest(self.publisher, &cmp.publisher, spec, *strategy)
+                        .instrument(self.chunk_span("publisher", self.publisher, spec))
                 }));
                 let theirs = join_all(ctx.iter().map(|c| async move {
                     let (db, cmp) = c.as_ref()?;
-                    Some(digest::digest(db, &cmp.subscriber, spec, cmp.strategy).await)
+                    let span = self.chunk_span(&db.name, db, spec);
+                    Some(
+                        digest::digest(db, &cmp.subscriber, spec, cmp.strategy)
+                            .instrument(span)
+                            .await,
+                    )
                 }));
                 let (ours, theirs) = tokio::join!(ours, theirs);
                 let ours: Vec<Digests> = ours
@@ -251,11 +277,13 @@ impl TableTarget<'_> {
                         publisher: self.publisher,
                         subscriber: db,
                         cmp,
+                        changes: self.changes.as_ref(),
                     };
                     let cap = lane.findings.cap();
                     let found: Vec<Result<Findings, String>> = futures::stream::iter(work)
                         .map(|w| {
                             let pair = &pair;
+                            let span = info_span!("bisect", database = %db.name, range = %w.range);
                             async move {
                                 let mut f = Findings::new(cap);
                                 pair.localize(w.range, w.ours, w.theirs, &mut f)
@@ -263,6 +291,7 @@ impl TableTarget<'_> {
                                     .map_err(|e| e.to_string())?;
                                 Ok(f)
                             }
+                            .instrument(span)
                         })
                         .buffered(LOCALIZE_CONCURRENCY)
                         .collect()
@@ -291,11 +320,13 @@ impl TableTarget<'_> {
             publisher: self.publisher,
             subscriber,
             cmp,
+            changes: None,
         };
         let mut out = Vec::with_capacity(ranges.len());
         for (i, range) in ranges {
             let mut f = Findings::new(self.config.max_diff_rows);
             pair.recheck(range, &mut f)
+                .instrument(info_span!("bisect", database = %subscriber.name, range = %range))
                 .await
                 .map_err(|e| e.to_string())?;
             out.push((*i, f));

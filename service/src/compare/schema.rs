@@ -171,12 +171,14 @@ pub fn reconcile(
                     db_type: p.db_type.clone(),
                     logical: p.logical.unwrap(),
                     compare_as: t,
+                    identity: p.identity,
                 });
                 sq.push(QueryColumn {
                     name: s.name.clone(),
                     db_type: s.db_type.clone(),
                     logical: s.logical.unwrap(),
                     compare_as: t,
+                    identity: s.identity,
                 });
             }
             Err(why) if is_key => {
@@ -273,6 +275,7 @@ mod tests {
             db_type: db_type.into(),
             logical: t,
             collation: None,
+            identity: false,
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Column {
     pub logical: Option<LogicalType>,
     /// The collation of a text column, when it has one that is not binary.
     pub collation: Option<String>,
+    /// An identity column (inserting an explicit value needs the engine's override).
+    pub identity: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +97,7 @@ pub struct QueryColumn {
     pub logical: LogicalType,
     /// The type both sides are compared as (differs only for exact widenings).
     pub compare_as: LogicalType,
+    pub identity: bool,
 }
 
 impl TableQuery {

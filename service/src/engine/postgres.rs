@@ -481,15 +481,20 @@ fn cast_type(db_type: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn quote_text(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// A PostgreSQL literal of `v`, typed as `db_type`. Text goes through a standard string
 /// (standard_conforming_strings is on for every session), so only quotes need doubling.
 pub fn literal(v: &Value, db_type: &str) -> String {
-    let text = match v {
-        Value::Null => return "NULL".into(),
+    match input_text(v) {
+        None => "NULL".into(),
+        Some(text) => format!("{}::{}", quote_text(&text), cast_type(db_type)),
+    }
+}
+
+/// The text PostgreSQL's input function of the value's type reads back as the value, or
+/// `None` for NULL.
+pub fn input_text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
         Value::Bool(b) => b.to_string(),
         Value::Int(i) => i.to_string(),
         Value::Decimal(d) => d.to_string(),
@@ -513,8 +518,12 @@ pub fn literal(v: &Value, db_type: &str) -> String {
             days,
             micros,
         } => format!("{months} mons {days} days {micros} microseconds"),
-    };
-    format!("{}::{}", quote_text(&text), cast_type(db_type))
+    })
+}
+
+/// A string literal: standard_conforming_strings is on, so only quotes need doubling.
+pub fn quote_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 struct Sql<'a> {
@@ -635,7 +644,8 @@ impl Engine for Postgres {
                 table,
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
                         coalesce(bt.typname, t.typname)::text, \
-                        CASE WHEN a.attcollation <> 0 AND co.collname NOT IN ('C', 'POSIX', 'default') THEN co.collname::text END \
+                        CASE WHEN a.attcollation <> 0 AND co.collname NOT IN ('C', 'POSIX', 'default') THEN co.collname::text END, \
+                 a.attidentity <> '' \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                  LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd' \
                  LEFT JOIN pg_collation co ON co.oid = a.attcollation \
@@ -652,6 +662,7 @@ impl Engine for Postgres {
                     db_type: r.get(1),
                     logical: logical_type(&typname),
                     collation: r.get(3),
+                    identity: r.get(4),
                 }
             })
             .collect();

@@ -308,6 +308,7 @@ impl Engine for Sqlite {
                     name,
                     db_type: decl,
                     collation: None,
+                    identity: false,
                 });
             }
             if columns.is_empty() {

@@ -1,0 +1,676 @@
+//! Convergence scripts, tablediff-style: from a fresh diff of one table and subscriber,
+//! the statements that make the subscriber equal to the publisher (fix mode), or that
+//! make Azure SQL Data Sync carry the missing rows again (redrive mode).
+//!
+//! The script is written while the diff runs, a chunk at a time, so its first bytes go
+//! out early and memory stays bounded. It must never run anything against a database
+//! itself: it only reads, through the comparison, and writes text.
+
+pub mod dialect;
+
+use std::io::{Seek, Write};
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::compare::localize::{Kind, RowChange};
+use crate::compare::schema::Comparison;
+use crate::compare::TableTarget;
+use crate::engine::QueryColumn;
+use crate::scheduler::Runtime;
+use crate::value::Value;
+pub use dialect::Dialect;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Make the subscriber equal to the publisher (tablediff's -f).
+    Fix,
+    /// Re-fire the hub's change tracking with no-op updates (Azure SQL Data Sync).
+    Redrive,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "fix" => Some(Mode::Fix),
+            "redrive" => Some(Mode::Redrive),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Fix => "fix",
+            Mode::Redrive => "redrive",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dialect: Dialect,
+    pub mode: Mode,
+    /// Guarded statements (see the header of a script); off gives tablediff's plain form.
+    pub guards: bool,
+    /// Statements per transaction.
+    pub batch_statements: usize,
+    /// Keys per no-op UPDATE in redrive mode.
+    pub redrive_batch_keys: usize,
+    /// Write the counts in the header (the caller holds the body until the diff ends).
+    pub counts_in_header: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("no group {0:?} in the config")]
+    UnknownGroup(String),
+    #[error("no table {1:?} in group {0:?}")]
+    UnknownTable(String, String),
+    #[error("{0:?} is not a subscriber of group {1:?}")]
+    UnknownSubscriber(String, String),
+    #[error("{0}")]
+    Compare(String),
+    #[error("table {table}, key ({key}), column {column}: {why}: the script stops here rather than write a wrong value")]
+    Unrepresentable {
+        table: String,
+        key: String,
+        column: String,
+        why: String,
+    },
+    #[error("writing the script: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a script holds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Summary {
+    pub missing: u64,
+    pub extra: u64,
+    pub changed: u64,
+    pub statements: u64,
+}
+
+/// The subscriber a script is for: the one named, or the group's first.
+pub fn subscriber_of(
+    rt: &Runtime,
+    group: &str,
+    table: &str,
+    subscriber: Option<&str>,
+) -> Result<String, ScriptError> {
+    let g = rt
+        .config
+        .group(group)
+        .ok_or_else(|| ScriptError::UnknownGroup(group.into()))?;
+    g.table(table)
+        .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
+    match subscriber {
+        Some(s) if g.subscribers.iter().any(|x| x == s) => Ok(s.to_string()),
+        Some(s) => Err(ScriptError::UnknownSubscriber(s.into(), group.into())),
+        None => Ok(g.subscribers[0].clone()),
+    }
+}
+
+/// The dialect of the subscriber's engine.
+pub fn default_dialect(rt: &Runtime, subscriber: &str) -> Dialect {
+    match rt.databases[subscriber].family() {
+        crate::engine::Family::Postgres => Dialect::Postgres,
+        crate::engine::Family::Sqlite => Dialect::Sqlite,
+    }
+}
+
+/// Runs a fresh diff of one table against one subscriber and writes its script to `out`
+/// as it goes. Returns what the script holds, and (with `counts_in_header`) the header,
+/// which the caller writes before the body.
+pub async fn generate(
+    rt: &Runtime,
+    group: &str,
+    table: &str,
+    subscriber: &str,
+    options: &Options,
+    out: &mpsc::Sender<String>,
+) -> Result<(Summary, Option<String>), ScriptError> {
+    let g = rt
+        .config
+        .group(group)
+        .ok_or_else(|| ScriptError::UnknownGroup(group.into()))?;
+    let t = g
+        .table(table)
+        .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
+    let (tx, mut rx) = mpsc::channel::<RowChange>(256);
+    let target = TableTarget {
+        config: t,
+        publisher: &rt.databases[&g.publisher],
+        subscribers: vec![&rt.databases[subscriber]],
+        changes: Some(tx),
+    };
+    let comparison = target
+        .compare_schemas()
+        .await
+        .remove(0)
+        .map_err(ScriptError::Compare)?;
+    let mut writer = Writer::new(options, &comparison, &g.publisher, subscriber)?;
+    let gone = || ScriptError::Compare("the receiver of the script went away".into());
+    if !options.counts_in_header {
+        out.send(writer.header(None)).await.map_err(|_| gone())?;
+    }
+    let pass = async {
+        let result = target
+            .full_pass(vec![Ok(comparison.clone())])
+            .await
+            .remove(0);
+        drop(target); // closes the change channel
+        result.map(|_| ()).map_err(ScriptError::Compare)
+    };
+    let write = async {
+        while let Some(change) = rx.recv().await {
+            let text = writer.change(&change)?;
+            // A receiver that hung up ends the diff too (try_join drops the pass).
+            if !text.is_empty() && out.send(text).await.is_err() {
+                return Err(gone());
+            }
+        }
+        Ok::<_, ScriptError>(())
+    };
+    tokio::try_join!(pass, write)?;
+    let send = |s: String| async move {
+        let _ = out.send(s).await;
+    };
+    send(writer.finish()).await;
+    if let Some((banner, file)) = writer.member_section()? {
+        send(banner).await;
+        // In pieces, so that a member section of millions of rows never sits in memory.
+        let mut piece = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(file)) {
+            piece.push_str(&line?);
+            piece.push('\n');
+            if piece.len() >= 64 * 1024 {
+                send(std::mem::take(&mut piece)).await;
+            }
+        }
+        send(piece).await;
+    }
+    send(writer.trailer()).await;
+    let header = options
+        .counts_in_header
+        .then(|| writer.header(Some(&writer.summary)));
+    Ok((writer.summary, header))
+}
+
+/// Renders a script from a diff already in hand (no database involved): the same text
+/// [`generate`] streams, with the counts in the header when `counts_in_header`.
+pub fn render(
+    options: &Options,
+    comparison: &Comparison,
+    publisher: &str,
+    subscriber: &str,
+    changes: impl IntoIterator<Item = RowChange>,
+) -> Result<String, ScriptError> {
+    let mut w = Writer::new(options, comparison, publisher, subscriber)?;
+    let mut body = String::new();
+    for c in changes {
+        body.push_str(&w.change(&c)?);
+    }
+    body.push_str(&w.finish());
+    if let Some((banner, file)) = w.member_section()? {
+        body.push_str(&banner);
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(file), &mut body)?;
+    }
+    body.push_str(&w.trailer());
+    let header = w.header(options.counts_in_header.then_some(&w.summary));
+    Ok(header + &body)
+}
+
+/// Turns row changes into statements for one comparison.
+struct Writer<'a> {
+    options: &'a Options,
+    cmp: &'a Comparison,
+    publisher: &'a str,
+    subscriber: &'a str,
+    summary: Summary,
+    in_batch: usize,
+    /// Redrive: keys waiting for their no-op UPDATE.
+    pending_keys: Vec<Vec<Value>>,
+    /// Redrive: the member's section, spilled to disk so memory stays bounded.
+    member: Option<std::fs::File>,
+    started: bool,
+}
+
+impl<'a> Writer<'a> {
+    fn new(
+        options: &'a Options,
+        cmp: &'a Comparison,
+        publisher: &'a str,
+        subscriber: &'a str,
+    ) -> Result<Self, ScriptError> {
+        let member = match options.mode {
+            Mode::Redrive => Some(tempfile::tempfile()?),
+            Mode::Fix => None,
+        };
+        Ok(Writer {
+            options,
+            cmp,
+            publisher,
+            subscriber,
+            summary: Summary::default(),
+            in_batch: 0,
+            pending_keys: Vec::new(),
+            member,
+            started: false,
+        })
+    }
+
+    fn d(&self) -> Dialect {
+        self.options.dialect
+    }
+
+    fn guards(&self) -> bool {
+        self.options.guards && self.options.mode == Mode::Fix
+    }
+
+    pub fn header(&self, counts: Option<&Summary>) -> String {
+        let clean = |s: &str| {
+            s.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        };
+        let (pt, st) = (&self.cmp.publisher.table, &self.cmp.subscriber.table);
+        let mut h = format!(
+            "-- driftwatch convergence script: {} mode, {} dialect\n",
+            self.options.mode.name(),
+            self.d().name()
+        );
+        match self.options.mode {
+            Mode::Fix => h.push_str(
+                "-- Makes the subscriber's table equal to the publisher's: DELETE for rows extra on the\n\
+                 -- subscriber, INSERT for rows missing from it, UPDATE of the changed columns. Apply it to\n\
+                 -- the DESTINATION below.\n",
+            ),
+            Mode::Redrive => h.push_str(
+                "-- For Azure SQL Data Sync / Sync Framework: apply part 1 to the HUB (the SOURCE below). Its\n\
+                 -- no-op updates (SET c = c) make the service's own change tracking carry the rows missing or\n\
+                 -- changed on the member again. It touches no *_dss_tracking table and no _dss_ trigger.\n\
+                 -- Part 2, commented out at the end, is for the MEMBER: rows it holds that the hub does not.\n",
+            ),
+        }
+        h.push_str(&format!(
+            "-- Generated: {} from a fresh comparison.\n",
+            chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+        h.push_str(&format!(
+            "-- Source (publisher): database {}, table {}\n",
+            clean(self.publisher),
+            clean(&pt.to_string())
+        ));
+        h.push_str(&format!(
+            "-- Destination (subscriber): database {}, table {}\n",
+            clean(self.subscriber),
+            clean(&st.to_string())
+        ));
+        h.push_str(&format!(
+            "-- Columns compared: {}\n",
+            clean(&self.cmp.column_names().join(", "))
+        ));
+        let s = &self.cmp.schema;
+        let skipped: Vec<String> = s
+            .publisher_only
+            .iter()
+            .map(|c| format!("{c} (publisher only)"))
+            .chain(
+                s.subscriber_only
+                    .iter()
+                    .map(|c| format!("{c} (subscriber only)")),
+            )
+            .chain(
+                s.type_mismatch
+                    .iter()
+                    .map(|c| format!("{c} (types differ)")),
+            )
+            .chain(
+                s.unsupported
+                    .iter()
+                    .map(|c| format!("{c} (not comparable)")),
+            )
+            .chain(s.excluded.iter().map(|c| format!("{c} (excluded)")))
+            .collect();
+        if !skipped.is_empty() {
+            h.push_str(&format!(
+                "-- Columns not compared, and not written: {}\n",
+                clean(&skipped.join(", "))
+            ));
+        }
+        if self.guards() {
+            h.push_str(
+                "-- Guarded: an UPDATE or DELETE applies only while the row still holds the values the diff\n\
+                 -- saw, an INSERT only while its key is absent; a statement that finds its row changed since\n\
+                 -- (replication goes on) is skipped, and the number skipped is reported at the end.\n",
+            );
+        }
+        match counts {
+            Some(c) => h.push_str(&format!(
+                "-- Counts: {} missing, {} extra, {} changed ({} statements)\n",
+                c.missing, c.extra, c.changed, c.statements
+            )),
+            None => h.push_str(
+                "-- Counts: at the end of the script (it is written while the comparison runs).\n",
+            ),
+        }
+        h.push('\n');
+        h
+    }
+
+    fn unrepresentable(&self, change: &RowChange, column: &str, why: String) -> ScriptError {
+        ScriptError::Unrepresentable {
+            table: self.cmp.subscriber.table.to_string(),
+            key: change
+                .key
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            column: column.to_string(),
+            why,
+        }
+    }
+
+    fn lit(
+        &self,
+        change: &RowChange,
+        column: &QueryColumn,
+        v: &Value,
+    ) -> Result<String, ScriptError> {
+        self.d()
+            .literal(column, v)
+            .map_err(|why| self.unrepresentable(change, &column.name, why))
+    }
+
+    fn matches(
+        &self,
+        change: &RowChange,
+        column: &QueryColumn,
+        v: &Value,
+    ) -> Result<String, ScriptError> {
+        self.d()
+            .matches(column, v)
+            .map_err(|why| self.unrepresentable(change, &column.name, why))
+    }
+
+    /// `k1 = v1 AND k2 = v2` on `side`'s key columns.
+    fn key_match(
+        &self,
+        change: &RowChange,
+        side: &crate::engine::TableQuery,
+    ) -> Result<String, ScriptError> {
+        let parts: Result<Vec<String>, _> = side
+            .key
+            .iter()
+            .zip(&change.key)
+            .map(|(&i, v)| self.matches(change, &side.columns[i], v))
+            .collect();
+        Ok(parts?.join(" AND "))
+    }
+
+    /// The subscriber's row as the diff saw it, on every non-key column (guards).
+    fn row_match(&self, change: &RowChange, row: &[Value]) -> Result<String, ScriptError> {
+        let q = &self.cmp.subscriber;
+        let mut parts = Vec::new();
+        for (i, column) in q.columns.iter().enumerate() {
+            if !q.key.contains(&i) {
+                parts.push(self.matches(change, column, &row[i])?);
+            }
+        }
+        Ok(parts.join(" AND "))
+    }
+
+    /// Opens the script body, and a new transaction every `batch_statements` statements.
+    fn statement(&mut self, text: String) -> String {
+        let d = self.d();
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            out.push_str(&d.prologue(self.guards()));
+            if self.options.mode == Mode::Fix
+                && d == Dialect::Tsql
+                && self.cmp.subscriber.columns.iter().any(|c| c.identity)
+            {
+                out.push_str(&format!(
+                    "SET IDENTITY_INSERT {} ON;\nGO\n",
+                    d.table(&self.cmp.subscriber.table)
+                ));
+            }
+        }
+        if self.in_batch == 0 {
+            out.push_str(d.begin());
+        }
+        out.push_str(&text);
+        self.summary.statements += 1;
+        self.in_batch += 1;
+        if self.in_batch >= self.options.batch_statements.max(1) {
+            out.push_str(d.commit());
+            self.in_batch = 0;
+        }
+        out
+    }
+
+    fn change(&mut self, change: &RowChange) -> Result<String, ScriptError> {
+        match change.kind {
+            Kind::Missing => self.summary.missing += 1,
+            Kind::Extra => self.summary.extra += 1,
+            Kind::Changed => self.summary.changed += 1,
+        }
+        match self.options.mode {
+            Mode::Fix => self.fix(change),
+            Mode::Redrive => self.redrive(change),
+        }
+    }
+
+    fn fix(&mut self, change: &RowChange) -> Result<String, ScriptError> {
+        let d = self.d();
+        let q = &self.cmp.subscriber;
+        let table = d.table(&q.table);
+        let guards = self.guards();
+        let key = self.key_match(change, q)?;
+        let text = match (change.kind, &change.publisher, &change.subscriber) {
+            (Kind::Missing, Some(row), _) => {
+                let columns: Vec<String> = q.columns.iter().map(|c| d.ident(&c.name)).collect();
+                let values: Result<Vec<String>, _> = q
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| self.lit(change, c, v))
+                    .collect();
+                let overriding = q.columns.iter().any(|c| c.identity);
+                d.insert(
+                    &table,
+                    &columns.join(", "),
+                    &values?.join(", "),
+                    &key,
+                    guards,
+                    overriding,
+                )
+            }
+            (Kind::Extra, _, Some(theirs)) => {
+                let mut cond = key;
+                if guards {
+                    let row = self.row_match(change, theirs)?;
+                    if !row.is_empty() {
+                        cond = format!("{cond} AND {row}");
+                    }
+                }
+                d.counted(&format!("DELETE FROM {table} WHERE {cond}"), guards)
+            }
+            (Kind::Changed, Some(ours), Some(theirs)) => {
+                let set: Result<Vec<String>, ScriptError> = change
+                    .changed
+                    .iter()
+                    .map(|&i| {
+                        Ok(format!(
+                            "{} = {}",
+                            d.ident(&q.columns[i].name),
+                            self.lit(change, &q.columns[i], &ours[i])?
+                        ))
+                    })
+                    .collect();
+                let mut cond = key;
+                if guards {
+                    let row = self.row_match(change, theirs)?;
+                    if !row.is_empty() {
+                        cond = format!("{cond} AND {row}");
+                    }
+                }
+                d.counted(
+                    &format!("UPDATE {table} SET {} WHERE {cond}", set?.join(", ")),
+                    guards,
+                )
+            }
+            _ => return Ok(String::new()),
+        };
+        Ok(self.statement(text))
+    }
+
+    fn redrive(&mut self, change: &RowChange) -> Result<String, ScriptError> {
+        match change.kind {
+            Kind::Missing | Kind::Changed => {
+                // Literals are checked now, so an unrepresentable key fails at its row.
+                let q = &self.cmp.publisher;
+                for (&i, v) in q.key.iter().zip(&change.key) {
+                    self.lit(change, &q.columns[i], v)?;
+                }
+                self.pending_keys.push(change.key.clone());
+                if self.pending_keys.len() >= self.options.redrive_batch_keys.max(1) {
+                    return Ok(self.flush_redrive());
+                }
+                Ok(String::new())
+            }
+            Kind::Extra => {
+                let d = self.d();
+                let q = &self.cmp.subscriber;
+                let key = self.key_match(change, q)?;
+                let line = format!("-- DELETE FROM {} WHERE {key};\n", d.table(&q.table));
+                self.member
+                    .as_mut()
+                    .expect("redrive keeps a member section")
+                    .write_all(line.as_bytes())?;
+                Ok(String::new())
+            }
+        }
+    }
+
+    /// One no-op UPDATE of the hub for the keys waiting.
+    fn flush_redrive(&mut self) -> String {
+        if self.pending_keys.is_empty() {
+            return String::new();
+        }
+        let d = self.d();
+        let q = &self.cmp.publisher;
+        let keys = std::mem::take(&mut self.pending_keys);
+        let cols: Vec<&QueryColumn> = q.key.iter().map(|&i| &q.columns[i]).collect();
+        // Literals were checked when each key arrived.
+        let lit = |c: &QueryColumn, v: &Value| d.literal(c, v).unwrap_or_else(|_| "NULL".into());
+        let target = q
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(i, _)| !q.key.contains(i))
+            .map(|(_, c)| c)
+            .unwrap_or(cols[0]);
+        let noop = d.ident(&target.name);
+        let cond = if cols.len() == 1 {
+            let values: Vec<String> = keys.iter().map(|k| lit(cols[0], &k[0])).collect();
+            format!("{} IN ({})", d.ident(&cols[0].name), values.join(", "))
+        } else if d == Dialect::Tsql {
+            let rows: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    let parts: Vec<String> = cols
+                        .iter()
+                        .zip(k)
+                        .map(|(c, v)| format!("{} = {}", d.ident(&c.name), lit(c, v)))
+                        .collect();
+                    format!("({})", parts.join(" AND "))
+                })
+                .collect();
+            rows.join("\n   OR ")
+        } else {
+            let names: Vec<String> = cols.iter().map(|c| d.ident(&c.name)).collect();
+            let rows: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "({})",
+                        cols.iter()
+                            .zip(k)
+                            .map(|(c, v)| lit(c, v))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .collect();
+            format!("({}) IN ({})", names.join(", "), rows.join(", "))
+        };
+        let text = format!(
+            "UPDATE {} SET {noop} = {noop} WHERE {cond};\n",
+            d.table(&q.table)
+        );
+        let mut out = self.statement(text);
+        // One no-op UPDATE per transaction keeps each one short on the hub.
+        if self.in_batch != 0 {
+            out.push_str(d.commit());
+            self.in_batch = 0;
+        }
+        out
+    }
+
+    /// The end of the hub's (or subscriber's) part: the last batch, the skipped count.
+    fn finish(&mut self) -> String {
+        let d = self.d();
+        let mut out = String::new();
+        if self.options.mode == Mode::Redrive {
+            out.push_str(&self.flush_redrive());
+        }
+        if self.in_batch != 0 {
+            out.push_str(d.commit());
+            self.in_batch = 0;
+        }
+        if self.started {
+            if self.options.mode == Mode::Fix
+                && d == Dialect::Tsql
+                && self.cmp.subscriber.columns.iter().any(|c| c.identity)
+            {
+                out.push_str(&format!(
+                    "SET IDENTITY_INSERT {} OFF;\nGO\n",
+                    d.table(&self.cmp.subscriber.table)
+                ));
+            }
+            out.push_str(&d.epilogue(self.guards()));
+        }
+        out
+    }
+
+    /// Redrive's part 2, if any rows are extra on the member: its banner and the file.
+    fn member_section(&mut self) -> Result<Option<(String, std::fs::File)>, ScriptError> {
+        let Some(mut member) = self.member.take() else {
+            return Ok(None);
+        };
+        if member.stream_position()? == 0 {
+            return Ok(None);
+        }
+        member.rewind()?;
+        let banner = format!(
+            "\n-- ===== Part 2: for the MEMBER (database {}, table {}), not the hub =====\n\
+             -- WARNING: {} rows exist on the member and not on the hub. Check them before deleting:\n\
+             -- they may be writes the member made that never reached the hub. To delete them, run\n\
+             -- these statements ON THE MEMBER (remove the leading \"-- \").\n",
+            self.subscriber, self.cmp.subscriber.table, self.summary.extra
+        );
+        Ok(Some((banner, member)))
+    }
+
+    fn trailer(&self) -> String {
+        let s = &self.summary;
+        format!(
+            "\n-- driftwatch: {} missing, {} extra, {} changed; {} statements.\n",
+            s.missing, s.extra, s.changed, s.statements
+        )
+    }
+}

@@ -1,0 +1,237 @@
+//! Span export: a real `check` over two SQLite files with known drift, its spans exported
+//! with OTLP/HTTP (protobuf) to a receiver on loopback, decoded, and their names,
+//! attributes and parentage asserted; no attribute carries row values.
+//!
+//! The subscriber is set up through `telemetry::init_with`, not the OTEL_* variables
+//! (environment variables are process-wide); the binary reads the variables.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use axum::http::{header, HeaderMap};
+use common::*;
+use driftwatch::telemetry::{self, LogFormat, Options, Otlp, Protocol};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use prost::Message;
+
+type Received = Arc<Mutex<Vec<(String, bytes::Bytes)>>>;
+
+/// An OTLP/HTTP receiver on 127.0.0.1:0: keeps every POST /v1/traces body.
+async fn receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post({
+            let received = received.clone();
+            move |headers: HeaderMap, body: bytes::Bytes| async move {
+                let content_type = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                received.lock().unwrap().push((content_type, body));
+                // An empty ExportTraceServiceResponse: everything accepted.
+                (
+                    [(header::CONTENT_TYPE, "application/x-protobuf")],
+                    Vec::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+/// One exported span, flattened.
+#[derive(Debug)]
+struct Span {
+    name: String,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    parent: Vec<u8>,
+    attributes: BTreeMap<String, String>,
+}
+
+fn flatten(attributes: &[KeyValue]) -> BTreeMap<String, String> {
+    attributes
+        .iter()
+        .map(|kv| {
+            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                Some(any_value::Value::IntValue(i)) => i.to_string(),
+                Some(any_value::Value::BoolValue(b)) => b.to_string(),
+                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn a_check_exports_its_spans_over_otlp_http() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (endpoint, received) = runtime.block_on(receiver());
+    let telemetry = telemetry::init_with(Options {
+        log_format: LogFormat::Json,
+        otlp: Some(Otlp {
+            endpoint: Some(endpoint),
+            protocol: Protocol::HttpProtobuf,
+        }),
+    })
+    .unwrap();
+
+    // A text key in one chunk larger than a fetch: localizing bisects, then fetches rows.
+    // Every row's `note` carries a marker that no span may show.
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    let schema = text_key_schema();
+    let mut case = Case::generate(
+        schema.clone(),
+        3000,
+        7,
+        Domain {
+            portable: false,
+            sqlite: true,
+        },
+    );
+    let note = schema.cols.iter().position(|c| c.name == "note").unwrap();
+    let mut notes = HashMap::new();
+    for (i, row) in case.publisher.iter_mut().enumerate() {
+        row[note] = driftwatch::value::Value::Text(format!("row-secret-{i}"));
+        notes.insert(key_strings(&row[..schema.key]), row[note].clone());
+    }
+    for row in &mut case.subscriber {
+        row[note] = notes
+            .get(&key_strings(&row[..schema.key]))
+            .cloned()
+            .unwrap_or_else(|| driftwatch::value::Value::Text("row-secret-extra".into()));
+    }
+    sqlite_load(&pub_db, "items", &schema, &case.publisher);
+    sqlite_load(&sub_db, "items", &schema, &case.subscriber);
+    let config = load_config(
+        dir.path(),
+        &format!(
+            r#"
+[defaults]
+confirm_after = "100ms"
+chunk_rows = 5000
+
+[databases.pub]
+url = "{}"
+[databases.sub]
+url = "{}"
+
+[[groups]]
+name = "g"
+publisher = "pub"
+subscribers = ["sub"]
+
+[[groups.tables]]
+name = "items"
+"#,
+            sqlite_url(&pub_db),
+            sqlite_url(&sub_db)
+        ),
+    );
+    let report = runtime
+        .block_on(driftwatch::check::check(config, None, None))
+        .unwrap();
+    assert_eq!(report.exit_code(), 1, "{}", report.human());
+    // Flushes: blocks until the exporter has sent what is buffered (the receiver keeps
+    // running on the runtime's worker threads).
+    telemetry.shutdown();
+
+    let mut spans = Vec::new();
+    for (content_type, body) in received.lock().unwrap().iter() {
+        assert_eq!(content_type, "application/x-protobuf");
+        let request = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+        for resource_spans in request.resource_spans {
+            let resource = flatten(&resource_spans.resource.unwrap_or_default().attributes);
+            assert_eq!(resource["service.name"], "driftwatch");
+            assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
+            for scope in resource_spans.scope_spans {
+                for s in scope.spans {
+                    spans.push(Span {
+                        name: s.name,
+                        trace_id: s.trace_id,
+                        span_id: s.span_id,
+                        parent: s.parent_span_id,
+                        attributes: flatten(&s.attributes),
+                    });
+                }
+            }
+        }
+    }
+    let named = |name: &'static str| spans.iter().filter(move |s| s.name == name);
+    let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (&s.span_id[..], s)).collect();
+    // The span's ancestor named `name`, if any.
+    let ancestor = |s: &Span, name: &str| {
+        let mut at = by_id.get(&s.parent[..]).copied();
+        while let Some(p) = at {
+            if p.name == name {
+                return Some(p);
+            }
+            at = by_id.get(&p.parent[..]).copied();
+        }
+        None
+    };
+
+    let pass = named("pass").next().expect("a pass span");
+    assert_eq!(pass.attributes["group"], "g");
+    assert_eq!(pass.attributes["table"], "items");
+
+    let digests: Vec<&Span> = named("chunk_digest").collect();
+    assert!(!digests.is_empty());
+    for side in ["publisher", "sub"] {
+        let d = digests
+            .iter()
+            .find(|d| d.attributes["subscriber"] == side)
+            .unwrap_or_else(|| panic!("no chunk_digest of {side}: {digests:#?}"));
+        let database = if side == "publisher" { "pub" } else { "sub" };
+        assert_eq!(d.attributes["database"], database);
+        assert_eq!(d.attributes["table"], "items");
+        assert!(d.attributes.contains_key("range"), "{d:#?}");
+        assert_eq!(ancestor(d, "pass").map(|p| &p.span_id), Some(&pass.span_id));
+        assert_eq!(d.trace_id, pass.trace_id);
+    }
+
+    let bisect = named("bisect")
+        .find(|b| ancestor(b, "pass").is_some())
+        .expect("a bisect span under the pass");
+    assert_eq!(bisect.attributes["database"], "sub");
+    assert!(bisect.attributes.contains_key("range"));
+    assert!(
+        named("recheck").next().is_some(),
+        "differences are rechecked after confirm_after"
+    );
+
+    let fetches: Vec<&Span> = named("row_fetch").collect();
+    assert!(fetches.iter().any(|f| ancestor(f, "bisect").is_some()));
+    for f in &fetches {
+        assert!(["pub", "sub"].contains(&f.attributes["database"].as_str()));
+        assert!(f.attributes.contains_key("range"));
+        assert!(
+            f.attributes["rows"].parse::<u64>().unwrap() <= 2048,
+            "{f:#?}"
+        );
+    }
+    assert!(fetches
+        .iter()
+        .any(|f| f.attributes["rows"].parse::<u64>().unwrap() > 0));
+
+    for s in &spans {
+        for (key, value) in &s.attributes {
+            assert!(
+                !value.contains("row-secret"),
+                "span {} attribute {key} carries row values: {value}",
+                s.name
+            );
+        }
+    }
+}
