@@ -52,6 +52,13 @@ ensure_postgres() {
 
 ensure_postgres
 
+# ---- the engines' own clients, which apply generated scripts in the tests ---------------
+if ! command -v sqlite3 >/dev/null || ! command -v psql >/dev/null; then
+    say "installing the sqlite3 and psql clients"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q sqlite3 postgresql-client
+fi
+
 # ---- Prometheus ---------------------------------------------------------------------------
 # test-rules.sh installs Debian's prometheus package (without starting its server) when
 # promtool is missing; the package also ships the `prometheus` server binary, which
