@@ -88,7 +88,7 @@ impl Telemetry {
 
 /// Logs in `log_format`; spans exported when the standard OTLP variables ask for it.
 pub fn init(log_format: LogFormat) -> Result<Telemetry, TelemetryError> {
-    let (otlp, refused) = otlp_from_env();
+    let (otlp, refused) = otlp_from_env(|name| std::env::var(name).ok());
     let telemetry = init_with(Options { log_format, otlp })?;
     if let Some(message) = refused {
         tracing::warn!("{message}; spans are not exported");
@@ -96,10 +96,13 @@ pub fn init(log_format: LogFormat) -> Result<Telemetry, TelemetryError> {
     Ok(telemetry)
 }
 
-/// Reads the standard variables: export is on when an endpoint is set.
-fn otlp_from_env() -> (Option<Otlp>, Option<String>) {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if !set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && !set("OTEL_EXPORTER_OTLP_ENDPOINT") {
+/// Reads the standard variables (through `env`): export is on when an endpoint is set.
+/// The second value says why export stays off although an endpoint is set.
+fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> (Option<Otlp>, Option<String>) {
+    let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_none()
+        && var("OTEL_EXPORTER_OTLP_ENDPOINT").is_none()
+    {
         return (None, None);
     }
     let chosen = [
@@ -107,7 +110,7 @@ fn otlp_from_env() -> (Option<Otlp>, Option<String>) {
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ]
     .into_iter()
-    .find_map(|var| Some((var, std::env::var(var).ok()?)));
+    .find_map(|name| Some((name, var(name)?)));
     let protocol = match chosen {
         None => Protocol::HttpProtobuf,
         Some((var, value)) => match value.trim().to_ascii_lowercase().as_str() {
@@ -260,5 +263,50 @@ where
             }
         }
         writer.write_str(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> (Option<Protocol>, Option<String>) {
+        let (otlp, refused) = otlp_from_env(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        });
+        (otlp.map(|o| o.protocol), refused)
+    }
+
+    #[test]
+    fn export_follows_the_standard_variables() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        assert_eq!(from(&[]), (None, None));
+        assert_eq!(from(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")]), (None, None));
+        assert_eq!(from(&[endpoint]), (Some(Protocol::HttpProtobuf), None));
+        assert_eq!(
+            from(&[(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://c:4318/v1/traces"
+            )]),
+            (Some(Protocol::HttpProtobuf), None)
+        );
+        assert_eq!(
+            from(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]),
+            (Some(Protocol::HttpJson), None)
+        );
+        // The signal's own variable wins.
+        assert_eq!(
+            from(&[
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP/Protobuf"),
+            ]),
+            (Some(Protocol::HttpProtobuf), None)
+        );
+        let (protocol, refused) = from(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        assert_eq!(protocol, None);
+        assert!(refused.unwrap().contains("\"grpc\" is not supported"));
     }
 }

@@ -211,21 +211,40 @@ impl Prometheus {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
     }
 
-    /// The (alertname, table) pairs firing, for group demo and subscriber `subscriber`.
-    async fn firing(&self) -> BTreeSet<(String, String)> {
+    /// The active alerts of group demo and subscriber `subscriber`: (alertname, table,
+    /// state: pending or firing).
+    async fn alerts(&self) -> BTreeSet<(String, String, String)> {
         let alerts = self.api("/api/v1/alerts", &[]).await;
         alerts["data"]["alerts"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|a| a["state"] == "firing")
             .filter(|a| a["labels"]["group"] == "demo" && a["labels"]["subscriber"] == "subscriber")
             .map(|a| {
                 let label = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
-                (label("alertname"), label("table"))
+                let state = a["state"].as_str().unwrap_or_default().to_string();
+                (label("alertname"), label("table"), state)
             })
             .collect()
     }
+}
+
+/// Applies a fix script to the demo's subscriber with the sqlite3 client (the test
+/// command installs it), waiting for the service's readers if need be.
+fn apply(script: &str, subscriber: &Path, dir: &Path) {
+    let file = dir.join("fix.sql");
+    std::fs::write(&file, script).unwrap();
+    let out = std::process::Command::new("sqlite3")
+        .args(["-bail", "-cmd", ".timeout 10000"])
+        .arg(subscriber)
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap_or_else(|e| panic!("sqlite3: {e} (the test command installs it)"));
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +287,13 @@ async fn prometheus_fires_the_alerts_and_every_dashboard_query_has_data() {
     .collect();
     prometheus
         .wait("the divergence and schema alerts to fire", || async {
-            let firing = prometheus.firing().await;
+            let firing: BTreeSet<(String, String)> = prometheus
+                .alerts()
+                .await
+                .into_iter()
+                .filter(|(_, _, state)| state == "firing")
+                .map(|(alert, table, _)| (alert, table))
+                .collect();
             want.is_subset(&firing).then_some(())
         })
         .await;
@@ -296,6 +321,50 @@ async fn prometheus_fires_the_alerts_and_every_dashboard_query_has_data() {
         "dashboard queries without data:\n{}",
         empty.join("\n")
     );
+
+    // The fix scripts, from the service's script endpoint, applied to the subscriber; a
+    // pass now: the divergence alerts resolve. The schema alert stays: a script changes
+    // rows, never columns.
+    let client = reqwest::Client::new();
+    for table in ["customers", "order_lines"] {
+        let base = format!("http://{target}/api/v1/groups/demo/tables/{table}");
+        let script = client
+            .get(format!("{base}/script"))
+            .query(&[
+                ("subscriber", "subscriber"),
+                ("dialect", "sqlite"),
+                ("mode", "fix"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(script.status().as_u16(), 200, "{table}");
+        apply(
+            &script.text().await.unwrap(),
+            &setup.subscriber_path,
+            dir.path(),
+        );
+        let validate = client
+            .post(format!("{base}/validate"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(validate.status().as_u16(), 202, "{table}");
+    }
+    prometheus
+        .wait("the divergence alerts to resolve", || async {
+            let active = prometheus.alerts().await;
+            let divergent = active
+                .iter()
+                .any(|(alert, _, _)| alert == "DriftwatchConfirmedDivergence");
+            let schema = active.contains(&(
+                "DriftwatchSchemaMismatch".to_string(),
+                "customers".to_string(),
+                "firing".to_string(),
+            ));
+            (!divergent && schema).then_some(())
+        })
+        .await;
 
     drop(prometheus);
     stop.send(()).unwrap();

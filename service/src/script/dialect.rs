@@ -83,8 +83,12 @@ impl Dialect {
                 }
                 s.push_str("GO\n");
             }
-            Dialect::Postgres if guards => {
-                s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n int);\n")
+            Dialect::Postgres => {
+                // The literals below are standard strings: make sure they are read so.
+                s.push_str("SET standard_conforming_strings = on;\n");
+                if guards {
+                    s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n int);\n");
+                }
             }
             Dialect::Sqlite if guards => {
                 s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n INTEGER);\n")
@@ -315,21 +319,12 @@ fn mysql_literal(v: &Value) -> Result<String, String> {
         Value::Decimal(d) => return Err(format!("MySQL's DECIMAL cannot hold {d}")),
         Value::Float(f) if !f.is_finite() => return Err(format!("MySQL cannot store {f}")),
         Value::Float(f) => float_text(*f),
-        Value::Text(s) | Value::Json(s) => {
-            // The default sql_mode reads backslash escapes in strings.
-            let mut out = String::with_capacity(s.len() + 2);
-            out.push('\'');
-            for c in s.chars() {
-                match c {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    '\0' => out.push_str("\\0"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
-            out
+        // A backslash means an escape or itself depending on sql_mode: such strings are
+        // written as hex, which reads the same either way.
+        Value::Text(s) | Value::Json(s) if s.contains(['\\', '\0']) => {
+            format!("_utf8mb4 X'{}'", hex(s.as_bytes()))
         }
+        Value::Text(s) | Value::Json(s) => format!("'{}'", s.replace('\'', "''")),
         Value::Bytes(b) => format!("X'{}'", hex(b)),
         Value::Date(d) if *d == i32::MAX || *d == i32::MIN => {
             return Err("MySQL has no infinite date".into())
@@ -396,4 +391,123 @@ fn tsql_literal(v: &Value) -> Result<String, String> {
         Value::Uuid(u) => format!("'{}'", format_uuid(u)),
         Value::Interval { .. } => return Err("SQL Server has no interval type".into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(t: LogicalType, db_type: &str) -> QueryColumn {
+        QueryColumn {
+            name: "c".into(),
+            db_type: db_type.into(),
+            logical: t,
+            compare_as: t,
+            identity: false,
+        }
+    }
+
+    #[test]
+    fn literals_are_exact_or_refused() {
+        let text = column(LogicalType::Text, "text");
+        let quote = Value::Text("it's \\ a;--test".into());
+        assert_eq!(
+            Dialect::Tsql.literal(&text, &quote).unwrap(),
+            "N'it''s \\ a;--test'"
+        );
+        assert_eq!(
+            Dialect::Postgres.literal(&text, &quote).unwrap(),
+            "'it''s \\ a;--test'::text"
+        );
+        assert_eq!(
+            Dialect::Sqlite.literal(&text, &quote).unwrap(),
+            "'it''s \\ a;--test'"
+        );
+        assert_eq!(
+            Dialect::Mysql.literal(&text, &quote).unwrap(),
+            "_utf8mb4 X'69742773205c20613b2d2d74657374'"
+        );
+        assert_eq!(
+            Dialect::Mysql
+                .literal(&text, &Value::Text("plain 'x'".into()))
+                .unwrap(),
+            "'plain ''x'''"
+        );
+
+        let float = column(LogicalType::Float, "double precision");
+        assert_eq!(
+            Dialect::Postgres
+                .literal(&float, &Value::float(f64::NAN))
+                .unwrap(),
+            "'NaN'::double precision"
+        );
+        assert_eq!(
+            Dialect::Tsql.literal(&float, &Value::float(0.1)).unwrap(),
+            "0.1E0"
+        );
+        assert_eq!(
+            Dialect::Sqlite
+                .literal(&float, &Value::float(f64::NEG_INFINITY))
+                .unwrap(),
+            "-9e999"
+        );
+        assert!(Dialect::Tsql
+            .literal(&float, &Value::float(f64::INFINITY))
+            .is_err());
+        assert!(Dialect::Sqlite
+            .literal(&float, &Value::float(f64::NAN))
+            .is_err());
+
+        let ts = column(LogicalType::Timestamp, "datetime2(7)");
+        let t = Value::Timestamp(Timestamp {
+            secs: 1_750_000_000,
+            nanos: 123_456_700,
+        });
+        assert_eq!(
+            Dialect::Tsql.literal(&ts, &t).unwrap(),
+            "'2025-06-15T15:06:40.1234567'"
+        );
+        let too_fine = Value::Timestamp(Timestamp { secs: 0, nanos: 1 });
+        assert!(Dialect::Tsql.literal(&ts, &too_fine).is_err());
+        assert!(Dialect::Mysql.literal(&ts, &too_fine).is_err());
+
+        let bytes = column(LogicalType::Bytes, "bytea");
+        assert_eq!(
+            Dialect::Tsql
+                .literal(&bytes, &Value::Bytes(vec![]))
+                .unwrap(),
+            "0x"
+        );
+        assert_eq!(
+            Dialect::Postgres
+                .literal(&bytes, &Value::Bytes(vec![0, 255]))
+                .unwrap(),
+            "'\\x00ff'::bytea"
+        );
+
+        let dec = column(LogicalType::Decimal, "DECIMAL");
+        let long = Value::Decimal(Decimal::parse("1.1000000000000000001").unwrap());
+        assert!(Dialect::Sqlite.literal(&dec, &long).is_err());
+        assert_eq!(
+            Dialect::Postgres
+                .literal(&column(LogicalType::Decimal, "numeric"), &long)
+                .unwrap(),
+            "'1.1000000000000000001'::numeric"
+        );
+        assert_eq!(
+            Dialect::Tsql
+                .literal(&dec, &Value::Text("a\0b".into()))
+                .unwrap(),
+            "N'a' + NCHAR(0) + N'b'"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted_whatever_they_hold() {
+        let t = TableRef::parse("dbo.Order Details");
+        assert_eq!(Dialect::Tsql.table(&t), "[dbo].[Order Details]");
+        assert_eq!(Dialect::Tsql.ident("a]b"), "[a]]b]");
+        assert_eq!(Dialect::Postgres.ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(Dialect::Mysql.ident("a`b"), "`a``b`");
+    }
 }
