@@ -229,6 +229,9 @@ impl Status {
                 if e.public.schema_mismatch {
                     tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, schema = ?e.public.schema, "schema differs between publisher and subscriber");
                 }
+                if !e.public.schema.unsupported.is_empty() {
+                    tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, columns = ?e.public.schema.unsupported, "columns of types driftwatch cannot compare exactly are skipped");
+                }
             }
         }
     }

@@ -223,6 +223,8 @@ impl Generator {
             }
             Gen::Text => Value::Text(match r.random_range(0..10) {
                 0 => "long ".repeat(r.random_range(100..3000)),
+                // SQLite's text may hold NUL (PostgreSQL's may not).
+                1 if self.domain.sqlite && !self.domain.portable => "nul\0inside".to_string(),
                 1..=4 => TEXTS[r.random_range(0..TEXTS.len())].to_string(),
                 _ => (0..r.random_range(1..20))
                     .map(|_| char::from_u32(r.random_range(0x20..0x3000)).unwrap_or('x'))
