@@ -145,9 +145,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!(
                 "       curl -s -X POST {base}/api/v1/groups/demo/tables/order_lines/validate"
             );
+            // Under `cargo run` no `driftwatch` is on the PATH: name this very binary.
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "driftwatch".into());
+            let config_path = setup.config_path.display();
+            println!("       {exe} check --config {config_path}");
             println!(
-                "       driftwatch check --config {}\n",
-                setup.config_path.display()
+                "       {exe} diff --config {config_path} --group demo --table order_lines -o fix.sql\n"
             );
             serve(config).await
         }

@@ -1,8 +1,9 @@
 //! A real Prometheus (Debian's package; `scripts/test.sh` installs it) scrapes the service
 //! running over the demo's SQLite pair every second, with deploy/prometheus/alerts.yml
 //! loaded (its `for:` durations shortened to seconds). Through Prometheus' HTTP API: the
-//! divergence and schema alerts fire for the demo's tables, and every PromQL expression
-//! of every dashboard panel returns data.
+//! divergence and schema alerts fire for the demo's tables; every PromQL expression of
+//! every dashboard panel returns data; and once the service's fix scripts are applied to
+//! the subscriber (with sqlite3), the divergence alerts resolve.
 //!
 //! Without a `prometheus` binary the test says SKIPPED and passes, unless
 //! DRIFTWATCH_REQUIRE_PROMETHEUS is set.
@@ -248,7 +249,7 @@ fn apply(script: &str, subscriber: &Path, dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_fires_the_alerts_and_every_dashboard_query_has_data() {
+async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
     let Some(binary) = prometheus_binary() else {
         if std::env::var_os("DRIFTWATCH_REQUIRE_PROMETHEUS").is_some() {
             panic!("no prometheus binary on PATH, and DRIFTWATCH_REQUIRE_PROMETHEUS is set");

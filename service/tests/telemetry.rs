@@ -8,18 +8,21 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::http::{header, HeaderMap};
 use common::*;
 use driftwatch::telemetry::{self, LogFormat, Options, Otlp, Protocol};
+use driftwatch::value::Value;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use prost::Message;
 
 type Received = Arc<Mutex<Vec<(String, bytes::Bytes)>>>;
 
-/// An OTLP/HTTP receiver on 127.0.0.1:0: keeps every POST /v1/traces body.
+/// An OTLP/HTTP receiver on 127.0.0.1:0: keeps every POST /v1/traces body. Returns its
+/// base URL.
 async fn receiver() -> (String, Received) {
     let received: Received = Arc::default();
     let app = axum::Router::new().route(
@@ -42,7 +45,7 @@ async fn receiver() -> (String, Received) {
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+    let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, received)
 }
@@ -73,23 +76,11 @@ fn flatten(attributes: &[KeyValue]) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn a_check_exports_its_spans_over_otlp_http() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (endpoint, received) = runtime.block_on(receiver());
-    let telemetry = telemetry::init_with(Options {
-        log_format: LogFormat::Json,
-        otlp: Some(Otlp {
-            endpoint: Some(endpoint),
-            protocol: Protocol::HttpProtobuf,
-        }),
-    })
-    .unwrap();
-
-    // A text key in one chunk larger than a fetch: localizing bisects, then fetches rows.
-    // Every row's `note` carries a marker that no span may show.
-    let dir = temp_dir();
-    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+/// A text key in one chunk larger than a fetch (localizing bisects, then fetches rows),
+/// with drift; every row's `note` carries a marker that no span may show. Returns the
+/// config file.
+fn drifted_pair(dir: &Path) -> PathBuf {
+    let (pub_db, sub_db) = (dir.join("pub.db"), dir.join("sub.db"));
     let schema = text_key_schema();
     let mut case = Case::generate(
         schema.clone(),
@@ -103,19 +94,19 @@ fn a_check_exports_its_spans_over_otlp_http() {
     let note = schema.cols.iter().position(|c| c.name == "note").unwrap();
     let mut notes = HashMap::new();
     for (i, row) in case.publisher.iter_mut().enumerate() {
-        row[note] = driftwatch::value::Value::Text(format!("row-secret-{i}"));
+        row[note] = Value::Text(format!("row-secret-{i}"));
         notes.insert(key_strings(&row[..schema.key]), row[note].clone());
     }
     for row in &mut case.subscriber {
         row[note] = notes
             .get(&key_strings(&row[..schema.key]))
             .cloned()
-            .unwrap_or_else(|| driftwatch::value::Value::Text("row-secret-extra".into()));
+            .unwrap_or_else(|| Value::Text("row-secret-extra".into()));
     }
     sqlite_load(&pub_db, "items", &schema, &case.publisher);
     sqlite_load(&sub_db, "items", &schema, &case.subscriber);
-    let config = load_config(
-        dir.path(),
+    write_config(
+        dir,
         &format!(
             r#"
 [defaults]
@@ -138,15 +129,11 @@ name = "items"
             sqlite_url(&pub_db),
             sqlite_url(&sub_db)
         ),
-    );
-    let report = runtime
-        .block_on(driftwatch::check::check(config, None, None))
-        .unwrap();
-    assert_eq!(report.exit_code(), 1, "{}", report.human());
-    // Flushes: blocks until the exporter has sent what is buffered (the receiver keeps
-    // running on the runtime's worker threads).
-    telemetry.shutdown();
+    )
+}
 
+/// Every span received, decoded; the payloads must be protobuf, from driftwatch.
+fn decode(received: &Received) -> Vec<Span> {
     let mut spans = Vec::new();
     for (content_type, body) in received.lock().unwrap().iter() {
         assert_eq!(content_type, "application/x-protobuf");
@@ -168,6 +155,37 @@ name = "items"
             }
         }
     }
+    spans
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_check_exports_its_spans_over_otlp_http() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (endpoint, received) = runtime.block_on(receiver());
+    let telemetry = telemetry::init_with(Options {
+        log_format: LogFormat::Json,
+        otlp: Some(Otlp {
+            endpoint: Some(format!("{endpoint}/v1/traces")),
+            protocol: Protocol::HttpProtobuf,
+        }),
+    })
+    .unwrap();
+
+    let dir = temp_dir();
+    let config = driftwatch::config::load(&drifted_pair(dir.path())).unwrap();
+    let report = runtime
+        .block_on(driftwatch::check::check(config, None, None))
+        .unwrap();
+    assert_eq!(report.exit_code(), 1, "{}", report.human());
+    // Flushes: blocks until the exporter has sent what is buffered (the receiver keeps
+    // running on the runtime's worker threads).
+    telemetry.shutdown();
+
+    let spans = decode(&received);
     let named = |name: &'static str| spans.iter().filter(move |s| s.name == name);
     let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (&s.span_id[..], s)).collect();
     // The span's ancestor named `name`, if any.
@@ -234,4 +252,48 @@ name = "items"
             );
         }
     }
+}
+
+/// The binary reads the standard variables, flushes before it exits, and its JSON log
+/// lines name the trace and span they were written in.
+#[test]
+fn the_binary_exports_per_the_otel_variables_and_json_logs_carry_trace_ids() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (endpoint, received) = runtime.block_on(receiver());
+    let dir = temp_dir();
+    let config = drifted_pair(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["check", "--log-format", "json", "--config"])
+        .arg(&config)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("RUST_LOG", "info")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+
+    let pass_complete: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "pass complete")
+        .unwrap_or_else(|| panic!("no JSON line \"pass complete\": {stderr}"));
+    let trace_id = pass_complete["trace_id"].as_str().unwrap();
+    let span_id = pass_complete["span_id"].as_str().unwrap();
+    assert_eq!((trace_id.len(), span_id.len()), (32, 16), "{pass_complete}");
+
+    // Exported before the process exited, with the default protocol (protobuf).
+    let spans = decode(&received);
+    let pass = spans
+        .iter()
+        .find(|s| s.name == "pass")
+        .unwrap_or_else(|| panic!("no pass span: {spans:#?}"));
+    assert_eq!(pass.attributes["table"], "items");
+    assert_eq!(
+        (hex(&pass.trace_id), hex(&pass.span_id)),
+        (trace_id.to_string(), span_id.to_string())
+    );
+    assert!(spans.iter().any(|s| s.name == "chunk_digest"));
 }

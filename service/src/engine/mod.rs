@@ -5,6 +5,7 @@
 //! decide what is compared or how: it answers the questions the `compare` module asks,
 //! for the columns and ranges it is given.
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -23,6 +24,7 @@ use crate::value::{row_hash, EncodedRows, Key, LogicalType, Value};
 pub enum Family {
     Postgres,
     Sqlite,
+    Mysql,
 }
 
 /// A table name as the config spells it: `schema.table` or `table`.
@@ -337,12 +339,14 @@ pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
         Ok(Arc::new(postgres::Postgres::new(name, config)?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Ok(Arc::new(mysql::Mysql::new(name, config)?))
     } else {
         let scheme = url.split(':').next().unwrap_or(url);
         Err(EngineError::Config {
             database: name.to_string(),
             message: format!(
-                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://; mssql:// and mysql:// come with their engines)"
+                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://, mysql://; mssql:// comes with its engine)"
             ),
         })
     }

@@ -115,6 +115,7 @@ pub fn default_dialect(rt: &Runtime, subscriber: &str) -> Dialect {
     match rt.databases[subscriber].family() {
         crate::engine::Family::Postgres => Dialect::Postgres,
         crate::engine::Family::Sqlite => Dialect::Sqlite,
+        crate::engine::Family::Mysql => Dialect::Mysql,
     }
 }
 

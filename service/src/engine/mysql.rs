@@ -1,0 +1,1098 @@
+//! MySQL and MariaDB (mysql_async, TLS through rustls).
+//!
+//! Connections come from the URL `mysql://user@host:port/database` (TLS with mysql_async's
+//! URL parameters `require_ssl`, `verify_ca`, `verify_identity`), the password from the
+//! config. Each session is set up once, when it connects, so that no result depends on a
+//! server's defaults:
+//!
+//! - `SET SESSION TRANSACTION READ ONLY`: every transaction refuses to write;
+//! - `time_zone = '+00:00'`: `timestamp` values are read in UTC;
+//! - `NAMES utf8mb4`: text arrives as UTF-8, whatever the column's character set;
+//! - `sql_mode`: the server's, less `PAD_CHAR_TO_FULL_LENGTH` (char(n) values are read as
+//!   stored, without their padding, on every side). The rest of the server's mode is kept,
+//!   so that a table's `filter` reads as its users write it; every statement driftwatch
+//!   builds reads the same in any mode (identifiers in backticks, bound parameters, no
+//!   string literal with a backslash or a double quote);
+//! - the statement timeout: `max_statement_time` (seconds) on MariaDB,
+//!   `max_execution_time` (milliseconds, SELECTs) on MySQL.
+//!
+//! Rows are read through prepared statements, so values arrive in the binary protocol,
+//! typed (integers, floats, dates and times as numbers; decimals as their exact text), and
+//! are decoded into the value model exactly.
+//!
+//! Pushdown digests hash, per row, `MD5(CONCAT_WS('#', part, ...))` where each column's
+//! part is a canonical text of its value (`~` for NULL): integers and bit as numbers,
+//! decimals and fractional seconds without trailing zeros (1.10 = 1.1), floats widened to
+//! double with -0 as 0, temporal values as the server spells them in UTC, and text,
+//! bytes and json as the MD5 of their bytes (text in utf8mb4), so that a row's text never
+//! outgrows `max_allowed_packet` and no part can contain the separator. The two 64-bit
+//! halves of each row's MD5 are summed per bucket as DECIMAL (no overflow) and folded into
+//! the 128-bit wrapping sum of the rows' 128-bit hashes.
+//!
+//! Type mapping (see the README's table): integers of every width, signed or not, `year`
+//! and `bit(n > 1)` → integer (so `boolean`, which is `tinyint(1)`, is an integer);
+//! `bit(1)` → boolean; decimal → decimal; float, double → float; char, varchar, the text
+//! types, enum and set → text; binary, varbinary, the blob types → bytes; json (MariaDB's
+//! `longtext` with a `json_valid` check, too) → json, by its text; MariaDB's uuid → uuid;
+//! date, time → date, time; datetime(n) → timestamp; timestamp(n) → timestamptz. Other
+//! types (geometry, inet6, vector, ...) are not compared. A stored value outside what its
+//! type means in the value model (a zero date, a time below zero or past 24:00:00) is
+//! compared as the text the server spells it, so that it shows as a difference against
+//! any other value instead of being guessed.
+//!
+//! Must not: write, or interpolate anything into SQL that is not a quoted identifier, a
+//! number, or the table's configured filter; values are bound parameters.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
+
+use super::{
+    BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
+    KeyRange, Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
+};
+use crate::config::DatabaseConfig;
+use crate::value::{
+    days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,
+};
+
+pub struct Mysql {
+    name: String,
+    /// The URL's database: the schema of tables named without one.
+    database: String,
+    opts: Opts,
+    statement_timeout: std::time::Duration,
+    idle: Mutex<Vec<Conn>>,
+    /// Connection ids of the sessions in use, for shutdown.
+    active: Arc<Mutex<Vec<(u64, u32)>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Mysql {
+    pub fn new(name: &str, db: &DatabaseConfig) -> Result<Mysql> {
+        let cfg_err = |message: String| EngineError::Config {
+            database: name.to_string(),
+            message,
+        };
+        let opts =
+            Opts::from_url(&db.url).map_err(|e| cfg_err(format!("invalid MySQL URL: {e}")))?;
+        let database = opts
+            .db_name()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| {
+                cfg_err(format!(
+                    "{:?} names no database (expected mysql://user@host:port/database)",
+                    db.url
+                ))
+            })?
+            .to_string();
+        let mut builder = OptsBuilder::from_opts(opts).prefer_socket(false);
+        if let Some(p) = &db.password {
+            builder = builder.pass(Some(p.as_str()));
+        }
+        Ok(Mysql {
+            name: name.to_string(),
+            database,
+            opts: builder.into(),
+            statement_timeout: db.statement_timeout,
+            idle: Mutex::new(Vec::new()),
+            active: Arc::new(Mutex::new(Vec::new())),
+            next_id: Default::default(),
+        })
+    }
+
+    fn connect_err(&self, e: &mysql_async::Error) -> EngineError {
+        EngineError::Connect {
+            database: self.name.clone(),
+            message: error_text(e),
+        }
+    }
+
+    /// A new connection, its session set up (see the module's documentation).
+    async fn connect(&self) -> Result<Conn> {
+        let mut conn = Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| self.connect_err(&e))?;
+        let version: Option<String> = conn
+            .query_first("SELECT VERSION()")
+            .await
+            .map_err(|e| self.connect_err(&e))?;
+        let timeout = if version.unwrap_or_default().contains("MariaDB") {
+            format!(
+                "max_statement_time = {:.3}",
+                self.statement_timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "max_execution_time = {}",
+                self.statement_timeout.as_millis()
+            )
+        };
+        let setup = format!(
+            "SET SESSION TRANSACTION READ ONLY; \
+             SET NAMES utf8mb4; \
+             SET SESSION time_zone = '+00:00', \
+             sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@sql_mode, ','), ',PAD_CHAR_TO_FULL_LENGTH,', ',')), \
+             {timeout}"
+        );
+        conn.query_drop(setup)
+            .await
+            .map_err(|e| self.connect_err(&e))?;
+        Ok(conn)
+    }
+
+    async fn session(&self) -> Result<Session<'_>> {
+        let idle = self.idle.lock().unwrap().pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.connect().await?,
+        };
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.active.lock().unwrap().push((id, conn.id()));
+        Ok(Session {
+            my: self,
+            id,
+            conn: Some(conn),
+        })
+    }
+
+    fn query_err(&self, table: &TableRef, e: mysql_async::Error) -> EngineError {
+        match &e {
+            mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => {
+                EngineError::TableNotFound {
+                    database: self.name.clone(),
+                    table: table.to_string(),
+                }
+            }
+            mysql_async::Error::Server(_) => EngineError::Query {
+                database: self.name.clone(),
+                table: table.to_string(),
+                message: error_text(&e),
+            },
+            _ => self.connect_err(&e),
+        }
+    }
+
+    fn decode_err(
+        &self,
+        table: &TableRef,
+        column: &str,
+        db_type: &str,
+        message: String,
+    ) -> EngineError {
+        EngineError::Decode {
+            database: self.name.clone(),
+            table: table.to_string(),
+            column: column.to_string(),
+            db_type: db_type.to_string(),
+            message,
+        }
+    }
+
+    /// Runs a prepared statement, adding each row's values to a batch and sending the
+    /// batch to `tx` once it holds `limit` rows; stops early, without error, when the
+    /// receiver is gone.
+    async fn rows<B: Batch>(
+        &self,
+        table: &TableRef,
+        sql: &str,
+        params: Vec<My>,
+        tx: &tokio::sync::mpsc::Sender<B>,
+        limit: usize,
+        mut add: impl FnMut(&mut B, Vec<My>) -> Result<()>,
+    ) -> Result<u64> {
+        let mut s = self.session().await?;
+        let params = if params.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(params)
+        };
+        let mut n = 0u64;
+        let mut batch = B::default();
+        let mut closed = false;
+        {
+            let mut result = s
+                .conn()
+                .exec_iter(sql, params)
+                .await
+                .map_err(|e| self.query_err(table, e))?;
+            let stream = result
+                .stream::<mysql_async::Row>()
+                .await
+                .map_err(|e| self.query_err(table, e))?;
+            if let Some(mut stream) = stream {
+                while let Some(row) = stream.next().await {
+                    let row = row.map_err(|e| self.query_err(table, e))?;
+                    add(&mut batch, row.unwrap())?;
+                    n += 1;
+                    if batch.rows() >= limit && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if closed {
+            // The rest of the result is still on the wire: this session is not reused.
+            s.discard();
+            return Ok(n);
+        }
+        s.release();
+        if batch.rows() > 0 {
+            let _ = tx.send(batch).await;
+        }
+        Ok(n)
+    }
+
+    /// Decoded rows, sent in batches.
+    async fn send_rows(
+        &self,
+        q: &TableQuery,
+        decoders: &[Decoder],
+        sql: &str,
+        params: Vec<My>,
+        tx: &RowSender,
+    ) -> Result<u64> {
+        self.rows(
+            &q.table,
+            sql,
+            params,
+            tx,
+            ROW_BATCH,
+            |batch: &mut Vec<Row>, values| {
+                batch.push(self.decode_row(q, decoders, values)?);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    fn decode_row(&self, q: &TableQuery, decoders: &[Decoder], values: Vec<My>) -> Result<Row> {
+        if values.len() != decoders.len() {
+            return Err(self.decode_err(
+                &q.table,
+                "-",
+                "-",
+                format!("expected {} fields, got {}", decoders.len(), values.len()),
+            ));
+        }
+        decoders
+            .iter()
+            .zip(values)
+            .map(|(d, v)| {
+                d.decode(v)
+                    .map(|v| v.coerce(d.compare_as))
+                    .map_err(|m| self.decode_err(&q.table, &d.column, &d.db_type, m))
+            })
+            .collect()
+    }
+
+    /// All rows of a small result, as raw values.
+    async fn fetch(&self, table: &TableRef, sql: &str, params: Vec<My>) -> Result<Vec<Vec<My>>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Vec<My>>>(1);
+        let collect = async move {
+            let mut out = Vec::new();
+            while let Some(b) = rx.recv().await {
+                out.extend(b);
+            }
+            out
+        };
+        let (n, out) = tokio::join!(
+            async move {
+                self.rows(
+                    table,
+                    sql,
+                    params,
+                    &tx,
+                    ROW_BATCH,
+                    |b: &mut Vec<Vec<My>>, r| {
+                        b.push(r);
+                        Ok(())
+                    },
+                )
+                .await
+            },
+            collect
+        );
+        n?;
+        Ok(out)
+    }
+}
+
+/// What a result fills: decoded rows, canonical encodings, or raw values.
+trait Batch: Default + Send {
+    fn rows(&self) -> usize;
+}
+
+impl<T: Send> Batch for Vec<T> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Batch for EncodedRows {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+fn error_text(e: &mysql_async::Error) -> String {
+    match e {
+        mysql_async::Error::Server(s) => format!("{} ({}): {}", s.code, s.state, s.message),
+        other => {
+            let mut s = other.to_string();
+            let mut src = std::error::Error::source(other);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+/// A connection in use; returned to the idle list only when its statement completed.
+struct Session<'a> {
+    my: &'a Mysql,
+    id: u64,
+    conn: Option<Conn>,
+}
+
+impl Session<'_> {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("session holds a connection")
+    }
+
+    fn release(mut self) {
+        if let Some(c) = self.conn.take() {
+            self.my.idle.lock().unwrap().push(c);
+        }
+    }
+
+    fn discard(mut self) {
+        self.conn.take();
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        self.my
+            .active
+            .lock()
+            .unwrap()
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+// ---- SQL -------------------------------------------------------------------------------
+
+pub fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+impl Mysql {
+    fn table_sql(&self, t: &TableRef) -> String {
+        format!(
+            "{}.{}",
+            quote_ident(t.schema.as_deref().unwrap_or(&self.database)),
+            quote_ident(&t.name)
+        )
+    }
+}
+
+/// A key bound or value as a bound parameter.
+pub fn param(v: &Value) -> My {
+    match v {
+        Value::Null => My::NULL,
+        Value::Bool(b) => My::Int(*b as i64),
+        Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
+            (Ok(i), _) => My::Int(i),
+            (_, Ok(u)) => My::UInt(u),
+            _ => My::Bytes(i.to_string().into_bytes()),
+        },
+        Value::Decimal(d) => My::Bytes(d.to_string().into_bytes()),
+        Value::Float(f) => My::Double(*f),
+        Value::Text(s) | Value::Json(s) => My::Bytes(s.clone().into_bytes()),
+        Value::Bytes(b) => My::Bytes(b.clone()),
+        Value::Date(d) => {
+            let (y, m, day) = civil(*d);
+            My::Date(y, m, day, 0, 0, 0, 0)
+        }
+        Value::Time(t) => {
+            let secs = t / 1_000_000_000;
+            My::Time(
+                false,
+                (secs / 86_400) as u32,
+                (secs / 3600 % 24) as u8,
+                (secs / 60 % 60) as u8,
+                (secs % 60) as u8,
+                (t % 1_000_000_000 / 1000) as u32,
+            )
+        }
+        Value::Timestamp(t) | Value::TimestampTz(t) => {
+            let days = t.secs.div_euclid(86_400);
+            let s = t.secs.rem_euclid(86_400);
+            let (y, m, d) = civil(i32::try_from(days).unwrap_or(i32::MAX));
+            My::Date(
+                y,
+                m,
+                d,
+                (s / 3600) as u8,
+                (s / 60 % 60) as u8,
+                (s % 60) as u8,
+                t.nanos / 1000,
+            )
+        }
+        Value::Uuid(u) => My::Bytes(crate::value::format_uuid(u).into_bytes()),
+        Value::Interval { .. } => My::Bytes(v.to_string().into_bytes()),
+    }
+}
+
+/// (year, month, day) of days since 1970-01-01 (year 0 for dates MySQL cannot hold).
+fn civil(days: i32) -> (u16, u8, u8) {
+    use chrono::Datelike;
+    match chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163)) {
+        Some(d) if (0..=9999).contains(&d.year()) => {
+            (d.year() as u16, d.month() as u8, d.day() as u8)
+        }
+        _ => (0, 0, 0),
+    }
+}
+
+struct Sql<'a> {
+    q: &'a TableQuery,
+}
+
+impl Sql<'_> {
+    fn col(&self, i: usize) -> String {
+        quote_ident(&self.q.columns[i].name)
+    }
+
+    /// A key column as ranges and ORDER BY see it: bytewise for text when the pair asks.
+    fn key_col(&self, i: usize) -> String {
+        let c = &self.q.columns[i];
+        if self.q.binary_collation && c.logical == LogicalType::Text {
+            format!("CAST({} AS BINARY)", quote_ident(&c.name))
+        } else {
+            quote_ident(&c.name)
+        }
+    }
+
+    fn where_clause(&self, r: &KeyRange, params: &mut Vec<My>) -> String {
+        let mut conds = Vec::new();
+        if let Some(f) = &self.q.filter {
+            conds.push(format!("({f})"));
+        }
+        let k1 = self.col(self.q.key[0]);
+        if let Some(lo) = r.lead_lo {
+            conds.push(format!("{k1} >= ?"));
+            params.push(My::Int(lo));
+        }
+        if let Some(hi) = r.lead_hi {
+            conds.push(format!("{k1} < ?"));
+            params.push(My::Int(hi));
+        }
+        let keys: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
+        for (bound, op) in [(&r.after, ">"), (&r.upto, "<=")] {
+            if let Some(k) = bound {
+                if keys.len() == 1 {
+                    conds.push(format!("{} {op} ?", keys[0]));
+                } else {
+                    conds.push(format!(
+                        "({}) {op} ({})",
+                        keys.join(", "),
+                        vec!["?"; keys.len()].join(", ")
+                    ));
+                }
+                params.extend(k.iter().map(param));
+            }
+        }
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        }
+    }
+
+    fn order_by(&self) -> String {
+        let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
+        format!(" ORDER BY {}", cols.join(", "))
+    }
+
+    fn select(&self, columns: &[usize]) -> String {
+        let cols: Vec<String> = columns.iter().map(|&i| self.col(i)).collect();
+        cols.join(", ")
+    }
+
+    /// A column's part of the hashed row text: equal values (by the server's own
+    /// equality, 1.10 = 1.1, -0 = 0) give equal text, different values different text,
+    /// and no text contains `#` or is `~` (NULL).
+    fn hashed_col(&self, i: usize) -> String {
+        let c = &self.q.columns[i];
+        let name = quote_ident(&c.name);
+        let part = match c.logical {
+            LogicalType::Int | LogicalType::Bool => format!("CAST({name} + 0 AS CHAR)"),
+            LogicalType::Decimal => {
+                format!(
+                    "IF({name} = 0, '0', {})",
+                    trim_fraction(&format!("CAST({name} AS CHAR)"))
+                )
+            }
+            LogicalType::Float => format!("CAST({name} + 0e0 AS CHAR)"),
+            LogicalType::Text | LogicalType::Json => format!("MD5(CONVERT({name} USING utf8mb4))"),
+            LogicalType::Bytes => format!("MD5({name})"),
+            LogicalType::Date | LogicalType::Uuid | LogicalType::Interval => {
+                format!("CAST({name} AS CHAR)")
+            }
+            LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
+                trim_fraction(&format!("CAST({name} AS CHAR)"))
+            }
+        };
+        format!("COALESCE({part}, '~')")
+    }
+}
+
+/// `s` without trailing fractional zeros (and without a bare point): `1.500` → `1.5`,
+/// `12:00:00.000000` → `12:00:00`, `100` unchanged.
+fn trim_fraction(s: &str) -> String {
+    format!("IF(LOCATE('.', {s}) > 0, TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {s})), {s})")
+}
+
+// ---- Engine ----------------------------------------------------------------------------
+
+#[async_trait]
+impl Engine for Mysql {
+    fn family(&self) -> Family {
+        Family::Mysql
+    }
+
+    async fn introspect(&self, table: &TableRef) -> Result<TableSchema> {
+        let schema = table
+            .schema
+            .clone()
+            .unwrap_or_else(|| self.database.clone());
+        let text = |v: &My| match v {
+            My::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            My::NULL => String::new(),
+            other => other.as_sql(true),
+        };
+        let key = || {
+            vec![
+                My::Bytes(schema.clone().into_bytes()),
+                My::Bytes(table.name.clone().into_bytes()),
+            ]
+        };
+        let cols = self
+            .fetch(
+                table,
+                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLLATION_NAME, EXTRA \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 ORDER BY ORDINAL_POSITION",
+                key(),
+            )
+            .await?;
+        if cols.is_empty() {
+            return Err(EngineError::TableNotFound {
+                database: self.name.clone(),
+                table: table.to_string(),
+            });
+        }
+        // MariaDB's json is longtext with a json_valid check on the column.
+        let mut json_checked = Vec::new();
+        let version = self.fetch(table, "SELECT VERSION()", vec![]).await?;
+        if version
+            .first()
+            .and_then(|r| r.first())
+            .is_some_and(|v| text(v).contains("MariaDB"))
+        {
+            for r in self
+                .fetch(
+                    table,
+                    "SELECT CONSTRAINT_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                     WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                    key(),
+                )
+                .await?
+            {
+                let (name, clause) = (text(&r[0]), text(&r[1]));
+                if clause.replace(' ', "").eq_ignore_ascii_case(&format!("json_valid({})", quote_ident(&name))) {
+                    json_checked.push(name);
+                }
+            }
+        }
+        let columns = cols
+            .iter()
+            .map(|r| {
+                let name = text(&r[0]);
+                let column_type = text(&r[1]);
+                let data_type = text(&r[2]).to_ascii_lowercase();
+                let mut logical = logical_type(&data_type, &column_type);
+                if logical == Some(LogicalType::Text) && json_checked.contains(&name) {
+                    logical = Some(LogicalType::Json);
+                }
+                let collation = Some(text(&r[3])).filter(|c| !c.is_empty());
+                Column {
+                    identity: text(&r[4]).to_ascii_lowercase().contains("auto_increment"),
+                    name,
+                    db_type: column_type,
+                    logical,
+                    collation,
+                }
+            })
+            .collect();
+        let pk = self
+            .fetch(
+                table,
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' \
+                 ORDER BY SEQ_IN_INDEX",
+                key(),
+            )
+            .await?;
+        Ok(TableSchema {
+            columns,
+            primary_key: pk.iter().map(|r| text(&r[0])).collect(),
+        })
+    }
+
+    async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>> {
+        let sql = Sql { q };
+        let k1 = sql.col(q.key[0]);
+        let mut params = Vec::new();
+        let text = format!(
+            "SELECT MIN({k1}), MAX({k1}) FROM {}{}",
+            self.table_sql(&q.table),
+            sql.where_clause(&KeyRange::default(), &mut params)
+        );
+        let rows = self.fetch(&q.table, &text, params).await?;
+        let c = &q.columns[q.key[0]];
+        let int = |v: &My| -> Result<Option<i64>> {
+            match v {
+                My::NULL => Ok(None),
+                My::Int(i) => Ok(Some(*i)),
+                My::UInt(u) => i64::try_from(*u).map(Some).map_err(|_| {
+                    self.decode_err(
+                        &q.table,
+                        &c.name,
+                        &c.db_type,
+                        format!("{u} does not fit a 64-bit signed key"),
+                    )
+                }),
+                other => Err(self.decode_err(
+                    &q.table,
+                    &c.name,
+                    &c.db_type,
+                    format!("not an integer: {other:?}"),
+                )),
+            }
+        };
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(match (int(&row[0])?, int(&row[1])?) {
+            (Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        })
+    }
+
+    async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        let sql = Sql { q };
+        let mut params = Vec::new();
+        let text = format!(
+            "SELECT {} FROM {}{}{} LIMIT 1 OFFSET {offset}",
+            sql.select(&q.key),
+            self.table_sql(&q.table),
+            sql.where_clause(range, &mut params),
+            sql.order_by()
+        );
+        let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
+        let rows = self.fetch(&q.table, &text, params).await?;
+        rows.into_iter()
+            .next()
+            .map(|r| self.decode_row(q, &decoders, r))
+            .transpose()
+    }
+
+    async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
+        let sql = Sql { q };
+        let k1 = sql.col(q.key[0]);
+        let parts: Vec<String> = (0..q.columns.len()).map(|i| sql.hashed_col(i)).collect();
+        let mut params = Vec::new();
+        let inner = format!(
+            "SELECT {k1} AS k, MD5(CONCAT_WS('#', {})) AS h FROM {}{}",
+            parts.join(", "),
+            self.table_sql(&q.table),
+            sql.where_clause(&spec.range, &mut params)
+        );
+        let half = |from: u8| {
+            format!(
+                "CAST(COALESCE(SUM(CAST(CONV(SUBSTRING(h, {from}, 16), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
+            )
+        };
+        let digest = format!("COUNT(*), {}, {}", half(1), half(17));
+        let text = match spec.bucket_width {
+            // Floor division: DIV truncates toward zero.
+            Some(w) => format!(
+                "SELECT (k DIV {w}) - (k % {w} < 0) AS b, {digest} FROM ({inner}) d GROUP BY b"
+            ),
+            None => format!("SELECT 0, {digest} FROM ({inner}) d"),
+        };
+        let rows = self.fetch(&q.table, &text, params).await?;
+        let bad = |what: &str| {
+            self.decode_err(
+                &q.table,
+                "-",
+                "digest",
+                format!("unexpected {what} in a digest row"),
+            )
+        };
+        let number = |v: &My, what: &str| -> Result<i128> {
+            match v {
+                My::Int(i) => Ok(*i as i128),
+                My::UInt(u) => Ok(*u as i128),
+                My::Bytes(b) => std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| bad(what)),
+                _ => Err(bad(what)),
+            }
+        };
+        let mut out = Digests::new();
+        for r in rows {
+            if r.len() != 4 {
+                return Err(bad("field count"));
+            }
+            let bucket = i64::try_from(number(&r[0], "bucket")?).map_err(|_| bad("bucket"))?;
+            let count = u64::try_from(number(&r[1], "count")?).map_err(|_| bad("count"))?;
+            let hi = number(&r[2], "sum")? as u128;
+            let lo = number(&r[3], "sum")? as u128;
+            if count > 0 {
+                out.insert(
+                    bucket,
+                    BucketDigest {
+                        count,
+                        sum: (hi << 64).wrapping_add(lo),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan_encoded(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        tx: EncodedSender,
+    ) -> Result<u64> {
+        let sql = Sql { q };
+        let all: Vec<usize> = (0..q.columns.len()).collect();
+        let mut params = Vec::new();
+        // No ORDER BY: a digest does not depend on row order.
+        let text = format!(
+            "SELECT {} FROM {}{}",
+            sql.select(&all),
+            self.table_sql(&q.table),
+            sql.where_clause(range, &mut params)
+        );
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
+        self.rows(
+            &q.table,
+            &text,
+            params,
+            &tx,
+            ENCODED_BATCH,
+            |out: &mut EncodedRows, values| {
+                out.push_row(&self.decode_row(q, &decoders, values)?, key0);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn scan(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        limit: Option<u64>,
+        tx: RowSender,
+    ) -> Result<u64> {
+        let sql = Sql { q };
+        let all: Vec<usize> = (0..q.columns.len()).collect();
+        let mut params = Vec::new();
+        let limit_sql = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+        let text = format!(
+            "SELECT {} FROM {}{}{}{limit_sql}",
+            sql.select(&all),
+            self.table_sql(&q.table),
+            sql.where_clause(range, &mut params),
+            sql.order_by()
+        );
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        self.send_rows(q, &decoders, &text, params, &tx).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let t = TableRef {
+            schema: None,
+            name: "-".into(),
+        };
+        self.fetch(&t, "SELECT 1", vec![]).await.map(|_| ())
+    }
+
+    async fn cancel_all(&self) {
+        let ids: Vec<u32> = self
+            .active
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, c)| *c)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(mut conn) = Conn::new(self.opts.clone()).await else {
+            return;
+        };
+        for id in ids {
+            let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+        }
+        let _ = conn.disconnect().await;
+    }
+}
+
+/// The logical type of a column, from information_schema's DATA_TYPE and COLUMN_TYPE.
+fn logical_type(data_type: &str, column_type: &str) -> Option<LogicalType> {
+    Some(match data_type {
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+            LogicalType::Int
+        }
+        "bit" if column_type.eq_ignore_ascii_case("bit(1)") => LogicalType::Bool,
+        "bit" => LogicalType::Int,
+        "decimal" | "numeric" => LogicalType::Decimal,
+        "float" | "double" | "real" | "double precision" => LogicalType::Float,
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" => {
+            LogicalType::Text
+        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" => {
+            LogicalType::Bytes
+        }
+        "json" => LogicalType::Json,
+        "uuid" => LogicalType::Uuid,
+        "date" => LogicalType::Date,
+        "time" => LogicalType::Time,
+        "datetime" => LogicalType::Timestamp,
+        "timestamp" => LogicalType::TimestampTz,
+        _ => return None,
+    })
+}
+
+// ---- binary protocol decoding -------------------------------------------------------------
+
+/// Decodes one column's binary-protocol values.
+struct Decoder {
+    column: String,
+    db_type: String,
+    logical: LogicalType,
+    compare_as: LogicalType,
+}
+
+impl Decoder {
+    fn new(c: &super::QueryColumn) -> Decoder {
+        Decoder {
+            column: c.name.clone(),
+            db_type: c.db_type.clone(),
+            logical: c.logical,
+            compare_as: c.compare_as,
+        }
+    }
+
+    fn decode(&self, v: My) -> std::result::Result<Value, String> {
+        let utf8 = |b: Vec<u8>| String::from_utf8(b).map_err(|e| e.to_string());
+        Ok(match (self.logical, v) {
+            (_, My::NULL) => Value::Null,
+            (LogicalType::Int, My::Int(i)) => Value::Int(i as i128),
+            (LogicalType::Int, My::UInt(u)) => Value::Int(u as i128),
+            // bit(n): big-endian bytes, at most 8.
+            (LogicalType::Int, My::Bytes(b)) if b.len() <= 8 => {
+                Value::Int(b.iter().fold(0u64, |a, &x| a << 8 | x as u64) as i128)
+            }
+            (LogicalType::Bool, My::Bytes(b)) if b.len() == 1 => Value::Bool(b[0] != 0),
+            (LogicalType::Bool, My::Int(i)) => Value::Bool(i != 0),
+            (LogicalType::Bool, My::UInt(u)) => Value::Bool(u != 0),
+            (LogicalType::Decimal, My::Bytes(b)) => {
+                let s = utf8(b)?;
+                Value::Decimal(Decimal::parse(&s).ok_or_else(|| format!("not a decimal: {s:?}"))?)
+            }
+            (LogicalType::Decimal, My::Int(i)) => Value::Decimal(Decimal::from_i128(i as i128)),
+            (LogicalType::Decimal, My::UInt(u)) => Value::Decimal(Decimal::from_i128(u as i128)),
+            (LogicalType::Float, My::Float(f)) => Value::float(f as f64),
+            (LogicalType::Float, My::Double(f)) => Value::float(f),
+            (LogicalType::Text, My::Bytes(b)) => Value::Text(utf8(b)?),
+            (LogicalType::Json, My::Bytes(b)) => Value::Json(utf8(b)?),
+            (LogicalType::Bytes, My::Bytes(b)) => Value::Bytes(b),
+            (LogicalType::Uuid, My::Bytes(b)) => match <[u8; 16]>::try_from(b.as_slice()) {
+                Ok(u) => Value::Uuid(u),
+                Err(_) => {
+                    let s = utf8(b)?;
+                    Value::Uuid(parse_uuid(&s).ok_or_else(|| format!("not a uuid: {s:?}"))?)
+                }
+            },
+            (LogicalType::Date, My::Date(y, m, d, ..)) => {
+                match days_from_civil(y as i32, m as u32, d as u32) {
+                    Some(days) => Value::Date(days),
+                    None => Value::Text(format!("{y:04}-{m:02}-{d:02}")),
+                }
+            }
+            (LogicalType::Time, My::Time(negative, days, h, m, s, us)) => {
+                let secs = days as u64 * 86_400 + h as u64 * 3600 + m as u64 * 60 + s as u64;
+                let nanos = secs * 1_000_000_000 + us as u64 * 1000;
+                if !negative && nanos <= 86_400 * 1_000_000_000 || nanos == 0 {
+                    Value::Time(nanos)
+                } else {
+                    // Not a time of day: compared as the server spells it.
+                    let mut t = format!(
+                        "{}{:02}:{m:02}:{s:02}",
+                        if negative { "-" } else { "" },
+                        days as u64 * 24 + h as u64
+                    );
+                    if us != 0 {
+                        t.push_str(format!(".{us:06}").trim_end_matches('0'));
+                    }
+                    Value::Text(t)
+                }
+            }
+            (
+                LogicalType::Timestamp | LogicalType::TimestampTz,
+                My::Date(y, mo, d, h, mi, s, us),
+            ) => match days_from_civil(y as i32, mo as u32, d as u32) {
+                Some(days) if h < 24 && mi < 60 && s < 60 && us < 1_000_000 => {
+                    let t = Timestamp {
+                        secs: days as i64 * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64,
+                        nanos: us * 1000,
+                    };
+                    if self.logical == LogicalType::Timestamp {
+                        Value::Timestamp(t)
+                    } else {
+                        Value::TimestampTz(t)
+                    }
+                }
+                _ => {
+                    let mut t = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+                    if us != 0 {
+                        t.push_str(format!(".{us:06}").trim_end_matches('0'));
+                    }
+                    Value::Text(t)
+                }
+            },
+            (t, v) => return Err(format!("unexpected {v:?} for a {t} column")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder(logical: LogicalType) -> Decoder {
+        Decoder {
+            column: "c".into(),
+            db_type: "-".into(),
+            logical,
+            compare_as: logical,
+        }
+    }
+
+    #[test]
+    fn types_map_by_information_schema() {
+        assert_eq!(
+            logical_type("tinyint", "tinyint(1)"),
+            Some(LogicalType::Int)
+        );
+        assert_eq!(
+            logical_type("bigint", "bigint(20) unsigned"),
+            Some(LogicalType::Int)
+        );
+        assert_eq!(logical_type("bit", "bit(1)"), Some(LogicalType::Bool));
+        assert_eq!(logical_type("bit", "bit(12)"), Some(LogicalType::Int));
+        assert_eq!(
+            logical_type("enum", "enum('a','b')"),
+            Some(LogicalType::Text)
+        );
+        assert_eq!(
+            logical_type("timestamp", "timestamp(6)"),
+            Some(LogicalType::TimestampTz)
+        );
+        assert_eq!(
+            logical_type("datetime", "datetime(3)"),
+            Some(LogicalType::Timestamp)
+        );
+        assert_eq!(logical_type("geometry", "geometry"), None);
+    }
+
+    #[test]
+    fn binary_values_decode_exactly() {
+        assert_eq!(
+            decoder(LogicalType::Int)
+                .decode(My::UInt(u64::MAX))
+                .unwrap(),
+            Value::Int(u64::MAX as i128)
+        );
+        assert_eq!(
+            decoder(LogicalType::Int)
+                .decode(My::Bytes(vec![1, 0]))
+                .unwrap(),
+            Value::Int(256)
+        );
+        assert_eq!(
+            decoder(LogicalType::Decimal)
+                .decode(My::Bytes(b"-12.3400".to_vec()))
+                .unwrap(),
+            Value::Decimal(Decimal::parse("-12.34").unwrap())
+        );
+        assert_eq!(
+            decoder(LogicalType::Float).decode(My::Float(0.1)).unwrap(),
+            Value::float(0.1f32 as f64)
+        );
+        assert_eq!(
+            decoder(LogicalType::Time)
+                .decode(My::Time(true, 34, 22, 59, 59, 500_000))
+                .unwrap(),
+            Value::Text("-838:59:59.5".into())
+        );
+        assert_eq!(
+            decoder(LogicalType::Time)
+                .decode(My::Time(false, 0, 1, 2, 3, 4))
+                .unwrap(),
+            Value::Time(3_723_000_004_000)
+        );
+        assert_eq!(
+            decoder(LogicalType::Timestamp)
+                .decode(My::Date(0, 0, 0, 0, 0, 0, 0))
+                .unwrap(),
+            Value::Text("0000-00-00 00:00:00".into())
+        );
+        let ts = decoder(LogicalType::TimestampTz)
+            .decode(My::Date(2025, 6, 14, 2, 0, 0, 123_456))
+            .unwrap();
+        assert_eq!(ts.to_string(), "2025-06-14 02:00:00.123456+00");
+    }
+
+    #[test]
+    fn parameters_round_trip_temporal_values() {
+        let (t, _) = crate::value::parse_timestamp("1969-12-31 23:59:59.5").unwrap();
+        assert_eq!(
+            param(&Value::Timestamp(t)),
+            My::Date(1969, 12, 31, 23, 59, 59, 500_000)
+        );
+        assert_eq!(param(&Value::Int(u64::MAX as i128)), My::UInt(u64::MAX));
+        assert_eq!(quote_ident("a`b"), "`a``b`");
+    }
+}
