@@ -254,9 +254,18 @@ async fn script(
     tokio::spawn(async move {
         let _permit = permit;
         let rt = &app2.runtime;
+        let span = tracing::info_span!(
+            "script",
+            group = %group,
+            table = %table,
+            subscriber = %subscriber,
+            dialect = options.dialect.name(),
+            mode = ?options.mode
+        );
+        let generate = script::generate(rt, &group, &table, &subscriber, &options, &tx);
         let result = match tokio::time::timeout(
             limit,
-            script::generate(rt, &group, &table, &subscriber, &options, &tx),
+            tracing::Instrument::instrument(generate, span),
         )
         .await
         {

@@ -80,6 +80,7 @@ impl Runtime {
 
     fn target<'a>(&'a self, g: &'a GroupConfig, t: &'a TableConfig) -> TableTarget<'a> {
         TableTarget {
+            group: &g.name,
             config: t,
             publisher: &self.databases[&g.publisher],
             subscribers: g

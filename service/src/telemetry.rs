@@ -8,8 +8,9 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set, in the protocol of
 //! `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` (`http/protobuf`, the default, or `http/json`;
 //! `grpc` is not in this build: export stays off, with a warning).
-//! The other standard variables (headers, timeout, compression, resource attributes)
-//! apply as the OpenTelemetry SDK reads them.
+//! `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` (milliseconds, default 10 s) bounds one export;
+//! headers and resource attributes apply as the OpenTelemetry SDK reads them; payloads are
+//! not compressed.
 //!
 //! Log lines and span attributes name groups, tables, databases and key ranges, never row
 //! values or credentials.
@@ -51,6 +52,8 @@ pub struct Otlp {
     /// standard variables.
     pub endpoint: Option<String>,
     pub protocol: Protocol,
+    /// For one export request.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -96,6 +99,9 @@ pub fn init(log_format: LogFormat) -> Result<Telemetry, TelemetryError> {
     Ok(telemetry)
 }
 
+/// The standard default of OTEL_EXPORTER_OTLP_TIMEOUT.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads the standard variables (through `env`): export is on when an endpoint is set.
 /// The second value says why export stays off although an endpoint is set.
 fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> (Option<Otlp>, Option<String>) {
@@ -123,9 +129,17 @@ fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> (Option<Otlp>, Option<
             }
         },
     };
+    let timeout = [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .into_iter()
+    .find_map(|name| var(name)?.trim().parse().ok())
+    .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
     let otlp = Otlp {
         endpoint: None,
         protocol,
+        timeout,
     };
     (Some(otlp), None)
 }
@@ -167,7 +181,7 @@ pub fn init_with(options: Options) -> Result<Telemetry, TelemetryError> {
 fn tracer_provider(otlp: Otlp) -> Result<SdkTracerProvider, TelemetryError> {
     let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(BlockingClient::new()?);
+        .with_http_client(BlockingClient::new(otlp.timeout)?);
     if let Some(endpoint) = otlp.endpoint {
         exporter = exporter.with_endpoint(endpoint);
     }
@@ -194,12 +208,12 @@ fn tracer_provider(otlp: Otlp) -> Result<SdkTracerProvider, TelemetryError> {
 struct BlockingClient(reqwest::blocking::Client);
 
 impl BlockingClient {
-    fn new() -> Result<BlockingClient, TelemetryError> {
+    fn new(timeout: Duration) -> Result<BlockingClient, TelemetryError> {
         // The blocking client runs a runtime of its own, which must not be created
         // (or dropped) inside another: build it on a thread of its own.
-        std::thread::spawn(|| {
+        std::thread::spawn(move || {
             reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(timeout)
                 .build()
         })
         .join()
@@ -270,12 +284,16 @@ where
 mod tests {
     use super::*;
 
-    fn from(vars: &[(&str, &str)]) -> (Option<Protocol>, Option<String>) {
-        let (otlp, refused) = otlp_from_env(|name| {
+    fn otlp(vars: &[(&str, &str)]) -> (Option<Otlp>, Option<String>) {
+        otlp_from_env(|name| {
             vars.iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string())
-        });
+        })
+    }
+
+    fn from(vars: &[(&str, &str)]) -> (Option<Protocol>, Option<String>) {
+        let (otlp, refused) = otlp(vars);
         (otlp.map(|o| o.protocol), refused)
     }
 
@@ -308,5 +326,20 @@ mod tests {
         let (protocol, refused) = from(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
         assert_eq!(protocol, None);
         assert!(refused.unwrap().contains("\"grpc\" is not supported"));
+
+        let timeout = |vars: &[(&str, &str)]| otlp(vars).0.unwrap().timeout;
+        assert_eq!(timeout(&[endpoint]), DEFAULT_TIMEOUT);
+        assert_eq!(
+            timeout(&[endpoint, ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")]),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            timeout(&[
+                endpoint,
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "500"),
+            ]),
+            Duration::from_millis(500)
+        );
     }
 }

@@ -188,21 +188,31 @@ impl Pair<'_> {
             } else {
                 (self.subscriber, &self.cmp.subscriber, sc)
             };
-            let Some(mid) = db.key_at(q, &range, n / 2 - 1).await? else {
+            // One bisection step: the median key, then both halves digested on both sides.
+            let span =
+                tracing::info_span!("bisect_step", database = %db.name, range = %range, rows = n);
+            let step = async {
+                let Some(mid) = db.key_at(q, &range, n / 2 - 1).await? else {
+                    return Ok(None);
+                };
+                let left = KeyRange {
+                    upto: Some(mid.clone()),
+                    ..range.clone()
+                };
+                let right = KeyRange {
+                    after: Some(mid),
+                    ..range.clone()
+                };
+                let (l, r) = tokio::join!(self.digest_both(&left), self.digest_both(&right));
+                Ok::<_, crate::engine::EngineError>(Some(((left, l?), (right, r?))))
+            };
+            let Some(((left, l), (right, r))) = tracing::Instrument::instrument(step, span).await?
+            else {
                 // The table shrank under us: diff what is there now.
                 self.diff_range(range, pc, sc, out).await?;
                 continue;
             };
-            let left = KeyRange {
-                upto: Some(mid.clone()),
-                ..range.clone()
-            };
-            let right = KeyRange {
-                after: Some(mid),
-                ..range
-            };
-            let (l, r) = tokio::join!(self.digest_both(&left), self.digest_both(&right));
-            for (half, (p, s)) in [(right, r?), (left, l?)] {
+            for (half, (p, s)) in [(right, r), (left, l)] {
                 if p != s {
                     stack.push((half, p.count, s.count));
                 }

@@ -37,6 +37,7 @@ pub struct PairPass {
 
 /// One table, its publisher and its subscribers, as a pass sees them.
 pub struct TableTarget<'a> {
+    pub group: &'a str,
     pub config: &'a TableConfig,
     pub publisher: &'a Database,
     pub subscribers: Vec<&'a Database>,
@@ -68,6 +69,7 @@ impl TableTarget<'_> {
     ) -> tracing::Span {
         info_span!(
             "chunk_digest",
+            group = %self.group,
             table = %self.config.name,
             subscriber,
             database = %db.name,

@@ -139,6 +139,7 @@ pub async fn generate(
         .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
     let (tx, mut rx) = mpsc::channel::<RowChange>(256);
     let target = TableTarget {
+        group,
         config: t,
         publisher: &rt.databases[&g.publisher],
         subscribers: vec![&rt.databases[subscriber]],
