@@ -52,6 +52,49 @@ ensure_postgres() {
 
 ensure_postgres
 
+# ---- MariaDB on 127.0.0.1:3306 (the MySQL/MariaDB engine's tests) ---------------------------
+my_client() { command -v mariadb || command -v mysql; }
+my_answers() {
+    "$(my_client)" --protocol=tcp -h 127.0.0.1 -P 3306 -u root -e 'select 1' >/dev/null 2>&1
+}
+
+ensure_mariadb() {
+    if [ -n "${DRIFTWATCH_TEST_MYSQL_URL:-}" ]; then
+        say "MariaDB: using DRIFTWATCH_TEST_MYSQL_URL"
+        return
+    fi
+    if ! my_client >/dev/null; then
+        say "MariaDB: installing Debian's mariadb-client (tests apply scripts with it)"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-client
+    fi
+    if my_answers; then
+        say "MariaDB: answering on 127.0.0.1:3306"
+        return
+    fi
+    if [ ! -x /usr/sbin/mariadbd ]; then
+        say "MariaDB: installing Debian's mariadb-server"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server mariadb-client
+    fi
+    if ! as_root mariadb-admin ping >/dev/null 2>&1; then
+        say "MariaDB: starting mariadbd"
+        as_root install -d -o mysql -g mysql /run/mysqld
+        as_root service mariadb start >/dev/null 2>&1 ||
+            as_root start-stop-daemon --start --oknodo --background \
+                --exec /usr/sbin/mariadbd -- --user=mysql
+    fi
+    for _ in $(seq 30); do as_root mariadb-admin ping >/dev/null 2>&1 && break; sleep 1; done
+    if ! my_answers; then
+        # A fresh install lets root in over the Unix socket only: give the tests a password.
+        say "MariaDB: setting a password for root (tests connect over TCP)"
+        as_root mariadb -e "ALTER USER root@localhost IDENTIFIED VIA mysql_native_password USING PASSWORD('driftwatch-test') OR unix_socket"
+        export DRIFTWATCH_TEST_MYSQL_URL="mysql://root:driftwatch-test@127.0.0.1:3306"
+    fi
+}
+
+ensure_mariadb
+
 # ---- the engines' own clients, which apply generated scripts in the tests ---------------
 if ! command -v sqlite3 >/dev/null || ! command -v psql >/dev/null; then
     say "installing the sqlite3 and psql clients"

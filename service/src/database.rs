@@ -122,7 +122,6 @@ impl Database {
         &self,
         q: &TableQuery,
         range: &KeyRange,
-        limit: Option<u64>,
         tx: mpsc::Sender<Vec<Row>>,
     ) -> Result<u64> {
         let span = tracing::info_span!(
@@ -132,7 +131,7 @@ impl Database {
             rows = tracing::field::Empty
         );
         let n = self
-            .call(self.engine.scan(q, range, limit, tx))
+            .call(self.engine.scan(q, range, tx))
             .instrument(span.clone())
             .await?;
         span.record("rows", n);
@@ -155,12 +154,7 @@ impl Database {
     }
 
     /// All rows of a range (callers bound its size).
-    pub async fn rows(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        limit: Option<u64>,
-    ) -> Result<Vec<Row>> {
+    pub async fn rows(&self, q: &TableQuery, range: &KeyRange) -> Result<Vec<Row>> {
         let (tx, mut rx) = mpsc::channel(4);
         let collect = async {
             let mut out = Vec::new();
@@ -169,7 +163,7 @@ impl Database {
             }
             out
         };
-        let (n, rows) = tokio::join!(self.scan(q, range, limit, tx), collect);
+        let (n, rows) = tokio::join!(self.scan(q, range, tx), collect);
         n?;
         Ok(rows)
     }

@@ -243,9 +243,8 @@ impl Pair<'_> {
             self.one_sided(db, q, kind, &mut leaf, out).await?;
         } else {
             let (p, s) = tokio::join!(
-                self.publisher.rows(&self.cmp.publisher, &leaf.range, None),
-                self.subscriber
-                    .rows(&self.cmp.subscriber, &leaf.range, None)
+                self.publisher.rows(&self.cmp.publisher, &leaf.range),
+                self.subscriber.rows(&self.cmp.subscriber, &leaf.range)
             );
             for change in self.merge(p?, s?, &mut leaf, out) {
                 self.send(change).await;
@@ -288,7 +287,7 @@ impl Pair<'_> {
                 }
             }
         };
-        let (n, ()) = tokio::join!(db.scan(q, &range, None, tx), consume);
+        let (n, ()) = tokio::join!(db.scan(q, &range, tx), consume);
         n.map(|_| ())
     }
 

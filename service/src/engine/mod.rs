@@ -286,15 +286,9 @@ pub trait Engine: Send + Sync {
     /// Per-bucket digests computed by the database itself (same family only).
     async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests>;
 
-    /// Streams the rows of `range` in key order (at most `limit`), returning how many
+    /// Streams the rows of `range` in key order, returning how many
     /// were sent. Stops early, without error, when the receiver is dropped.
-    async fn scan(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        limit: Option<u64>,
-        tx: RowSender,
-    ) -> Result<u64>;
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64>;
 
     /// Streams the canonical encodings of the rows of `range`, in no particular order
     /// (the streamed digest). This default encodes decoded rows; an engine overrides it
@@ -321,7 +315,7 @@ pub trait Engine: Send + Sync {
                 let _ = tx.send(out).await;
             }
         };
-        let (n, ()) = tokio::join!(self.scan(q, range, None, rows_tx), encode);
+        let (n, ()) = tokio::join!(self.scan(q, range, rows_tx), encode);
         n
     }
 
@@ -339,7 +333,7 @@ pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
         Ok(Arc::new(postgres::Postgres::new(name, config)?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
-    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+    } else if url.starts_with("mysql://") {
         Ok(Arc::new(mysql::Mysql::new(name, config)?))
     } else {
         let scheme = url.split(':').next().unwrap_or(url);

@@ -59,13 +59,17 @@ use crate::value::{
     days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,
 };
 
+/// An idle connection older than this is pinged before it is used again.
+const IDLE_PING: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Mysql {
     name: String,
     /// The URL's database: the schema of tables named without one.
     database: String,
     opts: Opts,
     statement_timeout: std::time::Duration,
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections, with when each was last used.
+    idle: Mutex<Vec<(Conn, std::time::Instant)>>,
     /// Connection ids of the sessions in use, for shutdown.
     active: Arc<Mutex<Vec<(u64, u32)>>>,
     next_id: std::sync::atomic::AtomicU64,
@@ -147,7 +151,12 @@ impl Mysql {
     async fn session(&self) -> Result<Session<'_>> {
         let idle = self.idle.lock().unwrap().pop();
         let conn = match idle {
-            Some(c) => c,
+            Some((c, used)) if used.elapsed() < IDLE_PING => c,
+            // The server may have closed it since (wait_timeout, a restart).
+            Some((mut c, _)) => match c.ping().await {
+                Ok(()) => c,
+                Err(_) => self.connect().await?,
+            },
             None => self.connect().await?,
         };
         let id = self
@@ -371,7 +380,11 @@ impl Session<'_> {
 
     fn release(mut self) {
         if let Some(c) = self.conn.take() {
-            self.my.idle.lock().unwrap().push(c);
+            self.my
+                .idle
+                .lock()
+                .unwrap()
+                .push((c, std::time::Instant::now()));
         }
     }
 
@@ -817,19 +830,12 @@ impl Engine for Mysql {
         .await
     }
 
-    async fn scan(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        limit: Option<u64>,
-        tx: RowSender,
-    ) -> Result<u64> {
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
         let sql = Sql { q };
         let all: Vec<usize> = (0..q.columns.len()).collect();
         let mut params = Vec::new();
-        let limit_sql = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
         let text = format!(
-            "SELECT {} FROM {}{}{}{limit_sql}",
+            "SELECT {} FROM {}{}{}",
             sql.select(&all),
             self.table_sql(&q.table),
             sql.where_clause(range, &mut params),

@@ -846,18 +846,11 @@ impl Engine for Postgres {
         .await
     }
 
-    async fn scan(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        limit: Option<u64>,
-        tx: RowSender,
-    ) -> Result<u64> {
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
         let sql = Sql { q };
         let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
-        let limit_sql = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
         let text = format!(
-            "SELECT {} FROM {}{}{}{limit_sql}",
+            "SELECT {} FROM {}{}{}",
             cols.join(", "),
             table_sql(&q.table),
             sql.where_clause(range),

@@ -377,18 +377,11 @@ impl Engine for Sqlite {
         .await
     }
 
-    async fn scan(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        limit: Option<u64>,
-        tx: RowSender,
-    ) -> Result<u64> {
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
         let (q2, range) = (q.clone(), range.clone());
         self.run(&q.table, move |conn| {
             let all: Vec<usize> = (0..q2.columns.len()).collect();
-            let tail = limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
-            let (sql, params) = select(&q2, &all, &range, &tail);
+            let (sql, params) = select(&q2, &all, &range, "");
             let mut batch = Vec::with_capacity(ROW_BATCH);
             let mut open = true;
             let n = each_row(conn, &q2, &all, &sql, &params, |row| {

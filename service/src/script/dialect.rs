@@ -94,8 +94,8 @@ impl Dialect {
                 s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n INTEGER);\n")
             }
             Dialect::Mysql => {
-                // Timestamps are written in UTC.
-                s.push_str("SET time_zone = '+00:00';\n");
+                // Literals are utf8mb4 (emoji included), timestamps UTC.
+                s.push_str("SET NAMES utf8mb4;\nSET time_zone = '+00:00';\n");
                 if guards {
                     s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n int);\n");
                 }
@@ -188,7 +188,8 @@ impl Dialect {
         Ok(match (self, column.logical) {
             // json has no equality operator; its text is what was compared.
             (Dialect::Postgres, LogicalType::Json) => format!("{c}::text = {}", pg_text(value)),
-            (Dialect::Mysql, LogicalType::Json) => format!("{c} = CAST({lit} AS JSON)"),
+            // MariaDB's json is text and has no CAST AS JSON; MySQL's prints its normal form.
+            (Dialect::Mysql, LogicalType::Json) => format!("CAST({c} AS CHAR) = {lit}"),
             _ => format!("{c} = {lit}"),
         })
     }
