@@ -116,4 +116,9 @@ command -v prometheus >/dev/null || {
 export DRIFTWATCH_REQUIRE_PROMETHEUS=1
 
 say "cargo test (unit, property, end-to-end, Prometheus, OpenTelemetry export)"
-cargo test --workspace --all-targets "${@:2}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-targets "${@:2}" 2>&1 | tee "$log"
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
