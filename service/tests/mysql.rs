@@ -10,14 +10,6 @@ use std::process::Command;
 use common::*;
 use driftwatch::script::{self, Dialect, Mode, Options};
 use driftwatch::status::State;
-use rand::Rng;
-
-fn cases() -> u64 {
-    std::env::var("DRIFTWATCH_PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
 
 /// Values both PostgreSQL and MariaDB hold alike: no NaN or infinities, decimals of at
 /// most 14 digits, no NUL in text (instants are folded by `mysql_fit`).
@@ -26,96 +18,12 @@ const DOMAIN: Domain = Domain {
     sqlite: false,
 };
 
-fn config(
-    pub_url: &str,
-    sub_url: &str,
-    table: &str,
-    subscriber_table: &str,
-    strategy: &str,
-    chunk_rows: u64,
-) -> String {
-    format!(
-        r#"
-[defaults]
-confirm_after = "0s"
-chunk_rows = {chunk_rows}
-max_diff_rows = 1000000
-
-[databases.pub]
-url = "{pub_url}"
-[databases.sub]
-url = "{sub_url}"
-
-[[groups]]
-name = "g"
-publisher = "pub"
-subscribers = ["sub"]
-
-[[groups.tables]]
-name = "{table}"
-subscriber_name = "{subscriber_table}"
-strategy = "{strategy}"
-"#
-    )
-}
-
-/// The two table shapes of the property test: an integer-led composite key in many small
-/// chunks, and a text key in one chunk larger than a fetch, so that localizing must bisect.
-fn shapes(seed: u64) -> [(Schema, usize, u64); 2] {
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-    [
-        (wide_schema(), rng.random_range(200..1500), 150),
-        (text_key_schema(), 3000, 5000),
-    ]
-}
-
-async fn assert_exact(toml: String, dir: &std::path::Path, case: &Case, what: &str) {
-    let results = run_pass(load_config(dir, &toml)).await;
-    let (status, found) = &results[0];
-    assert_eq!(status.error, None, "{what}");
-    assert!(!status.schema.mismatch(), "{what}: {:?}", status.schema);
-    assert!(
-        status.schema.unsupported.is_empty(),
-        "{what}: {:?}",
-        status.schema
-    );
-    let expected = sorted(case.expected.clone());
-    if *found != expected {
-        let missed: Vec<_> = expected.difference(found).take(5).collect();
-        let wrong: Vec<_> = found.difference(&expected).take(5).collect();
-        panic!("{what}: {} expected, {} found\nnot reported: {missed:#?}\nwrongly reported: {wrong:#?}", expected.len(), found.len());
-    }
-    let count = |kind: &str| case.expected.iter().filter(|(_, k, _)| k == kind).count() as u64;
-    let total = status.confirmed;
-    assert_eq!(
-        (total.missing, total.extra, total.changed),
-        (count("missing"), count("extra"), count("changed")),
-        "{what}"
-    );
-    let want = if case.expected.is_empty() {
-        State::Converged
-    } else {
-        State::Divergent
-    };
-    assert_eq!(status.state, want, "{what}");
-    assert_eq!(
-        status.publisher_rows,
-        Some(case.publisher.len() as u64),
-        "{what}"
-    );
-    assert_eq!(
-        status.subscriber_rows,
-        Some(case.subscriber.len() as u64),
-        "{what}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_pairs_report_exactly_the_mutated_rows() {
     let mut pubc = mysql_database("dw_prop_my_pub").await;
     let mut subc = mysql_database("dw_prop_my_sub").await;
     let dir = temp_dir();
-    for seed in 0..cases() {
+    for seed in 0..proptest_cases() {
         for (si, (schema, rows, chunk_rows)) in shapes(seed).into_iter().enumerate() {
             let mut case = Case::generate(schema.clone(), rows, seed * 10 + si as u64 + 3, DOMAIN);
             mysql_fit(&mut case);
@@ -124,7 +32,7 @@ async fn mariadb_pairs_report_exactly_the_mutated_rows() {
             mysql_load(&mut subc, &table, &schema, &case.subscriber).await;
             mysql_rewrite(&mut subc, &table, &schema, &case.rewrites).await;
             for strategy in ["pushdown", "streamed"] {
-                let toml = config(
+                let toml = pair_config(
                     &mysql_url("dw_prop_my_pub"),
                     &mysql_url("dw_prop_my_sub"),
                     &table,
@@ -152,14 +60,14 @@ async fn postgres_to_mariadb_reports_exactly_the_mutated_rows() {
     let pubc = pg_database("dw_prop_pgmy_pub").await;
     let mut subc = mysql_database("dw_prop_pgmy_sub").await;
     let dir = temp_dir();
-    for seed in 0..cases() {
+    for seed in 0..proptest_cases() {
         for (si, (schema, rows, chunk_rows)) in shapes(seed).into_iter().enumerate() {
             let mut case = Case::generate(schema.clone(), rows, seed * 10 + si as u64 + 8, DOMAIN);
             mysql_fit(&mut case);
             let table = format!("t{seed}_{si}");
             pg_load(&pubc, &table, &schema, &case.publisher).await;
             mysql_load(&mut subc, &table, &schema, &case.subscriber).await;
-            let toml = config(
+            let toml = pair_config(
                 &pg_url("dw_prop_pgmy_pub"),
                 &mysql_url("dw_prop_pgmy_sub"),
                 &format!("public.{table}"),
@@ -202,7 +110,7 @@ async fn fix_scripts_converge_mariadb_pairs() {
         let table = format!("t{seed}");
         mysql_load(&mut pubc, &table, &schema, &case.publisher).await;
         mysql_load(&mut subc, &table, &schema, &case.subscriber).await;
-        let toml = config(
+        let toml = pair_config(
             &mysql_url("dw_fix_my_pub"),
             &mysql_url("dw_fix_my_sub"),
             &table,
@@ -458,7 +366,7 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
 }
 
 fn config_for(strategy: &str) -> String {
-    config(
+    pair_config(
         &mysql_url("dw_types_my_pub"),
         &mysql_url("dw_types_my_sub"),
         "t",
