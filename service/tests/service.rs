@@ -706,15 +706,23 @@ async fn scripts_are_served_streamed_and_limited() {
         200
     );
     // The status links to it.
-    let status: serde_json::Value =
-        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
-    let line = status["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["table"] == "order_lines")
-        .unwrap()
-        .clone();
+    // The status links to it once a pass has found the differences (reads are slow here).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let line = loop {
+        let status: serde_json::Value =
+            serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+        let line = status["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["table"] == "order_lines")
+            .unwrap()
+            .clone();
+        if !line["script"].is_null() || std::time::Instant::now() > deadline {
+            break line;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(
         line["script"],
         "/api/v1/groups/demo/tables/order_lines/script?subscriber=subscriber"

@@ -6,6 +6,7 @@
 //! for the columns and ranges it is given.
 
 pub mod mysql;
+pub mod pool;
 pub mod postgres;
 pub mod sqlite;
 

@@ -43,13 +43,12 @@
 //! Must not: write, or interpolate anything into SQL that is not a quoted identifier, a
 //! number, or the table's configured filter; values are bound parameters.
 
-use std::sync::{Arc, Mutex};
-
 use async_trait::async_trait;
 use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 
+use super::pool::{Lease, Pool};
 use super::{
     BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
     KeyRange, Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
@@ -68,11 +67,8 @@ pub struct Mysql {
     database: String,
     opts: Opts,
     statement_timeout: std::time::Duration,
-    /// Idle connections, with when each was last used.
-    idle: Mutex<Vec<(Conn, std::time::Instant)>>,
-    /// Connection ids of the sessions in use, for shutdown.
-    active: Arc<Mutex<Vec<(u64, u32)>>>,
-    next_id: std::sync::atomic::AtomicU64,
+    /// Idle connections, and the connection ids of those in use (shutdown).
+    pool: Pool<Conn, u32>,
 }
 
 impl Mysql {
@@ -102,9 +98,7 @@ impl Mysql {
             database,
             opts: builder.into(),
             statement_timeout: db.statement_timeout,
-            idle: Mutex::new(Vec::new()),
-            active: Arc::new(Mutex::new(Vec::new())),
-            next_id: Default::default(),
+            pool: Pool::new(),
         })
     }
 
@@ -149,9 +143,8 @@ impl Mysql {
     }
 
     async fn session(&self) -> Result<Session<'_>> {
-        let idle = self.idle.lock().unwrap().pop();
-        let conn = match idle {
-            Some((c, used)) if used.elapsed() < IDLE_PING => c,
+        let conn = match self.pool.idle() {
+            Some((c, idle)) if idle < IDLE_PING => c,
             // The server may have closed it since (wait_timeout, a restart).
             Some((mut c, _)) => match c.ping().await {
                 Ok(()) => c,
@@ -159,15 +152,8 @@ impl Mysql {
             },
             None => self.connect().await?,
         };
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.active.lock().unwrap().push((id, conn.id()));
-        Ok(Session {
-            my: self,
-            id,
-            conn: Some(conn),
-        })
+        let id = conn.id();
+        Ok(self.pool.lease(conn, id))
     }
 
     fn query_err(&self, table: &TableRef, e: mysql_async::Error) -> EngineError {
@@ -226,7 +212,7 @@ impl Mysql {
         let mut closed = false;
         {
             let mut result = s
-                .conn()
+                .get_mut()
                 .exec_iter(sql, params)
                 .await
                 .map_err(|e| self.query_err(table, e))?;
@@ -366,42 +352,8 @@ fn error_text(e: &mysql_async::Error) -> String {
     }
 }
 
-/// A connection in use; returned to the idle list only when its statement completed.
-struct Session<'a> {
-    my: &'a Mysql,
-    id: u64,
-    conn: Option<Conn>,
-}
-
-impl Session<'_> {
-    fn conn(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("session holds a connection")
-    }
-
-    fn release(mut self) {
-        if let Some(c) = self.conn.take() {
-            self.my
-                .idle
-                .lock()
-                .unwrap()
-                .push((c, std::time::Instant::now()));
-        }
-    }
-
-    fn discard(mut self) {
-        self.conn.take();
-    }
-}
-
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        self.my
-            .active
-            .lock()
-            .unwrap()
-            .retain(|(id, _)| *id != self.id);
-    }
-}
+/// A connection in use: back to the pool only when its statement completed.
+type Session<'a> = Lease<'a, Conn, u32>;
 
 // ---- SQL -------------------------------------------------------------------------------
 
@@ -854,13 +806,7 @@ impl Engine for Mysql {
     }
 
     async fn cancel_all(&self) {
-        let ids: Vec<u32> = self
-            .active
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, c)| *c)
-            .collect();
+        let ids = self.pool.in_use();
         if ids.is_empty() {
             return;
         }

@@ -11,7 +11,7 @@
 //! Must not: write, or interpolate anything into SQL that is not a quoted identifier or a
 //! literal built by [`literal`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +19,7 @@ use bytes::{Buf, BytesMut};
 use futures::{pin_mut, StreamExt};
 use tokio_postgres::{CancelToken, Client};
 
+use super::pool::{Lease, Pool};
 use super::{
     Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, KeyRange, Result, Row,
     RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
@@ -38,10 +39,8 @@ pub struct Postgres {
     name: String,
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    idle: Mutex<Vec<Client>>,
-    /// Cancel tokens of the sessions in use, for shutdown.
-    active: Arc<Mutex<Vec<(u64, CancelToken)>>>,
-    next_id: std::sync::atomic::AtomicU64,
+    /// Idle clients, and the cancel tokens of those in use (shutdown).
+    pool: Pool<Client, CancelToken>,
 }
 
 impl Postgres {
@@ -73,16 +72,13 @@ impl Postgres {
             name: name.to_string(),
             config,
             tls: tokio_postgres_rustls::MakeRustlsConnect::new(tls),
-            idle: Mutex::new(Vec::new()),
-            active: Arc::new(Mutex::new(Vec::new())),
-            next_id: Default::default(),
+            pool: Pool::new(),
         })
     }
 
     async fn session(&self) -> Result<Session<'_>> {
-        let idle = self.idle.lock().unwrap().pop();
-        let client = match idle {
-            Some(c) if !c.is_closed() => c,
+        let client = match self.pool.idle() {
+            Some((c, _)) if !c.is_closed() => c,
             _ => {
                 let (client, conn) = self.config.connect(self.tls.clone()).await.map_err(|e| {
                     EngineError::Connect {
@@ -99,18 +95,8 @@ impl Postgres {
                 client
             }
         };
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.active
-            .lock()
-            .unwrap()
-            .push((id, client.cancel_token()));
-        Ok(Session {
-            pg: self,
-            id,
-            client: Some(client),
-        })
+        let cancel = client.cancel_token();
+        Ok(self.pool.lease(client, cancel))
     }
 
     fn query_err(&self, table: &TableRef, e: tokio_postgres::Error) -> EngineError {
@@ -143,7 +129,7 @@ impl Postgres {
         let mut batch = B::default();
         let s = self.session().await?;
         let stream = s
-            .client()
+            .get()
             .copy_out(&format!("COPY ({sql}) TO STDOUT (FORMAT binary)"))
             .await
             .map_err(|e| self.query_err(&q.table, e))?;
@@ -254,7 +240,7 @@ impl Postgres {
     ) -> Result<Vec<tokio_postgres::Row>> {
         let s = self.session().await?;
         let rows = s
-            .client()
+            .get()
             .query(sql, params)
             .await
             .map_err(|e| self.query_err(table, e))?;
@@ -416,40 +402,8 @@ impl Batch for EncodedRows {
     }
 }
 
-/// A pooled client; returned to the pool only when a statement completed cleanly.
-struct Session<'a> {
-    pg: &'a Postgres,
-    id: u64,
-    client: Option<Client>,
-}
-
-impl Session<'_> {
-    fn client(&self) -> &Client {
-        self.client.as_ref().expect("session holds a client")
-    }
-
-    fn release(mut self) {
-        if let Some(c) = self.client.take() {
-            if !c.is_closed() {
-                self.pg.idle.lock().unwrap().push(c);
-            }
-        }
-    }
-
-    fn discard(mut self) {
-        self.client.take();
-    }
-}
-
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        self.pg
-            .active
-            .lock()
-            .unwrap()
-            .retain(|(id, _)| *id != self.id);
-    }
-}
+/// A pooled client: back to the pool only when a statement completed cleanly.
+type Session<'a> = Lease<'a, Client, CancelToken>;
 
 // ---- SQL -------------------------------------------------------------------------------
 
@@ -764,7 +718,7 @@ impl Engine for Postgres {
         };
         let s = self.session().await?;
         let messages = s
-            .client()
+            .get()
             .simple_query(&text)
             .await
             .map_err(|e| self.query_err(&q.table, e))?;
@@ -869,15 +823,8 @@ impl Engine for Postgres {
     }
 
     async fn cancel_all(&self) {
-        let tokens: Vec<CancelToken> = self
-            .active
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, t)| t.clone())
-            .collect();
-        for t in tokens {
-            let _ = t.cancel_query(self.tls.clone()).await;
+        for token in self.pool.in_use() {
+            let _ = token.cancel_query(self.tls.clone()).await;
         }
     }
 }

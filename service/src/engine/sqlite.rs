@@ -10,12 +10,13 @@
 //! compares unequal instead of being guessed.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
+use super::pool::Pool;
 use super::{
     Column, DigestAccumulator, DigestSpec, Digests, Engine, EngineError, Family, KeyRange, Result,
     Row, RowSender, TableQuery, TableRef, TableSchema, ROW_BATCH,
@@ -29,9 +30,8 @@ use crate::value::{
 pub struct Sqlite {
     name: String,
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-    active: Arc<Mutex<Vec<(u64, InterruptHandle)>>>,
-    next_id: std::sync::atomic::AtomicU64,
+    /// Idle connections, and the interrupt handles of those in use (shutdown).
+    pool: Pool<Connection, Arc<InterruptHandle>>,
 }
 
 impl Sqlite {
@@ -53,9 +53,7 @@ impl Sqlite {
         Ok(Sqlite {
             name: name.to_string(),
             path: PathBuf::from(path),
-            idle: Mutex::new(Vec::new()),
-            active: Arc::new(Mutex::new(Vec::new())),
-            next_id: Default::default(),
+            pool: Pool::new(),
         })
     }
 
@@ -84,30 +82,25 @@ impl Sqlite {
         table: &TableRef,
         f: impl FnOnce(&Connection) -> std::result::Result<T, Failure> + Send + 'static,
     ) -> Result<T> {
-        let idle = self.idle.lock().unwrap().pop();
-        let conn = match idle {
-            Some(c) => c,
+        let conn = match self.pool.idle() {
+            Some((c, _)) => c,
             None => self.open()?,
         };
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.active
-            .lock()
-            .unwrap()
-            .push((id, conn.get_interrupt_handle()));
+        let interrupt = Arc::new(conn.get_interrupt_handle());
+        let mut lease = self.pool.lease(conn, interrupt);
+        let conn = lease.take();
         let joined = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
             (conn, r)
         })
         .await;
-        self.active.lock().unwrap().retain(|(i, _)| *i != id);
         let (conn, r) = joined.map_err(|e| EngineError::Query {
             database: self.name.clone(),
             table: table.to_string(),
             message: format!("query thread failed: {e}"),
         })?;
-        self.idle.lock().unwrap().push(conn);
+        lease.put(conn);
+        lease.release();
         r.map_err(|f| match f {
             Failure::Sql(e) => match &e {
                 rusqlite::Error::SqliteFailure(code, _)
@@ -416,8 +409,8 @@ impl Engine for Sqlite {
     }
 
     async fn cancel_all(&self) {
-        for (_, h) in self.active.lock().unwrap().iter() {
-            h.interrupt();
+        for handle in self.pool.in_use() {
+            handle.interrupt();
         }
     }
 }
