@@ -502,16 +502,7 @@ pub async fn pg_rewrite(
             .zip(key)
             .map(|(c, v)| format!("{} = {}", quote_ident(c.name), literal(v, c.pg)))
             .collect();
-        let c = quote_ident(column);
-        let set = if schema
-            .cols
-            .iter()
-            .any(|x| x.name == *column && x.gen == Gen::Numeric)
-        {
-            format!("{c} = {c} * 1.000")
-        } else {
-            format!("{c} = -{c}")
-        };
+        let set = respelled(schema, column, &quote_ident(column));
         client
             .batch_execute(&format!(
                 "UPDATE {table} SET {set} WHERE {}",
@@ -519,6 +510,20 @@ pub async fn pg_rewrite(
             ))
             .await
             .unwrap();
+    }
+}
+
+/// The SET clause that rewrites `column` to an equal value spelled otherwise: a decimal
+/// with more trailing zeros (1.5 → 1.500), a zero with a sign (0.0 → -0.0).
+fn respelled(schema: &Schema, column: &str, quoted: &str) -> String {
+    let numeric = schema
+        .cols
+        .iter()
+        .any(|x| x.name == column && x.gen == Gen::Numeric);
+    if numeric {
+        format!("{quoted} = {quoted} * 1.000")
+    } else {
+        format!("{quoted} = -{quoted}")
     }
 }
 
@@ -819,16 +824,7 @@ pub async fn mysql_rewrite(
             .iter()
             .map(|c| format!("{} = ?", quote_ident(c.name)))
             .collect();
-        let c = quote_ident(column);
-        let set = if schema
-            .cols
-            .iter()
-            .any(|x| x.name == *column && x.gen == Gen::Numeric)
-        {
-            format!("{c} = {c} * 1.000")
-        } else {
-            format!("{c} = -{c}")
-        };
+        let set = respelled(schema, column, &quote_ident(column));
         let params: Vec<mysql_async::Value> = key.iter().map(param).collect();
         conn.exec_drop(
             format!("UPDATE {table} SET {set} WHERE {}", cond.join(" AND ")),
