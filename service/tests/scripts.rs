@@ -465,12 +465,7 @@ fn assert_parses_as_tsql(script: &str) {
     for line in script.lines().chain(std::iter::once("GO")) {
         if line.trim() == "GO" {
             if !batch.trim().is_empty() {
-                if let Err(e) = sqlparser::parser::Parser::parse_sql(
-                    &sqlparser::dialect::MsSqlDialect {},
-                    &batch,
-                ) {
-                    panic!("this batch does not parse as T-SQL: {e}\n{batch}");
-                }
+                parse_tsql(&batch);
                 batches += 1;
             }
             batch.clear();
@@ -480,28 +475,6 @@ fn assert_parses_as_tsql(script: &str) {
         }
     }
     assert!(batches > 1);
-}
-
-fn golden(name: &str, actual: &str) {
-    // The generation time is the one line that changes from run to run.
-    let actual: String = actual
-        .lines()
-        .filter(|l| !l.starts_with("-- Generated:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("DRIFTWATCH_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} is missing: run with DRIFTWATCH_BLESS=1", path.display()));
-    assert!(
-        expected == actual,
-        "{name} differs from its golden file (DRIFTWATCH_BLESS=1 rewrites it):\n{actual}"
-    );
 }
 
 #[test]

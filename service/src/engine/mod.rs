@@ -5,9 +5,11 @@
 //! decide what is compared or how: it answers the questions the `compare` module asks,
 //! for the columns and ranges it is given.
 
+pub mod mssql;
 pub mod mysql;
 pub mod pool;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,7 @@ pub enum Family {
     Postgres,
     Sqlite,
     Mysql,
+    Mssql,
 }
 
 /// A table name as the config spells it: `schema.table` or `table`.
@@ -336,12 +339,14 @@ pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
         Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
     } else if url.starts_with("mysql://") {
         Ok(Arc::new(mysql::Mysql::new(name, config)?))
+    } else if url.starts_with("mssql://") || url.starts_with("sqlserver://") {
+        Ok(Arc::new(mssql::Mssql::new(name, config)?))
     } else {
         let scheme = url.split(':').next().unwrap_or(url);
         Err(EngineError::Config {
             database: name.to_string(),
             message: format!(
-                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://, mysql://; mssql:// comes with its engine)"
+                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://, mysql://, mssql://)"
             ),
         })
     }

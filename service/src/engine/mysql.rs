@@ -49,9 +49,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 
 use super::pool::{Lease, Pool};
+use super::sql::{Dialect, Sql};
 use super::{
     BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    KeyRange, Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
+    KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
+    ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
@@ -430,97 +432,70 @@ fn civil(days: i32) -> (u16, u8, u8) {
     }
 }
 
-struct Sql<'a> {
-    q: &'a TableQuery,
+/// MySQL's spelling of the shared range SQL: bound parameters, and `CAST(… AS BINARY)`
+/// for bytewise text.
+#[derive(Default)]
+struct MyDialect {
+    params: Vec<My>,
 }
 
-impl Sql<'_> {
-    fn col(&self, i: usize) -> String {
-        quote_ident(&self.q.columns[i].name)
+impl Dialect for MyDialect {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
     }
 
-    /// A key column as ranges and ORDER BY see it: bytewise for text when the pair asks.
-    fn key_col(&self, i: usize) -> String {
-        let c = &self.q.columns[i];
-        if self.q.binary_collation && c.logical == LogicalType::Text {
+    fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
+        if bytewise {
             format!("CAST({} AS BINARY)", quote_ident(&c.name))
         } else {
             quote_ident(&c.name)
         }
     }
 
-    fn where_clause(&self, r: &KeyRange, params: &mut Vec<My>) -> String {
-        let mut conds = Vec::new();
-        if let Some(f) = &self.q.filter {
-            conds.push(format!("({f})"));
-        }
-        let k1 = self.col(self.q.key[0]);
-        if let Some(lo) = r.lead_lo {
-            conds.push(format!("{k1} >= ?"));
-            params.push(My::Int(lo));
-        }
-        if let Some(hi) = r.lead_hi {
-            conds.push(format!("{k1} < ?"));
-            params.push(My::Int(hi));
-        }
-        let keys: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
-        for (bound, op) in [(&r.after, ">"), (&r.upto, "<=")] {
-            if let Some(k) = bound {
-                if keys.len() == 1 {
-                    conds.push(format!("{} {op} ?", keys[0]));
-                } else {
-                    conds.push(format!(
-                        "({}) {op} ({})",
-                        keys.join(", "),
-                        vec!["?"; keys.len()].join(", ")
-                    ));
-                }
-                params.extend(k.iter().map(param));
-            }
-        }
-        if conds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conds.join(" AND "))
-        }
+    fn value(&mut self, _c: &QueryColumn, v: &Value, _bytewise: bool) -> String {
+        // A parameter compared with CAST(… AS BINARY) is compared as bytes too.
+        self.params.push(param(v));
+        "?".into()
     }
 
-    fn order_by(&self) -> String {
-        let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
-        format!(" ORDER BY {}", cols.join(", "))
+    fn int_bound(&mut self, b: i64) -> String {
+        self.params.push(My::Int(b));
+        "?".into()
     }
 
-    fn select(&self, columns: &[usize]) -> String {
-        let cols: Vec<String> = columns.iter().map(|&i| self.col(i)).collect();
-        cols.join(", ")
+    fn row_values(&self) -> bool {
+        true
     }
+}
 
-    /// A column's part of the hashed row text: equal values (by the server's own
-    /// equality, 1.10 = 1.1, -0 = 0) give equal text, different values different text,
-    /// and no text contains `#` or is `~` (NULL).
-    fn hashed_col(&self, i: usize) -> String {
-        let c = &self.q.columns[i];
-        let name = quote_ident(&c.name);
-        let part = match c.logical {
-            LogicalType::Int | LogicalType::Bool => format!("CAST({name} + 0 AS CHAR)"),
-            LogicalType::Decimal => {
-                format!(
-                    "IF({name} = 0, '0', {})",
-                    trim_fraction(&format!("CAST({name} AS CHAR)"))
-                )
-            }
-            LogicalType::Float => format!("CAST({name} + 0e0 AS CHAR)"),
-            LogicalType::Text | LogicalType::Json => format!("MD5(CONVERT({name} USING utf8mb4))"),
-            LogicalType::Bytes => format!("MD5({name})"),
-            LogicalType::Date | LogicalType::Uuid | LogicalType::Interval => {
-                format!("CAST({name} AS CHAR)")
-            }
-            LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
+fn sql(q: &TableQuery) -> Sql<'_, MyDialect> {
+    Sql::new(q, MyDialect::default())
+}
+
+/// A column's part of the hashed row text: equal values (by the server's own
+/// equality, 1.10 = 1.1, -0 = 0) give equal text, different values different text,
+/// and no text contains `#` or is `~` (NULL).
+fn hashed_col(c: &QueryColumn) -> String {
+    let name = quote_ident(&c.name);
+    let part = match c.logical {
+        LogicalType::Int | LogicalType::Bool => format!("CAST({name} + 0 AS CHAR)"),
+        LogicalType::Decimal => {
+            format!(
+                "IF({name} = 0, '0', {})",
                 trim_fraction(&format!("CAST({name} AS CHAR)"))
-            }
-        };
-        format!("COALESCE({part}, '~')")
-    }
+            )
+        }
+        LogicalType::Float => format!("CAST({name} + 0e0 AS CHAR)"),
+        LogicalType::Text | LogicalType::Json => format!("MD5(CONVERT({name} USING utf8mb4))"),
+        LogicalType::Bytes => format!("MD5({name})"),
+        LogicalType::Date | LogicalType::Uuid | LogicalType::Interval => {
+            format!("CAST({name} AS CHAR)")
+        }
+        LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
+            trim_fraction(&format!("CAST({name} AS CHAR)"))
+        }
+    };
+    format!("COALESCE({part}, '~')")
 }
 
 /// `s` without trailing fractional zeros (and without a bare point): `1.500` → `1.5`,
@@ -627,15 +602,14 @@ impl Engine for Mysql {
     }
 
     async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let k1 = sql.col(q.key[0]);
-        let mut params = Vec::new();
         let text = format!(
             "SELECT MIN({k1}), MAX({k1}) FROM {}{}",
             self.table_sql(&q.table),
-            sql.where_clause(&KeyRange::default(), &mut params)
+            sql.where_clause(&KeyRange::default())
         );
-        let rows = self.fetch(&q.table, &text, params).await?;
+        let rows = self.fetch(&q.table, &text, sql.dialect.params).await?;
         let c = &q.columns[q.key[0]];
         let int = |v: &My| -> Result<Option<i64>> {
             match v {
@@ -667,17 +641,16 @@ impl Engine for Mysql {
     }
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
-        let sql = Sql { q };
-        let mut params = Vec::new();
+        let mut sql = sql(q);
         let text = format!(
             "SELECT {} FROM {}{}{} LIMIT 1 OFFSET {offset}",
-            sql.select(&q.key),
+            sql.list(&q.key),
             self.table_sql(&q.table),
-            sql.where_clause(range, &mut params),
+            sql.where_clause(range),
             sql.order_by()
         );
         let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
-        let rows = self.fetch(&q.table, &text, params).await?;
+        let rows = self.fetch(&q.table, &text, sql.dialect.params).await?;
         rows.into_iter()
             .next()
             .map(|r| self.decode_row(q, &decoders, r))
@@ -685,15 +658,14 @@ impl Engine for Mysql {
     }
 
     async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let k1 = sql.col(q.key[0]);
-        let parts: Vec<String> = (0..q.columns.len()).map(|i| sql.hashed_col(i)).collect();
-        let mut params = Vec::new();
+        let parts: Vec<String> = q.columns.iter().map(hashed_col).collect();
         let inner = format!(
             "SELECT {k1} AS k, MD5(CONCAT_WS('#', {})) AS h FROM {}{}",
             parts.join(", "),
             self.table_sql(&q.table),
-            sql.where_clause(&spec.range, &mut params)
+            sql.where_clause(&spec.range)
         );
         let half = |from: u8| {
             format!(
@@ -708,7 +680,7 @@ impl Engine for Mysql {
             ),
             None => format!("SELECT 0, {digest} FROM ({inner}) d"),
         };
-        let rows = self.fetch(&q.table, &text, params).await?;
+        let rows = self.fetch(&q.table, &text, sql.dialect.params).await?;
         let bad = |what: &str| {
             self.decode_err(
                 &q.table,
@@ -756,22 +728,21 @@ impl Engine for Mysql {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let all: Vec<usize> = (0..q.columns.len()).collect();
-        let mut params = Vec::new();
         // No ORDER BY: a digest does not depend on row order.
         let text = format!(
             "SELECT {} FROM {}{}",
-            sql.select(&all),
+            sql.list(&all),
             self.table_sql(&q.table),
-            sql.where_clause(range, &mut params)
+            sql.where_clause(range)
         );
         let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
         let key0 = q.key[0];
         self.rows(
             &q.table,
             &text,
-            params,
+            sql.dialect.params,
             &tx,
             ENCODED_BATCH,
             |out: &mut EncodedRows, values| {
@@ -783,18 +754,18 @@ impl Engine for Mysql {
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let all: Vec<usize> = (0..q.columns.len()).collect();
-        let mut params = Vec::new();
         let text = format!(
             "SELECT {} FROM {}{}{}",
-            sql.select(&all),
+            sql.list(&all),
             self.table_sql(&q.table),
-            sql.where_clause(range, &mut params),
+            sql.where_clause(range),
             sql.order_by()
         );
         let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        self.send_rows(q, &decoders, &text, params, &tx).await
+        self.send_rows(q, &decoders, &text, sql.dialect.params, &tx)
+            .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -20,9 +20,10 @@ use futures::{pin_mut, StreamExt};
 use tokio_postgres::{CancelToken, Client};
 
 use super::pool::{Lease, Pool};
+use super::sql::{Dialect, Sql};
 use super::{
-    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, KeyRange, Result, Row,
-    RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
+    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, KeyRange, QueryColumn,
+    Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
@@ -480,96 +481,54 @@ pub fn quote_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-struct Sql<'a> {
-    q: &'a TableQuery,
-}
+/// PostgreSQL's spelling of the shared range SQL: literals typed as their column, and
+/// `COLLATE "C"` for bytewise text.
+struct Pg;
 
-impl Sql<'_> {
-    fn col(&self, i: usize) -> String {
-        quote_ident(&self.q.columns[i].name)
+impl Dialect for Pg {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
     }
 
-    /// A key column as ranges and ORDER BY see it: bytewise for text when the pair asks.
-    fn key_col(&self, i: usize) -> String {
-        let c = &self.q.columns[i];
-        if self.q.binary_collation && c.logical == LogicalType::Text {
+    fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
+        if bytewise {
             format!("{} COLLATE \"C\"", quote_ident(&c.name))
         } else {
             quote_ident(&c.name)
         }
     }
 
-    fn key_literal(&self, i: usize, v: &Value) -> String {
-        let c = &self.q.columns[i];
+    fn value(&mut self, c: &QueryColumn, v: &Value, bytewise: bool) -> String {
         let lit = literal(v, &c.db_type);
-        if self.q.binary_collation && c.logical == LogicalType::Text {
+        if bytewise {
             format!("{lit} COLLATE \"C\"")
         } else {
             lit
         }
     }
 
-    fn key_tuple(&self, key: &Key) -> (String, String) {
-        let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
-        let vals: Vec<String> = self
-            .q
-            .key
-            .iter()
-            .zip(key)
-            .map(|(&i, v)| self.key_literal(i, v))
-            .collect();
-        if cols.len() == 1 {
-            (cols[0].clone(), vals[0].clone())
-        } else {
-            (
-                format!("({})", cols.join(", ")),
-                format!("({})", vals.join(", ")),
-            )
-        }
+    fn int_bound(&mut self, b: i64) -> String {
+        // int8; PostgreSQL compares it with any integer column through the index.
+        b.to_string()
     }
 
-    fn where_clause(&self, r: &KeyRange) -> String {
-        let mut conds = Vec::new();
-        if let Some(f) = &self.q.filter {
-            conds.push(format!("({f})"));
-        }
-        let k1 = self.col(self.q.key[0]);
-        if let Some(lo) = r.lead_lo {
-            conds.push(format!("{k1} >= {lo}"));
-        }
-        if let Some(hi) = r.lead_hi {
-            conds.push(format!("{k1} < {hi}"));
-        }
-        if let Some(a) = &r.after {
-            let (c, v) = self.key_tuple(a);
-            conds.push(format!("{c} > {v}"));
-        }
-        if let Some(u) = &r.upto {
-            let (c, v) = self.key_tuple(u);
-            conds.push(format!("{c} <= {v}"));
-        }
-        if conds.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", conds.join(" AND "))
-        }
+    fn row_values(&self) -> bool {
+        true
     }
+}
 
-    fn order_by(&self) -> String {
-        let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
-        format!(" ORDER BY {}", cols.join(", "))
-    }
+fn sql(q: &TableQuery) -> Sql<'_, Pg> {
+    Sql::new(q, Pg)
+}
 
-    /// A column inside the hashed ROW(): json has no hash function, and interval's hash
-    /// equates '1 day' with '24 hours', so both are hashed by their text.
-    fn hashed_col(&self, i: usize) -> String {
-        let c = &self.q.columns[i];
-        let name = quote_ident(&c.name);
-        match c.logical {
-            LogicalType::Json if cast_type(&c.db_type) == "json" => format!("md5({name}::text)"),
-            LogicalType::Interval => format!("{name}::text"),
-            _ => name,
-        }
+/// A column inside the hashed ROW(): json has no hash function, and interval's hash
+/// equates '1 day' with '24 hours', so both are hashed by their text.
+fn hashed_col(c: &QueryColumn) -> String {
+    let name = quote_ident(&c.name);
+    match c.logical {
+        LogicalType::Json if cast_type(&c.db_type) == "json" => format!("md5({name}::text)"),
+        LogicalType::Interval => format!("{name}::text"),
+        _ => name,
     }
 }
 
@@ -637,7 +596,7 @@ impl Engine for Postgres {
     }
 
     async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let k1 = sql.col(q.key[0]);
         let text = format!(
             "SELECT min({k1})::int8, max({k1})::int8 FROM {}{}",
@@ -655,11 +614,10 @@ impl Engine for Postgres {
     }
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
-        let sql = Sql { q };
-        let cols: Vec<String> = q.key.iter().map(|&i| sql.col(i)).collect();
+        let mut sql = sql(q);
         let text = format!(
             "SELECT {} FROM {}{}{} OFFSET {offset} LIMIT 1",
-            cols.join(", "),
+            sql.list(&q.key),
             table_sql(&q.table),
             sql.where_clause(range),
             sql.order_by()
@@ -672,9 +630,9 @@ impl Engine for Postgres {
     }
 
     async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
-        let sql = Sql { q };
+        let mut sql = sql(q);
         let k1 = sql.col(q.key[0]);
-        let hashed: Vec<String> = (0..q.columns.len()).map(|i| sql.hashed_col(i)).collect();
+        let hashed: Vec<String> = q.columns.iter().map(hashed_col).collect();
         let digest = format!("count(*)::int8 AS c, coalesce(sum(hash_record_extended(ROW({}), {HASH_SEED})), 0) AS h", hashed.join(", "));
         let table = table_sql(&q.table);
         let text = match (spec.bucket_width, spec.range.lead_lo, spec.range.lead_hi) {
@@ -758,13 +716,13 @@ impl Engine for Postgres {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        let sql = Sql { q };
-        let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
+        let mut sql = sql(q);
+        let all: Vec<usize> = (0..q.columns.len()).collect();
         // No ORDER BY: a digest does not depend on row order, and the database may scan
         // the range however is cheapest.
         let text = format!(
             "SELECT {} FROM {}{}",
-            cols.join(", "),
+            sql.list(&all),
             table_sql(&q.table),
             sql.where_clause(range)
         );
@@ -801,11 +759,11 @@ impl Engine for Postgres {
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        let sql = Sql { q };
-        let cols: Vec<String> = (0..q.columns.len()).map(|i| sql.col(i)).collect();
+        let mut sql = sql(q);
+        let all: Vec<usize> = (0..q.columns.len()).collect();
         let text = format!(
             "SELECT {} FROM {}{}{}",
-            cols.join(", "),
+            sql.list(&all),
             table_sql(&q.table),
             sql.where_clause(range),
             sql.order_by()

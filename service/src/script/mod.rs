@@ -116,6 +116,7 @@ pub fn default_dialect(rt: &Runtime, subscriber: &str) -> Dialect {
         crate::engine::Family::Postgres => Dialect::Postgres,
         crate::engine::Family::Sqlite => Dialect::Sqlite,
         crate::engine::Family::Mysql => Dialect::Mysql,
+        crate::engine::Family::Mssql => Dialect::Tsql,
     }
 }
 

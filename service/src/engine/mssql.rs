@@ -1,0 +1,1613 @@
+//! SQL Server and Azure SQL Database (tiberius, TLS through rustls).
+//!
+//! Connections come from the URL
+//! `mssql://user@host[:port]/database?encrypt=true|false|strict&trust_server_certificate=…`
+//! (see [`ConnectOptions`] for every parameter): SQL authentication with the password
+//! from the config, or an Azure AD access token read from an environment variable or a
+//! file at every new connection (so that a token refreshed outside driftwatch is picked
+//! up); named instances through SQL Browser; `application_intent=readonly` routes to a
+//! readable secondary. Each session is set up once, when it connects:
+//!
+//! - `TEXTSIZE 2147483647`: large values (varchar(max), nvarchar(max), varbinary(max))
+//!   arrive whole, never cut at a client's default of 4 KB;
+//! - `DEADLOCK_PRIORITY LOW`: in a deadlock with the application, driftwatch loses;
+//! - `LOCK_TIMEOUT`: a digest waits at most the statement timeout for a lock;
+//! - `ARITHABORT`, `CONCAT_NULL_YIELDS_NULL`, `ANSI_*` on: the settings indexed views and
+//!   computed-column indexes need, and those SSMS uses, so plans are shared with them.
+//!
+//! SQL Server has no read-only session for a primary replica, so "never write" rests on
+//! what is sent: only SELECTs that driftwatch builds, values as bound parameters cast to
+//! their column's type (so that an index seek stays possible), and a configured filter
+//! that must be one expression (see [`check_filter`]). The README recommends a login with
+//! SELECT permission only (db_datareader), which makes it hold whatever is sent.
+//!
+//! Statements are cancelled the TDS way: an attention packet on the connection
+//! (tiberius' `cancel_query`), on shutdown or past the statement timeout; the connection
+//! is then dropped, not reused.
+//!
+//! Pushdown digests hash, per row, `HASHBYTES('SHA2_256', p1 + '#' + p2 …)` where each
+//! column's part is a canonical text of its value built with explicit CONVERT styles, so
+//! that it depends neither on the session's language and date format nor on the declared
+//! precision (see [`hashed_col`]); the first two 8-byte words of each row's hash are summed
+//! per bucket as DECIMAL(38,0), which cannot overflow, and folded into one 128-bit sum.
+//! CHECKSUM and BINARY_CHECKSUM are never used: they collide.
+//!
+//! Type mapping (see the README's table): bit → boolean; tinyint, smallint, int, bigint →
+//! integer; decimal, numeric, money, smallmoney → decimal (money read as decimal(19,4),
+//! exactly); real, float → float (real widened exactly); char, varchar, nchar, nvarchar,
+//! text, ntext, sysname → text (char(n) with its padding, as SQL Server stores it);
+//! binary, varbinary, image → bytes; uniqueidentifier → uuid (RFC 4122 byte order);
+//! date → date; time(n) → time; datetime2(n), datetime, smalldatetime → timestamp
+//! (datetime as the milliseconds SQL Server shows: .000, .003, .007); datetimeoffset(n) →
+//! instant. Not compared, with a warning, as Data Sync does: xml, sql_variant, geography,
+//! geometry, hierarchyid, rowversion/timestamp, and CLR types.
+//!
+//! Must not: write, or interpolate into SQL anything but quoted identifiers, numbers the
+//! planner chose, column types read from sys.types, and the checked filter.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tiberius::{AuthMethod, Client, ColumnData, Config, EncryptionLevel, Query, SqlBrowser};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+use tokio_util::sync::CancellationToken;
+
+use super::pool::{Lease, Pool};
+use super::sql::{Dialect, Sql};
+use super::{
+    BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
+    KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
+    ENCODED_BATCH, ROW_BATCH,
+};
+use crate::config::DatabaseConfig;
+use crate::value::{Decimal, EncodedRows, Key, LogicalType, Timestamp, Value};
+
+/// An idle connection older than this is pinged before it is used again.
+const IDLE_PING: Duration = Duration::from_secs(60);
+/// How long a cancelled statement may take to acknowledge its attention packet.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+/// Days from 0001-01-01 (SQL Server's `date` origin) to 1970-01-01.
+const DAYS_0001_TO_1970: i64 = 719_162;
+/// Days from 1900-01-01 (`datetime`'s origin) to 1970-01-01.
+const DAYS_1900_TO_1970: i64 = 25_567;
+
+type Conn = Client<Compat<TcpStream>>;
+
+pub struct Mssql {
+    name: String,
+    options: ConnectOptions,
+    statement_timeout: Duration,
+    /// Idle connections, and the cancel tokens of those in use (shutdown).
+    pool: Pool<Conn, CancellationToken>,
+}
+
+/// Where the credential of a new connection comes from.
+#[derive(Clone)]
+enum Credential {
+    /// SQL authentication: the URL's user, the config's password.
+    Password {
+        user: String,
+        password: String,
+    },
+    /// An Azure AD access token, read again for every connection.
+    TokenEnv(String),
+    TokenFile(std::path::PathBuf),
+}
+
+/// What the URL says, checked once when the engine is built.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    host: String,
+    port: Option<u16>,
+    instance: Option<String>,
+    database: String,
+    encryption: EncryptionLevel,
+    trust_server_certificate: bool,
+    ca_file: Option<String>,
+    hostname_in_certificate: Option<String>,
+    readonly: bool,
+    application_name: String,
+    credential: Credential,
+}
+
+/// The URL parameters, for error messages.
+const PARAMETERS: &str = "encrypt, trust_server_certificate, trust_server_certificate_ca, \
+     hostname_in_certificate, application_intent, instance, application_name, authentication, \
+     access_token_env, access_token_file";
+
+impl ConnectOptions {
+    /// Reads `mssql://user@host[:port]/database?…`; `password` is the config's.
+    pub fn parse(raw: &str, password: Option<&str>) -> std::result::Result<Self, String> {
+        let url = url::Url::parse(raw).map_err(|e| format!("invalid SQL Server URL: {e}"))?;
+        if url.scheme() != "mssql" && url.scheme() != "sqlserver" {
+            return Err(format!("expected mssql://, got {}://", url.scheme()));
+        }
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| format!("invalid percent-encoding in {s:?}"));
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or("the URL names no host")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let database = decode(url.path().trim_start_matches('/'))?;
+        if database.is_empty() {
+            return Err(
+                "the URL names no database (expected mssql://user@host:port/database)".into(),
+            );
+        }
+        if url.password().is_some() {
+            return Err("put the password in password_env or password_file, not in the URL".into());
+        }
+        let user = decode(url.username())?;
+        let mut o = ConnectOptions {
+            host,
+            port: url.port(),
+            instance: None,
+            database,
+            encryption: EncryptionLevel::Required,
+            trust_server_certificate: false,
+            ca_file: None,
+            hostname_in_certificate: None,
+            readonly: false,
+            application_name: "driftwatch".into(),
+            credential: Credential::Password {
+                user: user.clone(),
+                password: String::new(),
+            },
+        };
+        let mut authentication = "sql_password".to_string();
+        let (mut token_env, mut token_file) = (None, None);
+        let flag = |k: &str, v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Ok(true),
+            "false" | "no" | "0" => Ok(false),
+            _ => Err(format!("{k}={v:?}: expected true or false")),
+        };
+        for (k, v) in url.query_pairs() {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "encrypt" => {
+                    o.encryption = match v.to_ascii_lowercase().as_str() {
+                        "strict" => EncryptionLevel::Strict,
+                        "true" | "yes" | "mandatory" => EncryptionLevel::Required,
+                        // Only the login is encrypted (the server may still insist on more).
+                        "false" | "no" | "optional" => EncryptionLevel::Off,
+                        _ => return Err(format!("encrypt={v:?}: expected true, false or strict")),
+                    }
+                }
+                "trust_server_certificate" => o.trust_server_certificate = flag(&k, &v)?,
+                "trust_server_certificate_ca" => o.ca_file = Some(v),
+                "hostname_in_certificate" => o.hostname_in_certificate = Some(v),
+                "application_intent" => {
+                    o.readonly = match v.to_ascii_lowercase().as_str() {
+                        "readonly" => true,
+                        "readwrite" => false,
+                        _ => {
+                            return Err(format!(
+                                "application_intent={v:?}: expected readonly or readwrite"
+                            ))
+                        }
+                    }
+                }
+                "instance" => o.instance = Some(v),
+                "application_name" => o.application_name = v,
+                "authentication" => authentication = v.to_ascii_lowercase(),
+                "access_token_env" => token_env = Some(v),
+                "access_token_file" => token_file = Some(v),
+                other => {
+                    return Err(format!(
+                        "unknown URL parameter {other:?} (known: {PARAMETERS})"
+                    ))
+                }
+            }
+        }
+        if o.trust_server_certificate && o.ca_file.is_some() {
+            return Err(
+                "set trust_server_certificate or trust_server_certificate_ca, not both".into(),
+            );
+        }
+        o.credential = match (authentication.as_str(), token_env, token_file) {
+            ("sql_password", None, None) => {
+                if user.is_empty() {
+                    return Err("the URL names no user (mssql://user@host/database)".into());
+                }
+                Credential::Password {
+                    user,
+                    password: password
+                        .ok_or("SQL authentication needs password_env or password_file")?
+                        .to_string(),
+                }
+            }
+            ("access_token", Some(env), None) => Credential::TokenEnv(env),
+            ("access_token", None, Some(file)) => Credential::TokenFile(file.into()),
+            ("access_token", _, _) => {
+                return Err(
+                    "authentication=access_token needs access_token_env or access_token_file (one of them)"
+                        .into(),
+                )
+            }
+            ("sql_password", _, _) => {
+                return Err(
+                    "access_token_env and access_token_file need authentication=access_token"
+                        .into(),
+                )
+            }
+            (other, _, _) => {
+                return Err(format!(
+                    "authentication={other:?}: expected sql_password or access_token"
+                ))
+            }
+        };
+        Ok(o)
+    }
+
+    /// The tiberius configuration of a new connection, its credential read now.
+    pub fn tiberius_config(
+        &self,
+        statement_timeout: Duration,
+    ) -> std::result::Result<Config, String> {
+        let mut c = Config::new();
+        c.host(&self.host);
+        if let Some(p) = self.port {
+            c.port(p);
+        }
+        if let Some(i) = &self.instance {
+            c.instance_name(i);
+        }
+        c.database(&self.database);
+        c.application_name(&self.application_name);
+        c.encryption(self.encryption);
+        if self.trust_server_certificate {
+            c.trust_cert();
+        }
+        if let Some(ca) = &self.ca_file {
+            c.trust_cert_ca(ca);
+        }
+        if let Some(h) = &self.hostname_in_certificate {
+            c.hostname_in_certificate(h);
+        }
+        c.readonly(self.readonly);
+        // The time the server may stay silent; the whole statement is bounded separately.
+        c.command_timeout(Some(statement_timeout));
+        c.authentication(match &self.credential {
+            Credential::Password { user, password } => AuthMethod::sql_server(user, password),
+            Credential::TokenEnv(var) => AuthMethod::aad_token(
+                std::env::var(var)
+                    .map_err(|_| format!("access_token_env: {var} is not set"))?
+                    .trim(),
+            ),
+            Credential::TokenFile(path) => AuthMethod::aad_token(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("access_token_file {}: {e}", path.display()))?
+                    .trim(),
+            ),
+        });
+        Ok(c)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Mssql {
+    pub fn new(name: &str, db: &DatabaseConfig) -> Result<Mssql> {
+        let options = ConnectOptions::parse(&db.url, db.password.as_deref()).map_err(|m| {
+            EngineError::Config {
+                database: name.to_string(),
+                message: m,
+            }
+        })?;
+        // tiberius uses the process's rustls provider when there is one: ring, as for
+        // the other engines. (Already installed by another engine is fine.)
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Mssql {
+            name: name.to_string(),
+            options,
+            statement_timeout: db.statement_timeout,
+            pool: Pool::new(),
+        })
+    }
+
+    fn connect_err(&self, message: String) -> EngineError {
+        EngineError::Connect {
+            database: self.name.clone(),
+            message,
+        }
+    }
+
+    /// A new connection, its session set up (see the module's documentation).
+    async fn connect(&self) -> Result<Conn> {
+        let mut config = self
+            .options
+            .tiberius_config(self.statement_timeout)
+            .map_err(|m| self.connect_err(m))?;
+        // Azure SQL's gateway may redirect a login to the node holding the database.
+        let mut redirects = 0;
+        let mut conn = loop {
+            let tcp = TcpStream::connect_named(&config)
+                .await
+                .map_err(|e| self.connect_err(error_text(&e)))?;
+            let _ = tcp.set_nodelay(true);
+            match Client::connect(config.clone(), tcp.compat_write()).await {
+                Ok(c) => break c,
+                Err(tiberius::error::Error::Routing { host, port }) if redirects < 2 => {
+                    redirects += 1;
+                    config.host(&host);
+                    config.port(port);
+                }
+                Err(e) => return Err(self.connect_err(error_text(&e))),
+            }
+        };
+        let lock_ms = self.statement_timeout.as_millis().min(i32::MAX as u128);
+        let setup = format!(
+            "SET TEXTSIZE 2147483647; SET DEADLOCK_PRIORITY LOW; SET LOCK_TIMEOUT {lock_ms}; \
+             SET ARITHABORT ON; SET CONCAT_NULL_YIELDS_NULL ON; SET ANSI_NULLS ON; \
+             SET ANSI_PADDING ON; SET ANSI_WARNINGS ON; SET QUOTED_IDENTIFIER ON; \
+             SET NUMERIC_ROUNDABORT OFF"
+        );
+        conn.simple_query(setup)
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?
+            .into_results()
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?;
+        Ok(conn)
+    }
+
+    /// A connection, and the token that cancels its statement.
+    async fn session(&self) -> Result<(Session<'_>, CancellationToken)> {
+        let conn = match self.pool.idle() {
+            Some((c, idle)) if idle < IDLE_PING => c,
+            // The server may have closed it since (a failover, a restart).
+            Some((mut c, _)) => match ping(&mut c).await {
+                Ok(()) => c,
+                Err(_) => self.connect().await?,
+            },
+            None => self.connect().await?,
+        };
+        let cancel = CancellationToken::new();
+        Ok((self.pool.lease(conn, cancel.clone()), cancel))
+    }
+
+    fn query_err(&self, table: &TableRef, e: tiberius::error::Error) -> EngineError {
+        match &e {
+            // 208: invalid object name.
+            tiberius::error::Error::Server(s) if s.code() == 208 => EngineError::TableNotFound {
+                database: self.name.clone(),
+                table: table.to_string(),
+            },
+            tiberius::error::Error::Server(_) => EngineError::Query {
+                database: self.name.clone(),
+                table: table.to_string(),
+                message: error_text(&e),
+            },
+            _ => self.connect_err(error_text(&e)),
+        }
+    }
+
+    fn decode_err(&self, table: &TableRef, column: &str, db_type: &str, m: String) -> EngineError {
+        EngineError::Decode {
+            database: self.name.clone(),
+            table: table.to_string(),
+            column: column.to_string(),
+            db_type: db_type.to_string(),
+            message: m,
+        }
+    }
+
+    /// Runs a statement, adding each row's values to a batch and sending the batch to `tx`
+    /// once it holds `limit` rows; stops early, without error, when the receiver is gone.
+    /// The statement ends within the statement timeout or on shutdown, cancelled with an
+    /// attention packet.
+    async fn rows<B: Batch>(
+        &self,
+        table: &TableRef,
+        stmt: &Statement,
+        tx: &tokio::sync::mpsc::Sender<B>,
+        limit: usize,
+        mut add: impl FnMut(&mut B, tiberius::Row) -> Result<()>,
+    ) -> Result<u64> {
+        let (mut s, cancel) = self.session().await?;
+        let mut n = 0u64;
+        let mut batch = B::default();
+        let deadline = tokio::time::sleep(self.statement_timeout);
+        tokio::pin!(deadline);
+        // Ok(true): completed; Ok(false): the receiver left; Err: failed.
+        let outcome: Result<bool> = {
+            let mut query = Query::new(stmt.text.as_str());
+            for p in &stmt.params {
+                query.bind(p.clone());
+            }
+            let run = async {
+                let mut stream = query
+                    .query(s.get_mut())
+                    .await
+                    .map_err(|e| self.query_err(table, e))?
+                    .into_row_stream();
+                while let Some(row) = stream.next().await {
+                    let row = row.map_err(|e| self.query_err(table, e))?;
+                    add(&mut batch, row)?;
+                    n += 1;
+                    if batch.rows() >= limit && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            };
+            tokio::select! {
+                r = run => r,
+                () = &mut deadline => Err(EngineError::Query {
+                    database: self.name.clone(),
+                    table: table.to_string(),
+                    message: format!(
+                        "statement cancelled after the statement timeout of {:?}",
+                        self.statement_timeout
+                    ),
+                }),
+                () = cancel.cancelled() => Err(EngineError::Query {
+                    database: self.name.clone(),
+                    table: table.to_string(),
+                    message: "statement cancelled (shutdown)".into(),
+                }),
+            }
+        };
+        match outcome {
+            Ok(true) => {
+                s.release();
+                if batch.rows() > 0 {
+                    let _ = tx.send(batch).await;
+                }
+                Ok(n)
+            }
+            other => {
+                // The rest of the result is still coming: stop the server's work, and drop
+                // the connection, whose stream is out of step.
+                let mut conn = s.take();
+                let _ = tokio::time::timeout(CANCEL_WAIT, conn.cancel_query()).await;
+                s.discard();
+                other.map(|_| n)
+            }
+        }
+    }
+
+    /// Decoded rows, sent in batches.
+    async fn send_rows(&self, q: &TableQuery, stmt: &Statement, tx: &RowSender) -> Result<u64> {
+        let decoders: Vec<Decoder> = stmt
+            .columns
+            .iter()
+            .map(|&i| Decoder::new(&q.columns[i]))
+            .collect();
+        self.rows(
+            &q.table,
+            stmt,
+            tx,
+            ROW_BATCH,
+            |batch: &mut Vec<Row>, row| {
+                batch.push(self.decode_row(q, &decoders, row)?);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    fn decode_row(&self, q: &TableQuery, decoders: &[Decoder], row: tiberius::Row) -> Result<Row> {
+        if row.len() != decoders.len() {
+            return Err(self.decode_err(
+                &q.table,
+                "-",
+                "-",
+                format!("expected {} fields, got {}", decoders.len(), row.len()),
+            ));
+        }
+        decoders
+            .iter()
+            .zip(row)
+            .map(|(d, v)| {
+                d.decode(v)
+                    .map(|v| v.coerce(d.compare_as))
+                    .map_err(|m| self.decode_err(&q.table, &d.column, &d.db_type, m))
+            })
+            .collect()
+    }
+
+    /// All rows of a small result, undecoded.
+    async fn fetch(&self, table: &TableRef, stmt: &Statement) -> Result<Vec<tiberius::Row>> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<tiberius::Row>>(1);
+        let collect = async move {
+            let mut out = Vec::new();
+            while let Some(b) = rx.recv().await {
+                out.extend(b);
+            }
+            out
+        };
+        let run = async move {
+            self.rows(
+                table,
+                stmt,
+                &tx,
+                ROW_BATCH,
+                |b: &mut Vec<tiberius::Row>, r| {
+                    b.push(r);
+                    Ok(())
+                },
+            )
+            .await
+        };
+        let (n, out) = tokio::join!(run, collect);
+        n?;
+        Ok(out)
+    }
+}
+
+async fn ping(c: &mut Conn) -> tiberius::Result<()> {
+    c.simple_query("SELECT 1").await?.into_results().await?;
+    Ok(())
+}
+
+fn error_text(e: &tiberius::error::Error) -> String {
+    match e {
+        tiberius::error::Error::Server(s) => {
+            format!("{} (class {}): {}", s.code(), s.class(), s.message())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A connection in use: back to the pool only when its statement completed.
+type Session<'a> = Lease<'a, Conn, CancellationToken>;
+
+/// What a result fills: decoded rows, canonical encodings, or raw rows.
+trait Batch: Default + Send {
+    fn rows(&self) -> usize;
+}
+
+impl<T: Send> Batch for Vec<T> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Batch for EncodedRows {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+// ---- SQL -------------------------------------------------------------------------------
+
+/// A statement and its parameters (`@P1`, `@P2`, … in order), as sent; public so that the
+/// tests can parse and keep golden copies of every statement the engine sends.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub text: String,
+    pub params: Vec<ColumnData<'static>>,
+    /// Indexes into the query's columns of the result's columns, in order.
+    pub columns: Vec<usize>,
+}
+
+pub fn quote_ident(s: &str) -> String {
+    format!("[{}]", s.replace(']', "]]"))
+}
+
+pub fn table_sql(t: &TableRef) -> String {
+    match &t.schema {
+        Some(s) => format!("{}.{}", quote_ident(s), quote_ident(&t.name)),
+        None => quote_ident(&t.name),
+    }
+}
+
+/// T-SQL's spelling of the shared range SQL: parameters cast to the column's type, and a
+/// binary collation over nvarchar for bytewise text.
+#[derive(Default)]
+struct Tsql {
+    params: Vec<ColumnData<'static>>,
+}
+
+/// The collation that orders nvarchar by UTF-16 code unit, which is code point order for
+/// every character of the Basic Multilingual Plane.
+const BYTEWISE: &str = "Latin1_General_100_BIN2";
+
+impl Dialect for Tsql {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
+        if bytewise {
+            // Through nvarchar, so that varchar in any code page orders by characters.
+            format!(
+                "CAST({} AS nvarchar(max)) COLLATE {BYTEWISE}",
+                quote_ident(&c.name)
+            )
+        } else {
+            quote_ident(&c.name)
+        }
+    }
+
+    fn value(&mut self, c: &QueryColumn, v: &Value, bytewise: bool) -> String {
+        self.params.push(param(v));
+        let n = self.params.len();
+        if bytewise {
+            format!("CAST(@P{n} AS nvarchar(max)) COLLATE {BYTEWISE}")
+        } else {
+            // The column's own type: a parameter of another type would convert the column
+            // instead, and the index could not be used.
+            format!("CAST(@P{n} AS {})", c.db_type)
+        }
+    }
+
+    fn int_bound(&mut self, b: i64) -> String {
+        // A bigint parameter: SQL Server still seeks an int column's index with it.
+        self.params.push(ColumnData::I64(Some(b)));
+        format!("@P{}", self.params.len())
+    }
+
+    fn row_values(&self) -> bool {
+        false
+    }
+}
+
+/// A key bound as a parameter.
+pub fn param(v: &Value) -> ColumnData<'static> {
+    use tiberius::time::{Date, DateTime2, DateTimeOffset, Time};
+    let time = |nanos: u64| Time::new(nanos / 100, 7);
+    let date = |days: i64| Date::new((days + DAYS_0001_TO_1970).clamp(0, u32::MAX as i64) as u32);
+    let datetime2 = |t: &Timestamp| {
+        DateTime2::new(
+            date(t.secs.div_euclid(86_400)),
+            time(t.secs.rem_euclid(86_400) as u64 * 1_000_000_000 + t.nanos as u64),
+        )
+    };
+    match v {
+        Value::Null => ColumnData::String(None),
+        Value::Bool(b) => ColumnData::Bit(Some(*b)),
+        Value::Int(i) => match i64::try_from(*i) {
+            Ok(i) => ColumnData::I64(Some(i)),
+            Err(_) => ColumnData::Numeric(Some(tiberius::numeric::Numeric::new_with_scale(*i, 0))),
+        },
+        Value::Decimal(d) => match numeric(d) {
+            Some(n) => ColumnData::Numeric(Some(n)),
+            None => ColumnData::String(Some(d.to_string().into())),
+        },
+        Value::Float(f) => ColumnData::F64(Some(*f)),
+        Value::Text(s) | Value::Json(s) => ColumnData::String(Some(s.clone().into())),
+        Value::Bytes(b) => ColumnData::Binary(Some(b.clone().into())),
+        Value::Uuid(u) => ColumnData::Guid(Some(tiberius::Uuid::from_bytes(*u))),
+        Value::Date(d) => ColumnData::Date(Some(date(*d as i64))),
+        Value::Time(t) => ColumnData::Time(Some(time(*t))),
+        Value::Timestamp(t) => ColumnData::DateTime2(Some(datetime2(t))),
+        Value::TimestampTz(t) => {
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(datetime2(t), 0)))
+        }
+        Value::Interval { .. } => ColumnData::String(Some(v.to_string().into())),
+    }
+}
+
+/// A decimal as SQL Server's numeric, when it fits 38 digits.
+fn numeric(d: &Decimal) -> Option<tiberius::numeric::Numeric> {
+    let Decimal::Finite {
+        negative,
+        digits,
+        exp,
+    } = d
+    else {
+        return None;
+    };
+    let (digits, scale) = if *exp >= 0 {
+        (format!("{digits}{}", "0".repeat(*exp as usize)), 0)
+    } else {
+        (digits.clone(), u8::try_from(-exp).ok()?)
+    };
+    if digits.len() > 38 || scale > 38 {
+        return None;
+    }
+    let v: i128 = digits.parse().ok()?;
+    Some(tiberius::numeric::Numeric::new_with_scale(
+        if *negative { -v } else { v },
+        scale,
+    ))
+}
+
+/// A column as it is selected: money and the old LOB types through exact equivalents
+/// that decode without loss (tiberius reads money as a float).
+fn select_col(c: &QueryColumn) -> String {
+    let name = quote_ident(&c.name);
+    match base_type(&c.db_type) {
+        "money" => format!("CAST({name} AS decimal(19,4))"),
+        "smallmoney" => format!("CAST({name} AS decimal(10,4))"),
+        "text" => format!("CAST({name} AS varchar(max))"),
+        "ntext" => format!("CAST({name} AS nvarchar(max))"),
+        "image" => format!("CAST({name} AS varbinary(max))"),
+        _ => name,
+    }
+}
+
+/// `decimal(12,2)` → `decimal`.
+fn base_type(db_type: &str) -> &str {
+    db_type.split('(').next().unwrap_or(db_type).trim()
+}
+
+/// A column's part of the hashed row text: equal values give equal text whatever the
+/// declared precision, length or code page (1.10 = 1.1, datetime2(3) = datetime2(7) at
+/// equal instants, varchar = nvarchar at equal characters), different values different
+/// text, and no text contains `#` or is `~` (NULL). `i` names the CROSS APPLY that a
+/// decimal's text needs (pushed to `applies`), so that it is converted once per row.
+pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> String {
+    let name = quote_ident(&c.name);
+    let ty = base_type(&c.db_type);
+    let part = match c.logical {
+        LogicalType::Int => format!("CONVERT(varchar(20), {name})"),
+        LogicalType::Bool => format!("CONVERT(varchar(1), {name})"),
+        LogicalType::Decimal => {
+            let exact = match ty {
+                "money" | "smallmoney" => format!("CAST({name} AS decimal(19,4))"),
+                _ => name.clone(),
+            };
+            // v: the text at the declared scale; z: v without trailing zeros.
+            // Names no user column is likely to have: the filter sees them too.
+            let (v, z) = (format!("dw_t{i}.dw_v"), format!("dw_z{i}.dw_v"));
+            applies.push(format!(
+                " CROSS APPLY (SELECT CONVERT(varchar(42), {exact}) AS dw_v) AS dw_t{i}"
+            ));
+            applies.push(format!(
+                " CROSS APPLY (SELECT LEFT({v}, LEN({v}) - PATINDEX('%[^0]%', REVERSE({v})) + 1) AS dw_v) AS dw_z{i}"
+            ));
+            format!(
+                "CASE WHEN {exact} = 0 THEN '0' WHEN CHARINDEX('.', {v}) = 0 THEN {v} \
+                 WHEN RIGHT({z}, 1) = '.' THEN LEFT({z}, LEN({z}) - 1) ELSE {z} END"
+            )
+        }
+        // The IEEE bits: exact, and the same for real widened to float. -0 = 0.
+        LogicalType::Float => format!(
+            "CASE WHEN {name} = 0 THEN '0' ELSE CONVERT(varchar(18), CAST(CAST({name} AS float) AS binary(8)), 2) END"
+        ),
+        // The characters, whatever the code page: hashed as UTF-16 (nvarchar).
+        LogicalType::Text | LogicalType::Json => format!(
+            "CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST({name} AS nvarchar(max))), 2)"
+        ),
+        LogicalType::Bytes => format!(
+            "CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST({name} AS varbinary(max))), 2)"
+        ),
+        LogicalType::Uuid => format!("CONVERT(char(36), {name})"),
+        LogicalType::Date => format!("CONVERT(char(10), {name}, 23)"),
+        // 1900-01-01 and the time at 100 ns.
+        LogicalType::Time => format!("CONVERT(char(27), CAST({name} AS datetime2(7)), 121)"),
+        // datetime at its milliseconds as shown (.003, not .0033333, which is what a cast
+        // to datetime2 gives under compatibility level 130), padded to 100 ns.
+        LogicalType::Timestamp if ty == "datetime" => {
+            format!("CONVERT(char(23), {name}, 121) + '0000'")
+        }
+        LogicalType::Timestamp => format!("CONVERT(char(27), CAST({name} AS datetime2(7)), 121)"),
+        LogicalType::TimestampTz => format!(
+            "CONVERT(char(27), CAST(SWITCHOFFSET({name}, '+00:00') AS datetime2(7)), 121)"
+        ),
+        // No SQL Server type maps to an interval; kept total for the type system.
+        LogicalType::Interval => format!("CONVERT(varchar(100), {name})"),
+    };
+    format!("COALESCE({part}, '~')")
+}
+
+/// The statements of one table query.
+pub struct Statements<'a> {
+    q: &'a TableQuery,
+}
+
+impl<'a> Statements<'a> {
+    pub fn new(q: &'a TableQuery) -> std::result::Result<Self, String> {
+        if let Some(f) = &q.filter {
+            check_filter(f)?;
+        }
+        Ok(Statements { q })
+    }
+
+    fn sql(&self) -> Sql<'a, Tsql> {
+        Sql::new(self.q, Tsql::default())
+    }
+
+    fn finish(sql: Sql<'a, Tsql>, text: String, columns: Vec<usize>) -> Statement {
+        Statement {
+            text,
+            params: sql.dialect.params,
+            columns,
+        }
+    }
+
+    pub fn lead_bounds(&self) -> Statement {
+        let mut sql = self.sql();
+        let k1 = sql.col(self.q.key[0]);
+        let text = format!(
+            "SELECT CAST(MIN({k1}) AS bigint), CAST(MAX({k1}) AS bigint) FROM {}{}",
+            table_sql(&self.q.table),
+            sql.where_clause(&KeyRange::default())
+        );
+        Self::finish(sql, text, vec![])
+    }
+
+    pub fn key_at(&self, range: &KeyRange, offset: u64) -> Statement {
+        let mut sql = self.sql();
+        let cols: Vec<String> = self
+            .q
+            .key
+            .iter()
+            .map(|&i| select_col(&self.q.columns[i]))
+            .collect();
+        let text = format!(
+            "SELECT {} FROM {}{}{} OFFSET {offset} ROWS FETCH NEXT 1 ROWS ONLY",
+            cols.join(", "),
+            table_sql(&self.q.table),
+            sql.where_clause(range),
+            sql.order_by()
+        );
+        Self::finish(sql, text, self.q.key.clone())
+    }
+
+    pub fn digest(&self, spec: &DigestSpec) -> Statement {
+        let mut sql = self.sql();
+        let q = self.q;
+        let mut applies = Vec::new();
+        let parts: Vec<String> = q
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| hashed_col(c, i, &mut applies))
+            .collect();
+        // Each part is short, but a plain varchar sum stops at 8000 characters: past that
+        // many columns, the row text is varchar(max).
+        let start = if parts.len() * 70 > 8000 {
+            "CAST('' AS varchar(max)) + "
+        } else {
+            ""
+        };
+        let k1 = sql.col(q.key[0]);
+        let bucket = match spec.bucket_width {
+            // Floor division: T-SQL's / truncates toward zero.
+            Some(w) => format!(
+                "CAST({k1} AS bigint) / {w} - CASE WHEN CAST({k1} AS bigint) % {w} < 0 THEN 1 ELSE 0 END"
+            ),
+            None => "CAST(0 AS bigint)".into(),
+        };
+        let word = |from: u8| {
+            format!("SUM(CAST(CAST(SUBSTRING(d.h, {from}, 8) AS bigint) AS decimal(38,0)))")
+        };
+        let text = format!(
+            "SELECT d.b, COUNT_BIG(*), {}, {} FROM (SELECT {bucket} AS b, HASHBYTES('SHA2_256', {start}{}) AS h FROM {}{}{}) AS d GROUP BY d.b",
+            word(1),
+            word(9),
+            parts.join(" + '#' + "),
+            table_sql(&q.table),
+            applies.concat(),
+            sql.where_clause(&spec.range)
+        );
+        Self::finish(sql, text, vec![])
+    }
+
+    /// Every compared column of a range's rows: in key order (`ordered`), or in whatever
+    /// order is cheapest (digests).
+    pub fn scan(&self, range: &KeyRange, ordered: bool) -> Statement {
+        let mut sql = self.sql();
+        let cols: Vec<String> = self.q.columns.iter().map(select_col).collect();
+        let mut text = format!(
+            "SELECT {} FROM {}{}",
+            cols.join(", "),
+            table_sql(&self.q.table),
+            sql.where_clause(range)
+        );
+        if ordered {
+            text.push_str(&sql.order_by());
+        }
+        Self::finish(sql, text, (0..self.q.columns.len()).collect())
+    }
+}
+
+/// The introspection statement: the columns of one table, with their types.
+pub fn columns_statement(t: &TableRef) -> Statement {
+    Statement {
+        text: "SELECT c.name, TYPE_NAME(c.system_type_id), t.name, c.max_length, c.precision, \
+               c.scale, c.collation_name, CAST(CASE WHEN ic.column_id IS NULL THEN 0 ELSE 1 END AS bit) \
+               FROM sys.columns AS c \
+               JOIN sys.types AS t ON t.user_type_id = c.user_type_id \
+               LEFT JOIN sys.identity_columns AS ic ON ic.object_id = c.object_id AND ic.column_id = c.column_id \
+               WHERE c.object_id = OBJECT_ID(@P1) ORDER BY c.column_id"
+            .into(),
+        params: vec![ColumnData::String(Some(table_sql(t).into()))],
+        columns: vec![],
+    }
+}
+
+/// The candidate keys of one table: the primary key, then every enabled, unfiltered
+/// unique index, with their columns in key order.
+pub fn keys_statement(t: &TableRef) -> Statement {
+    Statement {
+        text: "SELECT i.index_id, i.is_primary_key, c.name, c.is_nullable \
+               FROM sys.indexes AS i \
+               JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id \
+               JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id \
+               WHERE i.object_id = OBJECT_ID(@P1) AND i.is_unique = 1 AND i.has_filter = 0 \
+               AND i.is_disabled = 0 AND i.is_hypothetical = 0 AND ic.key_ordinal > 0 \
+               ORDER BY i.is_primary_key DESC, i.index_id, ic.key_ordinal"
+            .into(),
+        params: vec![ColumnData::String(Some(table_sql(t).into()))],
+        columns: vec![],
+    }
+}
+
+/// A configured filter must be one expression, so that nothing but a SELECT can be sent:
+/// no statement separator, no comment, parentheses that never close more than they open,
+/// and no keyword that starts a statement of its own or writes.
+pub fn check_filter(filter: &str) -> std::result::Result<(), String> {
+    const FORBIDDEN: &[&str] = &[
+        "ALTER",
+        "BACKUP",
+        "BULK",
+        "CREATE",
+        "DBCC",
+        "DECLARE",
+        "DELETE",
+        "DENY",
+        "DISABLE",
+        "DROP",
+        "ENABLE",
+        "EXEC",
+        "EXECUTE",
+        "GO",
+        "GRANT",
+        "INSERT",
+        "INTO",
+        "KILL",
+        "MERGE",
+        "OPENDATASOURCE",
+        "OPENQUERY",
+        "OPENROWSET",
+        "OPENXML",
+        "RECONFIGURE",
+        "RESTORE",
+        "REVERT",
+        "REVOKE",
+        "SET",
+        "SHUTDOWN",
+        "TRUNCATE",
+        "UPDATE",
+        "UPDATETEXT",
+        "USE",
+        "WAITFOR",
+        "WRITETEXT",
+    ];
+    let bad = |why: String| Err(format!("filter {filter:?} {why}"));
+    let chars: Vec<char> = filter.chars().collect();
+    let mut depth = 0i32;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '[' | '"' => {
+                let close = if c == '[' { ']' } else { c };
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => return bad("has an unterminated quote".into()),
+                        Some(&x) if x == close && chars.get(i + 1) == Some(&close) => i += 2,
+                        Some(&x) if x == close => break,
+                        Some(_) => i += 1,
+                    }
+                }
+            }
+            ';' => return bad("holds a ';': a filter is one expression".into()),
+            '-' if chars.get(i + 1) == Some(&'-') => return bad("holds a comment".into()),
+            '/' if chars.get(i + 1) == Some(&'*') => return bad("holds a comment".into()),
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return bad("closes a parenthesis it did not open".into());
+                }
+            }
+            c if c.is_alphabetic() || c == '_' || c == '@' || c == '#' => {
+                let start = i;
+                while chars
+                    .get(i + 1)
+                    .is_some_and(|x| x.is_alphanumeric() || matches!(x, '_' | '@' | '#' | '$'))
+                {
+                    i += 1;
+                }
+                let word: String = chars[start..=i]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_uppercase();
+                if FORBIDDEN.contains(&word.as_str()) {
+                    return bad(format!("uses {word}, which has no place in a row filter"));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return bad("leaves a parenthesis open".into());
+    }
+    Ok(())
+}
+
+/// A column's type as SQL Server spells it in DDL, from sys.columns and sys.types.
+pub fn spell_type(base: &str, max_length: i16, precision: u8, scale: u8) -> String {
+    match base {
+        "varchar" | "char" | "varbinary" | "binary" => match max_length {
+            -1 => format!("{base}(max)"),
+            n => format!("{base}({n})"),
+        },
+        "nvarchar" | "nchar" => match max_length {
+            -1 => format!("{base}(max)"),
+            n => format!("{base}({})", n / 2),
+        },
+        "decimal" | "numeric" => format!("{base}({precision},{scale})"),
+        "datetime2" | "time" | "datetimeoffset" => format!("{base}({scale})"),
+        "float" if precision == 24 => "real".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The logical type of a column, from its system type's name.
+pub fn logical_type(base: &str) -> Option<LogicalType> {
+    Some(match base {
+        "bit" => LogicalType::Bool,
+        "tinyint" | "smallint" | "int" | "bigint" => LogicalType::Int,
+        "decimal" | "numeric" | "money" | "smallmoney" => LogicalType::Decimal,
+        "real" | "float" => LogicalType::Float,
+        "char" | "varchar" | "nchar" | "nvarchar" | "text" | "ntext" | "sysname" => {
+            LogicalType::Text
+        }
+        "binary" | "varbinary" | "image" => LogicalType::Bytes,
+        "uniqueidentifier" => LogicalType::Uuid,
+        "date" => LogicalType::Date,
+        "time" => LogicalType::Time,
+        "datetime" | "datetime2" | "smalldatetime" => LogicalType::Timestamp,
+        "datetimeoffset" => LogicalType::TimestampTz,
+        // xml, sql_variant, geography, geometry, hierarchyid, timestamp (rowversion),
+        // CLR types: not compared.
+        _ => return None,
+    })
+}
+
+/// Chooses the key: the primary key, else the unique index of fewest columns that are
+/// all NOT NULL. Rows are (index id, is primary key, column, nullable), in index order.
+pub fn choose_key(rows: &[(i32, bool, String, bool)]) -> Vec<String> {
+    let mut indexes: Vec<(i32, bool, Vec<String>, bool)> = Vec::new();
+    for (id, pk, col, nullable) in rows {
+        match indexes.last_mut() {
+            Some(ix) if ix.0 == *id => {
+                ix.2.push(col.clone());
+                ix.3 |= nullable;
+            }
+            _ => indexes.push((*id, *pk, vec![col.clone()], *nullable)),
+        }
+    }
+    if let Some(pk) = indexes.iter().find(|ix| ix.1) {
+        return pk.2.clone();
+    }
+    indexes
+        .into_iter()
+        .filter(|ix| !ix.3)
+        .min_by_key(|ix| (ix.2.len(), ix.0))
+        .map(|ix| ix.2)
+        .unwrap_or_default()
+}
+
+// ---- Engine ----------------------------------------------------------------------------
+
+impl Mssql {
+    fn statements<'a>(&self, q: &'a TableQuery) -> Result<Statements<'a>> {
+        Statements::new(q).map_err(|m| EngineError::Config {
+            database: self.name.clone(),
+            message: format!("table {}: {m}", q.table),
+        })
+    }
+}
+
+#[async_trait]
+impl Engine for Mssql {
+    fn family(&self) -> Family {
+        Family::Mssql
+    }
+
+    async fn introspect(&self, table: &TableRef) -> Result<TableSchema> {
+        let text = |r: &tiberius::Row, i: usize| -> String {
+            r.try_get::<&str, _>(i)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let rows = self.fetch(table, &columns_statement(table)).await?;
+        if rows.is_empty() {
+            return Err(EngineError::TableNotFound {
+                database: self.name.clone(),
+                table: table.to_string(),
+            });
+        }
+        let columns = rows
+            .iter()
+            .map(|r| {
+                let base = text(r, 1);
+                let max_length = r.try_get::<i16, _>(3).ok().flatten().unwrap_or(0);
+                let precision = r.try_get::<u8, _>(4).ok().flatten().unwrap_or(0);
+                let scale = r.try_get::<u8, _>(5).ok().flatten().unwrap_or(0);
+                let shown = text(r, 2);
+                let mut db_type = spell_type(&base, max_length, precision, scale);
+                if shown != base {
+                    // An alias type: compared as its base type, named as both.
+                    db_type = format!("{db_type} ({shown})");
+                }
+                Column {
+                    name: text(r, 0),
+                    logical: logical_type(&base),
+                    collation: Some(text(r, 6)).filter(|c| !c.is_empty()),
+                    identity: r.try_get::<bool, _>(7).ok().flatten().unwrap_or(false),
+                    db_type,
+                }
+            })
+            .collect();
+        let keys = self.fetch(table, &keys_statement(table)).await?;
+        let keys: Vec<(i32, bool, String, bool)> = keys
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get::<i32, _>(0).ok().flatten().unwrap_or(0),
+                    r.try_get::<bool, _>(1).ok().flatten().unwrap_or(false),
+                    text(r, 2),
+                    r.try_get::<bool, _>(3).ok().flatten().unwrap_or(true),
+                )
+            })
+            .collect();
+        Ok(TableSchema {
+            columns,
+            primary_key: choose_key(&keys),
+        })
+    }
+
+    async fn lead_bounds(&self, q: &TableQuery) -> Result<Option<(i64, i64)>> {
+        let stmt = self.statements(q)?.lead_bounds();
+        let rows = self.fetch(&q.table, &stmt).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let get = |i| {
+            row.try_get::<i64, _>(i)
+                .map_err(|e| self.query_err(&q.table, e))
+        };
+        Ok(match (get(0)?, get(1)?) {
+            (Some(lo), Some(hi)) => Some((lo, hi)),
+            _ => None,
+        })
+    }
+
+    async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
+        let stmt = self.statements(q)?.key_at(range, offset);
+        let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
+        let rows = self.fetch(&q.table, &stmt).await?;
+        rows.into_iter()
+            .next()
+            .map(|r| self.decode_row(q, &decoders, r))
+            .transpose()
+    }
+
+    async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
+        let stmt = self.statements(q)?.digest(spec);
+        let rows = self.fetch(&q.table, &stmt).await?;
+        let bad = |what: &str| {
+            self.decode_err(
+                &q.table,
+                "-",
+                "digest",
+                format!("unexpected {what} in a digest row"),
+            )
+        };
+        let mut out = Digests::new();
+        for r in rows {
+            let mut cells = r.into_iter();
+            let mut next = |what: &str| -> Result<i128> {
+                match cells.next() {
+                    Some(ColumnData::I64(Some(v))) => Ok(v as i128),
+                    Some(ColumnData::Numeric(Some(n))) if n.scale() == 0 => Ok(n.value()),
+                    _ => Err(bad(what)),
+                }
+            };
+            let bucket = i64::try_from(next("bucket")?).map_err(|_| bad("bucket"))?;
+            let count = u64::try_from(next("count")?).map_err(|_| bad("count"))?;
+            // The words are signed: summing them as such is a wrapping sum of 128-bit
+            // values all the same (two's complement), which is all a digest needs.
+            let hi = next("sum")? as u128;
+            let lo = next("sum")? as u128;
+            if count > 0 {
+                out.insert(
+                    bucket,
+                    BucketDigest {
+                        count,
+                        sum: (hi << 64).wrapping_add(lo),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan_encoded(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        tx: EncodedSender,
+    ) -> Result<u64> {
+        let stmt = self.statements(q)?.scan(range, false);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
+        self.rows(
+            &q.table,
+            &stmt,
+            &tx,
+            ENCODED_BATCH,
+            |out: &mut EncodedRows, row| {
+                out.push_row(&self.decode_row(q, &decoders, row)?, key0);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
+        let stmt = self.statements(q)?.scan(range, true);
+        self.send_rows(q, &stmt, &tx).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let t = TableRef {
+            schema: None,
+            name: "-".into(),
+        };
+        let stmt = Statement {
+            text: "SELECT 1".into(),
+            params: vec![],
+            columns: vec![],
+        };
+        self.fetch(&t, &stmt).await.map(|_| ())
+    }
+
+    async fn cancel_all(&self) {
+        for token in self.pool.in_use() {
+            token.cancel();
+        }
+    }
+}
+
+// ---- decoding --------------------------------------------------------------------------
+
+/// Decodes one column's TDS values into the value model, exactly.
+pub struct Decoder {
+    column: String,
+    db_type: String,
+    logical: LogicalType,
+    compare_as: LogicalType,
+}
+
+impl Decoder {
+    pub fn new(c: &QueryColumn) -> Decoder {
+        Decoder {
+            column: c.name.clone(),
+            db_type: c.db_type.clone(),
+            logical: c.logical,
+            compare_as: c.compare_as,
+        }
+    }
+
+    pub fn decode(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
+        use ColumnData as D;
+        let ts = |days: i64, nanos: u64| Timestamp {
+            secs: days * 86_400 + (nanos / 1_000_000_000) as i64,
+            nanos: (nanos % 1_000_000_000) as u32,
+        };
+        let time_nanos = |t: tiberius::time::Time| -> std::result::Result<u64, String> {
+            let scale = t.scale();
+            if scale > 9 {
+                return Err(format!("time scale {scale}"));
+            }
+            Ok(t.increments() * 10u64.pow(9 - scale as u32))
+        };
+        Ok(match (self.logical, v) {
+            (
+                _,
+                D::U8(None)
+                | D::I16(None)
+                | D::I32(None)
+                | D::I64(None)
+                | D::F32(None)
+                | D::F64(None)
+                | D::Bit(None)
+                | D::String(None)
+                | D::Guid(None)
+                | D::Binary(None)
+                | D::Numeric(None)
+                | D::DateTime(None)
+                | D::SmallDateTime(None)
+                | D::Time(None)
+                | D::Date(None)
+                | D::DateTime2(None)
+                | D::DateTimeOffset(None),
+            ) => Value::Null,
+            (LogicalType::Bool, D::Bit(Some(b))) => Value::Bool(b),
+            (LogicalType::Int, D::U8(Some(i))) => Value::Int(i as i128),
+            (LogicalType::Int, D::I16(Some(i))) => Value::Int(i as i128),
+            (LogicalType::Int, D::I32(Some(i))) => Value::Int(i as i128),
+            (LogicalType::Int, D::I64(Some(i))) => Value::Int(i as i128),
+            (LogicalType::Decimal, D::Numeric(Some(n))) => Value::Decimal(Decimal::normalize(
+                n.value() < 0,
+                n.value().unsigned_abs().to_string(),
+                -(n.scale() as i32),
+            )),
+            (LogicalType::Float, D::F32(Some(f))) => Value::float(f as f64),
+            (LogicalType::Float, D::F64(Some(f))) => Value::float(f),
+            (LogicalType::Text, D::String(Some(s))) => Value::Text(s.into_owned()),
+            (LogicalType::Bytes, D::Binary(Some(b))) => Value::Bytes(b.into_owned()),
+            // tiberius puts the mixed-endian wire bytes in RFC 4122 order.
+            (LogicalType::Uuid, D::Guid(Some(u))) => Value::Uuid(*u.as_bytes()),
+            (LogicalType::Date, D::Date(Some(d))) => {
+                Value::Date((d.days() as i64 - DAYS_0001_TO_1970) as i32)
+            }
+            (LogicalType::Time, D::Time(Some(t))) => Value::Time(time_nanos(t)?),
+            // 1/300 s ticks, as the milliseconds SQL Server shows them: .003, .007, .010.
+            (LogicalType::Timestamp, D::DateTime(Some(dt))) => {
+                let ticks = dt.seconds_fragments() as u64;
+                let millis = (ticks * 10 + 1) / 3;
+                Value::Timestamp(ts(dt.days() as i64 - DAYS_1900_TO_1970, millis * 1_000_000))
+            }
+            (LogicalType::Timestamp, D::SmallDateTime(Some(dt))) => Value::Timestamp(ts(
+                dt.days() as i64 - DAYS_1900_TO_1970,
+                dt.seconds_fragments() as u64 * 60_000_000_000,
+            )),
+            (LogicalType::Timestamp, D::DateTime2(Some(dt))) => Value::Timestamp(ts(
+                dt.date().days() as i64 - DAYS_0001_TO_1970,
+                time_nanos(dt.time())?,
+            )),
+            // The wire holds the instant in UTC, and the offset beside it (MS-TDS 2.2.5.5.1.8).
+            (LogicalType::TimestampTz, D::DateTimeOffset(Some(dto))) => {
+                let dt = dto.datetime2();
+                Value::TimestampTz(ts(
+                    dt.date().days() as i64 - DAYS_0001_TO_1970,
+                    time_nanos(dt.time())?,
+                ))
+            }
+            (t, v) => return Err(format!("unexpected {v:?} for a {t} column")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tiberius::numeric::Numeric;
+    use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
+
+    fn decode(logical: LogicalType, v: ColumnData<'static>) -> Value {
+        Decoder {
+            column: "c".into(),
+            db_type: "-".into(),
+            logical,
+            compare_as: logical,
+        }
+        .decode(v)
+        .unwrap()
+    }
+
+    fn text(v: Value) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn every_type_decodes_exactly() {
+        use LogicalType as L;
+        assert_eq!(
+            decode(L::Bool, ColumnData::Bit(Some(true))),
+            Value::Bool(true)
+        );
+        assert_eq!(decode(L::Int, ColumnData::U8(Some(255))), Value::Int(255));
+        assert_eq!(
+            decode(L::Int, ColumnData::I16(Some(-32768))),
+            Value::Int(-32768)
+        );
+        assert_eq!(
+            decode(L::Int, ColumnData::I64(Some(i64::MIN))),
+            Value::Int(i64::MIN as i128)
+        );
+        // decimal(38,10) at full precision, and scale-only differences compare equal.
+        let big = Numeric::new_with_scale(-12_345_678_901_234_567_890_123_456_789_012_345_678, 10);
+        assert_eq!(
+            text(decode(L::Decimal, ColumnData::Numeric(Some(big)))),
+            "-1234567890123456789012345678.9012345678"
+        );
+        assert_eq!(
+            decode(
+                L::Decimal,
+                ColumnData::Numeric(Some(Numeric::new_with_scale(1100, 3)))
+            ),
+            Value::Decimal(Decimal::parse("1.1").unwrap())
+        );
+        // money, as the engine selects it: decimal(19,4).
+        assert_eq!(
+            text(decode(
+                L::Decimal,
+                ColumnData::Numeric(Some(Numeric::new_with_scale(i64::MAX as i128, 4)))
+            )),
+            "922337203685477.5807"
+        );
+        assert_eq!(
+            decode(L::Float, ColumnData::F32(Some(0.1))),
+            Value::float(0.1f32 as f64)
+        );
+        assert_eq!(
+            decode(L::Float, ColumnData::F64(Some(-0.0))),
+            Value::float(0.0)
+        );
+        assert_eq!(
+            decode(L::Text, ColumnData::String(Some("ab  é😀".into()))),
+            Value::Text("ab  é😀".into())
+        );
+        assert_eq!(
+            decode(L::Bytes, ColumnData::Binary(Some(vec![0u8, 255].into()))),
+            Value::Bytes(vec![0, 255])
+        );
+        let u = tiberius::Uuid::parse_str("6f9619ff-8b86-d011-b42d-00c04fc964ff").unwrap();
+        assert_eq!(
+            text(decode(L::Uuid, ColumnData::Guid(Some(u)))),
+            "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+        );
+        // date: days since 0001-01-01.
+        assert_eq!(
+            text(decode(L::Date, ColumnData::Date(Some(Date::new(0))))),
+            "0001-01-01"
+        );
+        assert_eq!(
+            text(decode(
+                L::Date,
+                ColumnData::Date(Some(Date::new(3_652_058)))
+            )),
+            "9999-12-31"
+        );
+        // time(7) and time(0).
+        assert_eq!(
+            decode(
+                L::Time,
+                ColumnData::Time(Some(Time::new(863_999_999_999, 7)))
+            ),
+            Value::Time(86_399_999_999_900)
+        );
+        assert_eq!(
+            decode(L::Time, ColumnData::Time(Some(Time::new(3723, 0)))),
+            Value::Time(3_723_000_000_000)
+        );
+        // datetime: 1/300 s ticks, shown as .000, .003, .007.
+        for (ticks, shown) in [
+            (0, "1900-01-01 00:00:00"),
+            (1, "1900-01-01 00:00:00.003"),
+            (2, "1900-01-01 00:00:00.007"),
+            (3, "1900-01-01 00:00:00.01"),
+            (299, "1900-01-01 00:00:00.997"),
+        ] {
+            let v = decode(
+                L::Timestamp,
+                ColumnData::DateTime(Some(DateTime::new(0, ticks))),
+            );
+            assert_eq!(text(v), shown, "ticks {ticks}");
+        }
+        assert_eq!(
+            text(decode(
+                L::Timestamp,
+                ColumnData::DateTime(Some(DateTime::new(-53_690, 0)))
+            )),
+            "1753-01-01 00:00:00"
+        );
+        assert_eq!(
+            text(decode(
+                L::Timestamp,
+                ColumnData::SmallDateTime(Some(SmallDateTime::new(1, 61)))
+            )),
+            "1900-01-02 01:01:00"
+        );
+        let dt2 = DateTime2::new(Date::new(739_050), Time::new(72_000_000_001, 7));
+        assert_eq!(
+            text(decode(L::Timestamp, ColumnData::DateTime2(Some(dt2)))),
+            "2024-06-14 02:00:00.0000001"
+        );
+        // datetimeoffset: the wire holds UTC; the offset does not change the instant.
+        let at = |offset| {
+            decode(
+                L::TimestampTz,
+                ColumnData::DateTimeOffset(Some(DateTimeOffset::new(dt2, offset))),
+            )
+        };
+        assert_eq!(at(120), at(-300));
+        assert_eq!(text(at(120)), "2024-06-14 02:00:00.0000001+00");
+        assert_eq!(decode(L::Int, ColumnData::I32(None)), Value::Null);
+    }
+
+    #[test]
+    fn parameters_round_trip_through_the_decoder() {
+        use LogicalType as L;
+        let (t, _) = crate::value::parse_timestamp("1969-12-31 23:59:59.1234567").unwrap();
+        for (logical, v) in [
+            (L::Timestamp, Value::Timestamp(t)),
+            (L::TimestampTz, Value::TimestampTz(t)),
+            (L::Date, Value::Date(-719_162)),
+            (L::Time, Value::Time(86_399_999_999_900)),
+            (
+                L::Decimal,
+                Value::Decimal(Decimal::parse("-12.340").unwrap()),
+            ),
+            (L::Decimal, Value::Decimal(Decimal::parse("12e3").unwrap())),
+            (
+                L::Uuid,
+                Value::Uuid(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x01\x02\x03\x04\x05\x06\x07\x08"),
+            ),
+            (L::Int, Value::Int(i64::MIN as i128)),
+        ] {
+            assert_eq!(decode(logical, param(&v)), v, "{v}");
+        }
+    }
+
+    #[test]
+    fn urls_name_every_option_or_fail_clearly() {
+        let o = ConnectOptions::parse(
+            "mssql://val%40dator@db.example:1433/Sales?encrypt=strict&application_intent=readonly&instance=HUB",
+            Some("pw"),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.database.as_str()),
+            ("db.example", Some(1433), "Sales")
+        );
+        assert!(matches!(o.encryption, EncryptionLevel::Strict) && o.readonly);
+        assert_eq!(o.instance.as_deref(), Some("HUB"));
+        assert!(matches!(&o.credential, Credential::Password { user, .. } if user == "val@dator"));
+        let token = ConnectOptions::parse(
+            "mssql://db.example/Sales?authentication=access_token&access_token_file=/run/token",
+            None,
+        )
+        .unwrap();
+        assert!(matches!(token.credential, Credential::TokenFile(_)));
+        for (url, error) in [
+            ("mssql://u@h/db", "password_env or password_file"),
+            ("mssql://u@h/", "names no database"),
+            ("mssql://u:secret@h/db", "not in the URL"),
+            ("mssql://u@h/db?encrypt=maybe", "encrypt=\"maybe\""),
+            (
+                "mssql://u@h/db?colour=blue",
+                "unknown URL parameter \"colour\"",
+            ),
+            (
+                "mssql://h/db?authentication=access_token",
+                "access_token_env or access_token_file",
+            ),
+            (
+                "mssql://u@h/db?trust_server_certificate=true&trust_server_certificate_ca=/ca.pem",
+                "not both",
+            ),
+        ] {
+            let e = ConnectOptions::parse(url, None)
+                .err()
+                .unwrap_or_else(|| panic!("{url} was accepted"));
+            assert!(e.contains(error), "{url}: {e}");
+        }
+    }
+}
