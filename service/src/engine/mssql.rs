@@ -341,9 +341,9 @@ impl Mssql {
         // Azure SQL's gateway may redirect a login to the node holding the database.
         let mut redirects = 0;
         let mut conn = loop {
-            let tcp = TcpStream::connect_named(&config)
-                .await
-                .map_err(|e| self.connect_err(error_text(&e)))?;
+            let tcp = TcpStream::connect_named(&config).await.map_err(|e| {
+                self.connect_err(format!("{}: {}", config.get_addr(), error_text(&e)))
+            })?;
             let _ = tcp.set_nodelay(true);
             match Client::connect(config.clone(), tcp.compat_write()).await {
                 Ok(c) => break c,
