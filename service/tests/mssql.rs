@@ -152,6 +152,20 @@ fn every_statement_parses_as_tsql_and_matches_its_golden_file() {
             &s.scan(&chunk, false),
         );
     }
+    // A uniqueidentifier key compared with another engine's uuid: in RFC 4122 byte order.
+    let mut by_guid = every_type(None, true);
+    by_guid.key = vec![by_guid.columns.len() - 1];
+    let s = Statements::new(&by_guid).unwrap();
+    let guid = Value::Uuid(*b"\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff");
+    let range = KeyRange {
+        after: Some(vec![guid]),
+        ..KeyRange::default()
+    };
+    render(
+        &mut out,
+        "key at, uuid key compared bytewise",
+        &s.key_at(&range, 10),
+    );
     golden("mssql_queries.sql", &out);
 }
 

@@ -630,7 +630,13 @@ impl Dialect for Tsql {
     }
 
     fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
-        if bytewise {
+        if bytewise && c.logical == LogicalType::Uuid {
+            // Its text is in RFC 4122 byte order; the value orders by its last group first.
+            format!(
+                "CONVERT(char(36), {}) COLLATE {BYTEWISE}",
+                quote_ident(&c.name)
+            )
+        } else if bytewise {
             // Through nvarchar, so that varchar in any code page orders by characters.
             format!(
                 "CAST({} AS nvarchar(max)) COLLATE {BYTEWISE}",
@@ -644,7 +650,9 @@ impl Dialect for Tsql {
     fn value(&mut self, c: &QueryColumn, v: &Value, bytewise: bool) -> String {
         self.params.push(param(v));
         let n = self.params.len();
-        if bytewise {
+        if bytewise && c.logical == LogicalType::Uuid {
+            format!("CONVERT(char(36), CAST(@P{n} AS uniqueidentifier)) COLLATE {BYTEWISE}")
+        } else if bytewise {
             format!("CAST(@P{n} AS nvarchar(max)) COLLATE {BYTEWISE}")
         } else {
             // The column's own type: a parameter of another type would convert the column

@@ -491,7 +491,8 @@ impl Dialect for Pg {
     }
 
     fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
-        if bytewise {
+        // A uuid already orders by its bytes.
+        if bytewise && c.logical == LogicalType::Text {
             format!("{} COLLATE \"C\"", quote_ident(&c.name))
         } else {
             quote_ident(&c.name)
@@ -500,7 +501,7 @@ impl Dialect for Pg {
 
     fn value(&mut self, c: &QueryColumn, v: &Value, bytewise: bool) -> String {
         let lit = literal(v, &c.db_type);
-        if bytewise {
+        if bytewise && c.logical == LogicalType::Text {
             format!("{lit} COLLATE \"C\"")
         } else {
             lit

@@ -13,7 +13,8 @@ pub trait Dialect {
     fn quote_ident(&self, name: &str) -> String;
 
     /// A column as ranges and ORDER BY compare it: `bytewise` asks text to compare by
-    /// bytes (code points), whatever the column's collation.
+    /// bytes (code points), whatever the column's collation, and a uuid in RFC 4122 byte
+    /// order.
     fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String;
 
     /// A value compared with column `c` (a literal, or a placeholder whose parameter the
@@ -27,6 +28,12 @@ pub trait Dialect {
     /// Whether `(a, b) > (x, y)` compares rows lexicographically; without it, ranges are
     /// spelled as `a > x OR (a = x AND b > y)`.
     fn row_values(&self) -> bool;
+}
+
+/// Whether key column `c` must compare bytewise: text (collations differ) and uuids
+/// (SQL Server orders uniqueidentifier by its last group first), when the pair asks.
+fn bytewise(q: &TableQuery, c: &QueryColumn) -> bool {
+    q.binary_collation && matches!(c.logical, LogicalType::Text | LogicalType::Uuid)
 }
 
 /// A table query's SQL pieces in one dialect.
@@ -54,7 +61,7 @@ impl<'a, D: Dialect> Sql<'a, D> {
     }
 
     fn bytewise(&self, c: &QueryColumn) -> bool {
-        self.q.binary_collation && c.logical == LogicalType::Text
+        bytewise(self.q, c)
     }
 
     fn key_col(&self, i: usize) -> String {
@@ -95,11 +102,7 @@ impl<'a, D: Dialect> Sql<'a, D> {
         let cols: Vec<String> = q.key.iter().map(|&i| self.key_col(i)).collect();
         let value = |n: usize, d: &mut D| {
             let c = &q.columns[q.key[n]];
-            d.value(
-                c,
-                &key[n],
-                q.binary_collation && c.logical == LogicalType::Text,
-            )
+            d.value(c, &key[n], bytewise(q, c))
         };
         if cols.len() == 1 {
             let v = value(0, &mut self.dialect);

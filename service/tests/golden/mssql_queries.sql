@@ -96,3 +96,7 @@ SELECT [OrderID], [Code], [Flag], [Tiny], [Small], [Qty], [Price], [Amount], CAS
 -- @P8 = String(Some("zz"))
 SELECT [OrderID], [Code], [Flag], [Tiny], [Small], [Qty], [Price], [Amount], CAST([Cost] AS decimal(19,4)), CAST([Fee] AS decimal(10,4)), [Weight], [Ratio], [Grade], [Label], [Notes], [Initials], [Name], [Story], CAST([Legacy] AS varchar(max)), CAST([LegacyN] AS nvarchar(max)), [Hash], [Token], [Blob], CAST([Picture] AS varbinary(max)), [Day], [At], [AtSecond], [Created], [Minute], [Stamp], [StampMs], [Moment], [Guid] FROM [Sales].[Order Details] WHERE ([Qty] > 0 AND [Label] <> N'it''s' AND ([Day] >= '2025-01-01' OR [Flag] = 1)) AND [OrderID] >= @P1 AND [OrderID] < @P2 AND (([OrderID] > CAST(@P3 AS int)) OR ([OrderID] = CAST(@P4 AS int) AND CAST([Code] AS nvarchar(max)) COLLATE Latin1_General_100_BIN2 > CAST(@P5 AS nvarchar(max)) COLLATE Latin1_General_100_BIN2)) AND (([OrderID] < CAST(@P6 AS int)) OR ([OrderID] = CAST(@P7 AS int) AND CAST([Code] AS nvarchar(max)) COLLATE Latin1_General_100_BIN2 <= CAST(@P8 AS nvarchar(max)) COLLATE Latin1_General_100_BIN2));
 
+-- key at, uuid key compared bytewise
+-- @P1 = Guid(Some(00112233-4455-6677-8899-aabbccddeeff))
+SELECT [Guid] FROM [Sales].[Order Details] WHERE CONVERT(char(36), [Guid]) COLLATE Latin1_General_100_BIN2 > CONVERT(char(36), CAST(@P1 AS uniqueidentifier)) COLLATE Latin1_General_100_BIN2 ORDER BY CONVERT(char(36), [Guid]) COLLATE Latin1_General_100_BIN2 OFFSET 10 ROWS FETCH NEXT 1 ROWS ONLY;
+
