@@ -174,6 +174,15 @@ pub struct BucketDigest {
 /// Per-bucket digests of one range, keyed by bucket number (0 when not bucketed).
 pub type Digests = BTreeMap<i64, BucketDigest>;
 
+/// Records a bucket whose digest a database summed as two 64-bit words per row (the
+/// words' sums, in any sign, fold into the 128-bit wrapping sum of the rows' hashes).
+pub fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i128) {
+    if count > 0 {
+        let sum = ((hi as u128) << 64).wrapping_add(lo as u128);
+        out.insert(bucket, BucketDigest { count, sum });
+    }
+}
+
 /// Floor division, as SQL's truncating `/` is not.
 pub fn bucket_of(k1: i64, width: i64) -> i64 {
     k1.div_euclid(width)
@@ -229,6 +238,23 @@ pub const ROW_BATCH: usize = 1024;
 /// little next to hashing it.
 pub const ENCODED_BATCH: usize = 8192;
 pub type EncodedSender = mpsc::Sender<EncodedRows>;
+
+/// What a result fills, batch by batch: decoded rows, canonical encodings, or raw rows.
+pub(crate) trait Batch: Default + Send {
+    fn rows(&self) -> usize;
+}
+
+impl<T: Send> Batch for Vec<T> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Batch for EncodedRows {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

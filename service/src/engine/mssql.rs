@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
-    BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
+    insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
     KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
     ENCODED_BATCH, ROW_BATCH,
 };
@@ -572,23 +572,6 @@ fn error_text(e: &tiberius::error::Error) -> String {
 
 /// A connection in use: back to the pool only when its statement completed.
 type Session<'a> = Lease<'a, Conn, CancellationToken>;
-
-/// What a result fills: decoded rows, canonical encodings, or raw rows.
-trait Batch: Default + Send {
-    fn rows(&self) -> usize;
-}
-
-impl<T: Send> Batch for Vec<T> {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Batch for EncodedRows {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-}
 
 // ---- SQL -------------------------------------------------------------------------------
 
@@ -1237,19 +1220,10 @@ impl Engine for Mssql {
             };
             let bucket = i64::try_from(next("bucket")?).map_err(|_| bad("bucket"))?;
             let count = u64::try_from(next("count")?).map_err(|_| bad("count"))?;
-            // The words are signed: summing them as such is a wrapping sum of 128-bit
-            // values all the same (two's complement), which is all a digest needs.
-            let hi = next("sum")? as u128;
-            let lo = next("sum")? as u128;
-            if count > 0 {
-                out.insert(
-                    bucket,
-                    BucketDigest {
-                        count,
-                        sum: (hi << 64).wrapping_add(lo),
-                    },
-                );
-            }
+            // The words are signed: summed as such they still fold into a wrapping sum
+            // of 128-bit values (two's complement), which is all a digest needs.
+            let (hi, lo) = (next("sum")?, next("sum")?);
+            insert_words(&mut out, bucket, count, hi, lo);
         }
         Ok(out)
     }

@@ -51,7 +51,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
-    BucketDigest, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
+    insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
     KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
     ENCODED_BATCH, ROW_BATCH,
 };
@@ -318,23 +318,6 @@ impl Mysql {
         );
         n?;
         Ok(out)
-    }
-}
-
-/// What a result fills: decoded rows, canonical encodings, or raw values.
-trait Batch: Default + Send {
-    fn rows(&self) -> usize;
-}
-
-impl<T: Send> Batch for Vec<T> {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Batch for EncodedRows {
-    fn rows(&self) -> usize {
-        self.len()
     }
 }
 
@@ -707,17 +690,13 @@ impl Engine for Mysql {
             }
             let bucket = i64::try_from(number(&r[0], "bucket")?).map_err(|_| bad("bucket"))?;
             let count = u64::try_from(number(&r[1], "count")?).map_err(|_| bad("count"))?;
-            let hi = number(&r[2], "sum")? as u128;
-            let lo = number(&r[3], "sum")? as u128;
-            if count > 0 {
-                out.insert(
-                    bucket,
-                    BucketDigest {
-                        count,
-                        sum: (hi << 64).wrapping_add(lo),
-                    },
-                );
-            }
+            insert_words(
+                &mut out,
+                bucket,
+                count,
+                number(&r[2], "sum")?,
+                number(&r[3], "sum")?,
+            );
         }
         Ok(out)
     }
