@@ -1,11 +1,14 @@
-//! Span export: a real `check` over two SQLite files with known drift, its spans exported
-//! with OTLP/HTTP (protobuf) to a receiver on loopback, decoded, and their names,
-//! attributes and parentage asserted; no attribute carries row values.
+//! Span export: real `check` runs over two SQLite files with known drift, their spans
+//! exported with OTLP to receivers on loopback (OTLP/HTTP with protobuf, and OTLP/gRPC
+//! through tonic's server), decoded, and their names, attributes and parentage asserted
+//! alike; no attribute carries row values.
 //!
 //! In-process, the subscriber is set up through `telemetry::init_with`, not the OTEL_*
-//! variables (environment variables are process-wide). The binary, run as a child process
-//! with the variables set, must read them, flush before it exits, and write the trace and
-//! span ids into its JSON log lines.
+//! variables (environment variables are process-wide), once per process: that run exports
+//! over gRPC from a multi-thread runtime, as `serve` runs. The binary, run as a child
+//! process with the variables set, runs `check` on a current-thread runtime and must read
+//! them (headers included), flush before it exits, over either transport, and write the
+//! trace and span ids into its JSON log lines.
 
 mod common;
 
@@ -17,27 +20,39 @@ use axum::http::{header, HeaderMap};
 use common::*;
 use driftwatch::telemetry::{self, LogFormat, Options, Otlp, Protocol};
 use driftwatch::value::Value;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use prost::Message;
 
-type Received = Arc<Mutex<Vec<(String, bytes::Bytes)>>>;
+/// One export request as a receiver got it: its HTTP headers (gRPC metadata) and its
+/// payload, or why the payload is not one.
+struct Export {
+    headers: HeaderMap,
+    request: Result<ExportTraceServiceRequest, String>,
+}
 
-/// An OTLP/HTTP receiver on 127.0.0.1:0: keeps every POST /v1/traces body. Returns its
-/// base URL.
-async fn receiver() -> (String, Received) {
+type Received = Arc<Mutex<Vec<Export>>>;
+
+/// An OTLP/HTTP receiver on 127.0.0.1:0: keeps every POST /v1/traces. Returns its base URL.
+async fn http_receiver() -> (String, Received) {
     let received: Received = Arc::default();
     let app = axum::Router::new().route(
         "/v1/traces",
         axum::routing::post({
             let received = received.clone();
             move |headers: HeaderMap, body: bytes::Bytes| async move {
-                let content_type = headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                received.lock().unwrap().push((content_type, body));
+                let content_type = headers.get(header::CONTENT_TYPE);
+                let request = if content_type.is_some_and(|c| c == "application/x-protobuf") {
+                    ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string())
+                } else {
+                    Err(format!("content type {content_type:?}"))
+                };
+                received.lock().unwrap().push(Export { headers, request });
                 // An empty ExportTraceServiceResponse: everything accepted.
                 (
                     [(header::CONTENT_TYPE, "application/x-protobuf")],
@@ -49,6 +64,34 @@ async fn receiver() -> (String, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, received)
+}
+
+struct Collector(Received);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = request.metadata().clone().into_headers();
+        let request = Ok(request.into_inner());
+        self.0.lock().unwrap().push(Export { headers, request });
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// An OTLP/gRPC receiver (the collector's TraceService) on 127.0.0.1:0, plaintext.
+/// Returns its address as an http:// URL.
+async fn grpc_receiver() -> (String, Received) {
+    let received: Received = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tonic::transport::Server::builder()
+        .add_service(TraceServiceServer::new(Collector(received.clone())))
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(async move { server.await.unwrap() });
     (url, received)
 }
 
@@ -134,23 +177,26 @@ name = "items"
     )
 }
 
-/// Every span received, decoded; the payloads must be protobuf, from driftwatch.
+/// Every span received, decoded; the payloads must be export requests from driftwatch.
 fn decode(received: &Received) -> Vec<Span> {
     let mut spans = Vec::new();
-    for (content_type, body) in received.lock().unwrap().iter() {
-        assert_eq!(content_type, "application/x-protobuf");
-        let request = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
-        for resource_spans in request.resource_spans {
-            let resource = flatten(&resource_spans.resource.unwrap_or_default().attributes);
+    for export in received.lock().unwrap().iter() {
+        let request = export.request.as_ref().expect("an OTLP export request");
+        for resource_spans in &request.resource_spans {
+            let resource = resource_spans
+                .resource
+                .as_ref()
+                .map(|r| flatten(&r.attributes))
+                .unwrap_or_default();
             assert_eq!(resource["service.name"], "driftwatch");
             assert_eq!(resource["service.version"], env!("CARGO_PKG_VERSION"));
-            for scope in resource_spans.scope_spans {
-                for s in scope.spans {
+            for scope in &resource_spans.scope_spans {
+                for s in &scope.spans {
                     spans.push(Span {
-                        name: s.name,
-                        trace_id: s.trace_id,
-                        span_id: s.span_id,
-                        parent: s.parent_span_id,
+                        name: s.name.clone(),
+                        trace_id: s.trace_id.clone(),
+                        span_id: s.span_id.clone(),
+                        parent: s.parent_span_id.clone(),
                         attributes: flatten(&s.attributes),
                     });
                 }
@@ -160,35 +206,10 @@ fn decode(received: &Received) -> Vec<Span> {
     spans
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[test]
-fn a_check_exports_its_spans_over_otlp_http() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (endpoint, received) = runtime.block_on(receiver());
-    let telemetry = telemetry::init_with(Options {
-        log_format: LogFormat::Json,
-        otlp: Some(Otlp {
-            endpoint: Some(format!("{endpoint}/v1/traces")),
-            protocol: Protocol::HttpProtobuf,
-            timeout: telemetry::DEFAULT_TIMEOUT,
-        }),
-    })
-    .unwrap();
-
-    let dir = temp_dir();
-    let config = driftwatch::config::load(&drifted_pair(dir.path())).unwrap();
-    let report = runtime
-        .block_on(driftwatch::check::check(config, None, None))
-        .unwrap();
-    assert_eq!(report.exit_code(), 1, "{}", report.human());
-    // Flushes: blocks until the exporter has sent what is buffered (the receiver keeps
-    // running on the runtime's worker threads).
-    telemetry.shutdown();
-
-    let spans = decode(&received);
+/// What a `check` of [`drifted_pair`] must have exported, whatever the transport: a pass
+/// over the table, chunk digests of both sides under it, a bisection with its row
+/// fetches, a recheck, and no row values in any attribute.
+fn assert_check_spans(spans: &[Span]) {
     let named = |name: &'static str| spans.iter().filter(move |s| s.name == name);
     let by_id: HashMap<&[u8], &Span> = spans.iter().map(|s| (&s.span_id[..], s)).collect();
     // The span's ancestor named `name`, if any.
@@ -246,7 +267,7 @@ fn a_check_exports_its_spans_over_otlp_http() {
         .iter()
         .any(|f| f.attributes["rows"].parse::<u64>().unwrap() > 0));
 
-    for s in &spans {
+    for s in spans {
         for (key, value) in &s.attributes {
             assert!(
                 !value.contains("row-secret"),
@@ -257,22 +278,62 @@ fn a_check_exports_its_spans_over_otlp_http() {
     }
 }
 
-/// The binary reads the standard variables, flushes before it exits, and its JSON log
-/// lines name the trace and span they were written in.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// In-process, over gRPC, from a multi-thread runtime (as `serve` runs).
 #[test]
-fn the_binary_exports_per_the_otel_variables_and_json_logs_carry_trace_ids() {
+fn a_check_exports_its_spans_over_otlp_grpc() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (endpoint, received) = runtime.block_on(receiver());
+    let (endpoint, received) = runtime.block_on(grpc_receiver());
+    let telemetry = telemetry::init_with(Options {
+        log_format: LogFormat::Json,
+        otlp: Some(Otlp {
+            endpoint,
+            protocol: Protocol::Grpc,
+            timeout: telemetry::DEFAULT_TIMEOUT,
+        }),
+    })
+    .unwrap();
+
+    let dir = temp_dir();
+    let config = driftwatch::config::load(&drifted_pair(dir.path())).unwrap();
+    let report = runtime
+        .block_on(driftwatch::check::check(config, None, None))
+        .unwrap();
+    assert_eq!(report.exit_code(), 1, "{}", report.human());
+    // Flushes: blocks until the exporter has sent what is buffered (the receiver keeps
+    // running on the runtime's worker threads).
+    telemetry.shutdown();
+
+    assert_check_spans(&decode(&received));
+}
+
+/// Runs the binary's `check` of [`drifted_pair`] with only the given OTEL_* variables
+/// (besides the endpoint and headers), and asserts what `receiver` got: complete spans,
+/// the headers on every export, and the pass span that the JSON log lines name.
+fn exported_check(receiver: (String, Received), variables: &[(&str, &str)]) {
+    let (endpoint, received) = receiver;
     let dir = temp_dir();
     let config = drifted_pair(dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    command
         .args(["check", "--log-format", "json", "--config"])
-        .arg(&config)
+        .arg(&config);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("OTEL_") {
+            command.env_remove(name);
+        }
+    }
+    let out = command
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-driftwatch-test=exported%20check",
+        )
+        .envs(variables.iter().copied())
         .env("RUST_LOG", "info")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -287,14 +348,33 @@ fn the_binary_exports_per_the_otel_variables_and_json_logs_carry_trace_ids() {
     let span_id = pass_complete["span_id"].as_str().unwrap();
     assert_eq!((trace_id.len(), span_id.len()), (32, 16), "{pass_complete}");
 
-    // Exported before the process exited, with the default protocol (protobuf).
+    // Exported before the process exited.
     let spans = decode(&received);
     assert!(
         spans.iter().any(|s| s.name == "pass"
-            && s.attributes["table"] == "items"
             && hex(&s.trace_id) == trace_id
             && hex(&s.span_id) == span_id),
         "no pass span {trace_id}/{span_id}: {spans:#?}"
     );
-    assert!(spans.iter().any(|s| s.name == "chunk_digest"));
+    assert_check_spans(&spans);
+    for export in received.lock().unwrap().iter() {
+        assert_eq!(export.headers["x-driftwatch-test"], "exported check");
+    }
+}
+
+/// Without a protocol variable: OTLP/HTTP with protobuf, the specification's default.
+#[test]
+fn the_binary_exports_over_http_by_default() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    exported_check(runtime.block_on(http_receiver()), &[]);
+}
+
+/// gRPC from `check`'s current-thread runtime, flushed after that runtime has returned.
+#[test]
+fn the_binary_exports_over_grpc() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    exported_check(
+        runtime.block_on(grpc_receiver()),
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+    );
 }
