@@ -286,6 +286,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
                 logical: c.logical.unwrap(),
                 compare_as: c.logical.unwrap(),
                 identity: c.identity,
+                fraction_digits: c.fraction_digits,
+                compare_fraction: None,
             })
             .collect(),
         key: vec![0],
@@ -403,6 +405,8 @@ async fn cancel_all_kills_the_running_query() {
             logical: LogicalType::Int,
             compare_as: LogicalType::Int,
             identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
         }],
         key: vec![0],
         filter: Some("SLEEP(20) = 0".into()),

@@ -321,6 +321,8 @@ fn col(name: &str, db_type: &str, t: LogicalType, identity: bool) -> QueryColumn
         logical: t,
         compare_as: t,
         identity,
+        fraction_digits: None,
+        compare_fraction: None,
     }
 }
 

@@ -172,6 +172,8 @@ pub fn reconcile(
                     logical: p.logical.unwrap(),
                     compare_as: t,
                     identity: p.identity,
+                    fraction_digits: p.fraction_digits,
+                    compare_fraction: None,
                 });
                 sq.push(QueryColumn {
                     name: s.name.clone(),
@@ -179,6 +181,8 @@ pub fn reconcile(
                     logical: s.logical.unwrap(),
                     compare_as: t,
                     identity: s.identity,
+                    fraction_digits: s.fraction_digits,
+                    compare_fraction: None,
                 });
             }
             Err(why) if is_key => {
@@ -276,6 +280,7 @@ mod tests {
             logical: t,
             collation: None,
             identity: false,
+            fraction_digits: None,
         }
     }
 

@@ -288,7 +288,7 @@ fn sqlite_literal(v: &Value) -> Result<String, String> {
         }
         Value::Date(d) => format!("'{}'", format_date(*d)),
         Value::Time(t) => format!("'{}'", format_time(*t)),
-        Value::Timestamp(t) | Value::TimestampTz(t) if is_infinite(t) => {
+        Value::Timestamp(t) | Value::TimestampTz(t) if t.is_infinite() => {
             return Err("SQLite has no infinite timestamp".into())
         }
         Value::Timestamp(t) => format!("'{}'", format_timestamp(*t)),
@@ -298,13 +298,9 @@ fn sqlite_literal(v: &Value) -> Result<String, String> {
     })
 }
 
-fn is_infinite(t: &Timestamp) -> bool {
-    *t == Timestamp::INFINITY || *t == Timestamp::NEG_INFINITY
-}
-
 fn mysql_literal(v: &Value) -> Result<String, String> {
     let micro = |t: &Timestamp| -> Result<(), String> {
-        if is_infinite(t) {
+        if t.is_infinite() {
             Err("MySQL has no infinite timestamp".into())
         } else if !t.nanos.is_multiple_of(1000) {
             Err("MySQL keeps microseconds at most".into())
@@ -344,7 +340,7 @@ fn mysql_literal(v: &Value) -> Result<String, String> {
 
 fn tsql_literal(v: &Value) -> Result<String, String> {
     let iso = |t: &Timestamp| -> Result<String, String> {
-        if is_infinite(t) {
+        if t.is_infinite() {
             return Err("SQL Server has no infinite timestamp".into());
         }
         if !t.nanos.is_multiple_of(100) {
@@ -405,6 +401,8 @@ mod tests {
             logical: t,
             compare_as: t,
             identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
         }
     }
 
