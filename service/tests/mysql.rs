@@ -183,8 +183,10 @@ async fn fix_scripts_converge_mariadb_pairs() {
 
 /// Every MySQL type compared: decoded exactly, and equal values compare equal in both
 /// strategies even where the two sides' column types differ (decimal(10,2) against
-/// decimal(12,4), datetime(3) against datetime(6), float against double, int against
-/// bigint unsigned, enum against varchar); one changed value is reported in both.
+/// decimal(12,4), float against double, int against bigint unsigned, enum against
+/// varchar); one changed value is reported in both. Temporal columns of different
+/// precisions (datetime(3) against datetime(6), time(6) against time(3)) are schema drift,
+/// until `temporal_precision` says how to compare them (streamed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
@@ -275,6 +277,13 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         .map(Some)
     );
     assert_eq!(schema.primary_key, ["id"]);
+    let digits: Vec<(&str, Option<u8>)> = schema
+        .columns
+        .iter()
+        .filter(|c| c.fraction_digits.is_some())
+        .map(|c| (c.name.as_str(), c.fraction_digits))
+        .collect();
+    assert_eq!(digits, [("tm", Some(6)), ("ts", Some(3)), ("tz", Some(6))]);
     let q = TableQuery {
         table: table.clone(),
         columns: schema
@@ -342,16 +351,27 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
                 .await
                 .unwrap();
         }
-        for strategy in ["pushdown", "streamed"] {
-            let toml = config_for(strategy);
+        for (strategy, precision) in [
+            ("pushdown", "exact"),
+            ("streamed", "exact"),
+            ("streamed", "truncate"),
+        ] {
+            let toml = config_for(strategy) + &format!("temporal_precision = \"{precision}\"\n");
             let results = run_pass(load_config(dir.path(), &toml)).await;
             let (status, found) = &results[0];
             assert_eq!(status.error, None, "{strategy}");
-            assert!(
-                status.schema.type_mismatch.is_empty(),
-                "{:?}",
-                status.schema
-            );
+            let mismatched: Vec<&str> = status
+                .schema
+                .type_mismatch
+                .iter()
+                .map(|m| m.split(':').next().unwrap())
+                .collect();
+            let want: &[&str] = if precision == "exact" {
+                &["tm", "ts"]
+            } else {
+                &[]
+            };
+            assert_eq!(mismatched, want, "{precision}: {:?}", status.schema);
             let want: std::collections::BTreeSet<_> = if changed {
                 [(
                     vec!["1".to_string()],
