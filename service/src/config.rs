@@ -35,6 +35,20 @@ pub enum Strategy {
     Streamed,
 }
 
+/// How temporal columns whose two sides hold different fractional-second precisions
+/// (datetime2(7) against timestamp(6)) are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TemporalPrecision {
+    /// Not at all: the precision loss is reported as schema drift.
+    #[default]
+    Exact,
+    /// At the coarser precision, the finer side's values rounded (a half to the later time).
+    Round,
+    /// At the coarser precision, the finer side's values truncated.
+    Truncate,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
@@ -96,6 +110,7 @@ pub struct TableConfig {
     pub filter: Option<String>,
     pub time_column: Option<String>,
     pub strategy: Strategy,
+    pub temporal_precision: TemporalPrecision,
     pub interval: Duration,
     pub chunk_rows: u64,
     pub confirm_after: Duration,
@@ -155,6 +170,7 @@ struct RawTuning {
     max_concurrent_queries: Option<usize>,
     statement_timeout: Option<String>,
     strategy: Option<Strategy>,
+    temporal_precision: Option<TemporalPrecision>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +531,10 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                     .filter(|f| !f.trim().is_empty()),
                 time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
                 strategy: tun.strategy.or(defaults.strategy).unwrap_or_default(),
+                temporal_precision: tun
+                    .temporal_precision
+                    .or(defaults.temporal_precision)
+                    .unwrap_or_default(),
                 interval,
                 chunk_rows,
                 confirm_after: dur(
@@ -641,6 +661,29 @@ strategy = "streamed"
         assert_eq!(t.confirm_after, Duration::ZERO);
         assert_eq!(c.server.listen.port(), 8477);
         assert_eq!(c.databases["hub"].max_concurrent_queries, 4);
+        assert_eq!(t.temporal_precision, TemporalPrecision::Exact);
+    }
+
+    #[test]
+    fn temporal_precision_is_set_in_defaults_or_per_table() {
+        let in_defaults = GOOD.replace(
+            "interval = \"1m\"",
+            "interval = \"1m\"\ntemporal_precision = \"round\"",
+        );
+        let c = parse_str(&in_defaults).unwrap();
+        assert_eq!(
+            c.groups[0].tables[0].temporal_precision,
+            TemporalPrecision::Round
+        );
+        let per_table = in_defaults.replace(
+            "strategy = \"streamed\"",
+            "temporal_precision = \"truncate\"",
+        );
+        let c = parse_str(&per_table).unwrap();
+        assert_eq!(
+            c.groups[0].tables[0].temporal_precision,
+            TemporalPrecision::Truncate
+        );
     }
 
     #[test]
@@ -671,6 +714,28 @@ strategy = "streamed"
         .unwrap_err();
         assert_eq!(e.key, "databases.member.password_env", "{e}");
         assert!(e.message.contains("DRIFTWATCH_SURELY_UNSET"));
+
+        let e = parse_str(&GOOD.replace(
+            "strategy = \"streamed\"",
+            "temporal_precision = \"nearest\"",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (16, "groups[0].tables[0].temporal_precision"),
+            "{e}"
+        );
+        assert!(e.message.contains("`exact`, `round`, `truncate`"), "{e}");
+        let e = parse_str(&GOOD.replace(
+            "interval = \"1m\"",
+            "interval = \"1m\"\ntemporal_precision = \"ceil\"",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (4, "defaults.temporal_precision"),
+            "{e}"
+        );
 
         let e = parse_str("[server]\nlisten = \"nowhere\"\n").unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (2, "server.listen"));

@@ -93,6 +93,125 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Nanoseconds since the epoch, wide enough for any `secs`.
+    fn total_nanos(self) -> i128 {
+        self.secs as i128 * NANOS_PER_SEC as i128 + self.nanos as i128
+    }
+
+    /// The timestamp `total` nanoseconds after the epoch, when it is a finite one.
+    fn from_total_nanos(total: i128) -> Option<Timestamp> {
+        let t = Timestamp {
+            secs: i64::try_from(total.div_euclid(NANOS_PER_SEC as i128)).ok()?,
+            nanos: total.rem_euclid(NANOS_PER_SEC as i128) as u32,
+        };
+        (!t.is_infinite()).then_some(t)
+    }
+
+    pub fn is_infinite(self) -> bool {
+        self == Timestamp::INFINITY || self == Timestamp::NEG_INFINITY
+    }
+}
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// A time of day may be 24:00:00 (PostgreSQL's, MySQL's), never past it.
+const NANOS_PER_DAY: u64 = 86_400 * NANOS_PER_SEC;
+
+/// How a time or timestamp is brought to fewer fractional-second digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rounding {
+    /// To the nearest; a half goes to the later time (as SQL Server and MySQL round, and
+    /// PostgreSQL when it narrows a timestamp from 2000-01-01 on).
+    Round,
+    /// Toward the earlier time: the digits past the precision are dropped (as MariaDB
+    /// stores a value with more digits than its column holds).
+    Truncate,
+}
+
+/// The fractional-second precision a temporal column is compared at, on both sides, when
+/// the sides hold different ones and the config allows comparing at the coarser one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Fraction {
+    /// Digits after the second, 0..=9 (more than 9 changes nothing: values hold nanoseconds).
+    pub digits: u8,
+    pub rounding: Rounding,
+}
+
+impl Fraction {
+    /// Nanoseconds in one unit of the last kept digit.
+    fn unit(self) -> u64 {
+        10u64.pow(9 - u32::from(self.digits.min(9)))
+    }
+
+    /// `nanos` brought to the precision. Arithmetic on the whole value, so that a carry
+    /// goes into the seconds, the day and the year (23:59:59.9999999 rounds to the next
+    /// day's 00:00:00 at 6 digits).
+    fn nanos(self, nanos: i128) -> i128 {
+        let unit = self.unit() as i128;
+        let below = nanos.rem_euclid(unit);
+        let truncated = nanos - below;
+        match self.rounding {
+            Rounding::Round if 2 * below >= unit => truncated + unit,
+            _ => truncated,
+        }
+    }
+
+    /// A time or timestamp at this precision; infinities and every other value unchanged.
+    pub fn apply(self, v: Value) -> Value {
+        match v {
+            // A time of day rounds up to 24:00:00 at most, as PostgreSQL's does.
+            Value::Time(t) => Value::Time(self.nanos(t as i128) as u64),
+            Value::Timestamp(t) => Value::Timestamp(self.timestamp(t)),
+            Value::TimestampTz(t) => Value::TimestampTz(self.timestamp(t)),
+            v => v,
+        }
+    }
+
+    fn timestamp(self, t: Timestamp) -> Timestamp {
+        if t.is_infinite() {
+            return t;
+        }
+        Timestamp::from_total_nanos(self.nanos(t.total_nanos())).unwrap_or(t)
+    }
+
+    /// Every value that [`Fraction::apply`] brings to `v` (which must be at this
+    /// precision): `lower <= x < upper`, `upper` absent where it would reach the end of a
+    /// day of times. `None` for a value that is not a finite time or timestamp.
+    /// A guarded script matches a finer column's value with this range, since the diff
+    /// saw only its value at the coarser precision.
+    pub fn preimage(self, v: &Value) -> Option<(Value, Option<Value>)> {
+        let unit = self.unit() as i128;
+        // The half-open range [start, start + unit) of finer values that give `v`.
+        let start = |x: i128| match self.rounding {
+            Rounding::Round => x - unit / 2,
+            Rounding::Truncate => x,
+        };
+        match v {
+            Value::Time(t) => {
+                let lo = start(*t as i128).max(0) as u64;
+                let hi = (start(*t as i128) + unit) as u64;
+                // No upper bound at the end of the day: '24:00:00' is no time literal for
+                // SQL Server (a row moved to exactly 24:00:00 since the diff, where an
+                // engine holds that, is the one change such a guard lets through).
+                Some((
+                    Value::Time(lo),
+                    (hi < NANOS_PER_DAY).then_some(Value::Time(hi)),
+                ))
+            }
+            Value::Timestamp(t) | Value::TimestampTz(t) if !t.is_infinite() => {
+                let lo = Timestamp::from_total_nanos(start(t.total_nanos()))?;
+                let hi = Timestamp::from_total_nanos(start(t.total_nanos()) + unit)?;
+                Some(match v {
+                    Value::Timestamp(_) => (Value::Timestamp(lo), Some(Value::Timestamp(hi))),
+                    _ => (Value::TimestampTz(lo), Some(Value::TimestampTz(hi))),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// An exact decimal: `digits × 10^exp`, normalized (no leading or trailing zeros), so
 /// that equal values have equal representations: 1.10 = 1.1, -0 = 0.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -369,17 +488,27 @@ impl Value {
         }
     }
 
+    /// Brings a decoded value to what both sides are compared as; every engine calls it
+    /// once per decoded value (with its column's `compare_as` and `compare_fraction`).
+    ///
     /// Converts into the representation of `target` where that is exact (an integer
     /// compared with a decimal column); anything else is returned unchanged, so a value
     /// that does not fit its column's type still compares unequal instead of being guessed.
-    pub fn coerce(self, target: LogicalType) -> Value {
-        match (self, target) {
+    /// With `fraction` (the config's `temporal_precision` allowed a temporal column to be
+    /// compared at the coarser of two precisions), a time or timestamp is rounded or
+    /// truncated to that many fractional digits.
+    pub fn coerce(self, target: LogicalType, fraction: Option<Fraction>) -> Value {
+        let v = match (self, target) {
             (Value::Int(i), LogicalType::Decimal) => Value::Decimal(Decimal::from_i128(i)),
             (Value::Decimal(d), LogicalType::Int) => match d.to_i128() {
                 Some(i) => Value::Int(i),
                 None => Value::Decimal(d),
             },
             (v, _) => v,
+        };
+        match fraction {
+            Some(f) => f.apply(v),
+            None => v,
         }
     }
 
@@ -831,18 +960,205 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    fn ts(s: &str) -> Timestamp {
+        parse_timestamp(s).unwrap().0
+    }
+
+    fn at(digits: u8, rounding: Rounding) -> Option<Fraction> {
+        Some(Fraction { digits, rounding })
+    }
+
+    #[test]
+    fn a_coarser_precision_rounds_half_to_the_later_time_or_truncates() {
+        use Rounding::*;
+        let cases = [
+            // (value, digits, rounded, truncated)
+            (
+                "2025-01-01 00:00:00.1235",
+                3,
+                "2025-01-01 00:00:00.124",
+                "2025-01-01 00:00:00.123",
+            ),
+            (
+                "2025-01-01 00:00:00.1234999",
+                3,
+                "2025-01-01 00:00:00.123",
+                "2025-01-01 00:00:00.123",
+            ),
+            (
+                "2025-01-01 00:00:00.1234567",
+                6,
+                "2025-01-01 00:00:00.123457",
+                "2025-01-01 00:00:00.123456",
+            ),
+            (
+                "2025-01-01 00:00:00.0000005",
+                6,
+                "2025-01-01 00:00:00.000001",
+                "2025-01-01 00:00:00",
+            ),
+            (
+                "2025-01-01 00:00:00.5",
+                0,
+                "2025-01-01 00:00:01",
+                "2025-01-01 00:00:00",
+            ),
+            // The carry goes through the second, the day and the year.
+            (
+                "2025-12-31 23:59:59.9999995",
+                6,
+                "2026-01-01 00:00:00",
+                "2025-12-31 23:59:59.999999",
+            ),
+            (
+                "2024-02-28 23:59:59.9995",
+                3,
+                "2024-02-29 00:00:00",
+                "2024-02-28 23:59:59.999",
+            ),
+            // Before 1970 (negative seconds): still to the later time, and truncation
+            // toward the earlier one, as the wall clock reads.
+            (
+                "1969-12-31 23:59:59.0005",
+                3,
+                "1969-12-31 23:59:59.001",
+                "1969-12-31 23:59:59",
+            ),
+            (
+                "1900-06-01 12:00:00.9999999",
+                6,
+                "1900-06-01 12:00:01",
+                "1900-06-01 12:00:00.999999",
+            ),
+            // Already at the precision, or coarser: unchanged.
+            (
+                "2025-01-01 00:00:00.12",
+                3,
+                "2025-01-01 00:00:00.12",
+                "2025-01-01 00:00:00.12",
+            ),
+            (
+                "2025-01-01 00:00:00.123456789",
+                9,
+                "2025-01-01 00:00:00.123456789",
+                "2025-01-01 00:00:00.123456789",
+            ),
+        ];
+        for (v, digits, rounded, truncated) in cases {
+            for (rounding, want) in [(Round, rounded), (Truncate, truncated)] {
+                let got =
+                    Value::Timestamp(ts(v)).coerce(LogicalType::Timestamp, at(digits, rounding));
+                assert_eq!(
+                    got.to_string(),
+                    want,
+                    "{v} at {digits} digits, {rounding:?}"
+                );
+                let got = Value::TimestampTz(ts(v))
+                    .coerce(LogicalType::TimestampTz, at(digits, rounding));
+                assert_eq!(
+                    got,
+                    Value::TimestampTz(ts(want)),
+                    "{v} at {digits}, {rounding:?}"
+                );
+            }
+        }
+        // A time of day rounds up to 24:00:00, as PostgreSQL's does, never past it.
+        let time = |s: &str| Value::Time(parse_time(s).unwrap());
+        assert_eq!(
+            time("23:59:59.9999999").coerce(LogicalType::Time, at(6, Round)),
+            Value::Time(NANOS_PER_DAY)
+        );
+        assert_eq!(
+            time("23:59:59.9999999").coerce(LogicalType::Time, at(6, Truncate)),
+            time("23:59:59.999999")
+        );
+        assert_eq!(
+            Value::Time(NANOS_PER_DAY).coerce(LogicalType::Time, at(0, Round)),
+            Value::Time(NANOS_PER_DAY)
+        );
+        // Infinities, NULL and values of other types (a MySQL time out of range is text)
+        // are left alone.
+        for v in [
+            Value::Timestamp(Timestamp::INFINITY),
+            Value::TimestampTz(Timestamp::NEG_INFINITY),
+            Value::Null,
+            Value::Text("838:59:59.5".into()),
+        ] {
+            assert_eq!(v.clone().coerce(LogicalType::Timestamp, at(0, Round)), v);
+        }
+    }
+
+    #[test]
+    fn the_preimage_is_every_value_that_compares_equal() {
+        use Rounding::*;
+        let v = Value::Timestamp(ts("2025-01-01 00:00:00.124"));
+        let (lo, hi) = Fraction {
+            digits: 3,
+            rounding: Round,
+        }
+        .preimage(&v)
+        .unwrap();
+        assert_eq!(lo.to_string(), "2025-01-01 00:00:00.1235");
+        assert_eq!(hi.unwrap().to_string(), "2025-01-01 00:00:00.1245");
+        let (lo, hi) = Fraction {
+            digits: 3,
+            rounding: Truncate,
+        }
+        .preimage(&v)
+        .unwrap();
+        assert_eq!(lo.to_string(), "2025-01-01 00:00:00.124");
+        assert_eq!(hi.unwrap().to_string(), "2025-01-01 00:00:00.125");
+        // Both ends agree with `apply`: the lower bound gives the value, the upper does not.
+        for digits in 0..=7 {
+            for rounding in [Round, Truncate] {
+                let f = Fraction { digits, rounding };
+                for s in [
+                    "2025-06-14 02:00:00",
+                    "1969-12-31 23:59:59.9",
+                    "2000-01-01 00:00:00.5",
+                ] {
+                    let v = f.apply(Value::Timestamp(ts(s)));
+                    let (lo, hi) = f.preimage(&v).unwrap();
+                    let hi = hi.unwrap();
+                    assert_eq!(f.apply(lo.clone()), v, "{s} {f:?}");
+                    assert_ne!(f.apply(hi.clone()), v, "{s} {f:?}");
+                    let Value::Timestamp(h) = hi else {
+                        unreachable!()
+                    };
+                    let below = Timestamp::from_total_nanos(h.total_nanos() - 1).unwrap();
+                    assert_eq!(f.apply(Value::Timestamp(below)), v, "{s} {f:?}");
+                }
+            }
+        }
+        // Times stay within the day: no bound below midnight, none at 24:00:00.
+        let f = Fraction {
+            digits: 0,
+            rounding: Round,
+        };
+        assert_eq!(
+            f.preimage(&Value::Time(0)),
+            Some((Value::Time(0), Some(Value::Time(NANOS_PER_SEC / 2))))
+        );
+        assert_eq!(
+            f.preimage(&Value::Time(NANOS_PER_DAY)),
+            Some((Value::Time(NANOS_PER_DAY - NANOS_PER_SEC / 2), None))
+        );
+        assert_eq!(f.preimage(&Value::Timestamp(Timestamp::INFINITY)), None);
+        assert_eq!(f.preimage(&Value::Int(1)), None);
+    }
+
     #[test]
     fn coercion_is_exact_only() {
         assert_eq!(
-            Value::Int(5).coerce(LogicalType::Decimal),
+            Value::Int(5).coerce(LogicalType::Decimal, None),
             Value::Decimal(dec("5.00"))
         );
         assert_eq!(
-            Value::Decimal(dec("5.0")).coerce(LogicalType::Int),
+            Value::Decimal(dec("5.0")).coerce(LogicalType::Int, None),
             Value::Int(5)
         );
         assert_eq!(
-            Value::Decimal(dec("5.5")).coerce(LogicalType::Int),
+            Value::Decimal(dec("5.5")).coerce(LogicalType::Int, None),
             Value::Decimal(dec("5.5"))
         );
     }

@@ -10,7 +10,8 @@ use std::fmt::Write;
 
 use common::*;
 use driftwatch::engine::mssql::{
-    choose_key, columns_statement, keys_statement, logical_type, spell_type, Statement, Statements,
+    choose_key, columns_statement, fraction_digits, keys_statement, logical_type, spell_type,
+    Statement, Statements,
 };
 use driftwatch::engine::{DigestSpec, KeyRange, QueryColumn, TableQuery, TableRef};
 use driftwatch::value::Value;
@@ -73,6 +74,8 @@ fn every_type(filter: Option<&str>, binary_collation: bool) -> TableQuery {
                 logical,
                 compare_as: logical,
                 identity: name == "OrderID",
+                fraction_digits: fraction_digits(base, s),
+                compare_fraction: None,
             }
         })
         .collect();
@@ -391,6 +394,8 @@ mod live {
                 logical: driftwatch::value::LogicalType::Text,
                 compare_as: driftwatch::value::LogicalType::Text,
                 identity: false,
+                fraction_digits: None,
+                compare_fraction: None,
             })
             .collect();
         for chunk in rows.chunks(100) {

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use driftwatch::script::{self, Dialect, Mode, Options};
 use driftwatch::status::State;
@@ -86,15 +84,6 @@ async fn postgres_to_mariadb_reports_exactly_the_mutated_rows() {
     }
 }
 
-/// The client that applies scripts: MariaDB's `mariadb`, or `mysql`.
-fn client() -> &'static str {
-    if Command::new("mariadb").arg("--version").output().is_ok() {
-        "mariadb"
-    } else {
-        "mysql"
-    }
-}
-
 /// A fix script in the MySQL dialect, applied to the MariaDB subscriber with the server's
 /// client, leaves the pair converged (with and without guards).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +91,6 @@ async fn fix_scripts_converge_mariadb_pairs() {
     let mut pubc = mysql_database("dw_fix_my_pub").await;
     let mut subc = mysql_database("dw_fix_my_sub").await;
     let dir = temp_dir();
-    let url = mysql_async::Opts::from_url(&mysql_url("dw_fix_my_sub")).unwrap();
     for (seed, guards) in [(1u64, true), (2, false)] {
         let schema = wide_schema();
         let mut case = Case::generate(schema.clone(), 600, 200 + seed, DOMAIN);
@@ -129,46 +117,16 @@ async fn fix_scripts_converge_mariadb_pairs() {
             redrive_batch_keys: 5,
             counts_in_header: true,
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
-        let collect = async {
-            let mut s = String::new();
-            while let Some(piece) = rx.recv().await {
-                s.push_str(&piece);
-            }
-            s
-        };
-        let generate = async move { script::generate(&rt, "g", &table, &sub, &options, &tx).await };
-        let (generated, body) = tokio::join!(generate, collect);
-        let (summary, header) = generated.unwrap_or_else(|e| panic!("{e}"));
+        let (text, summary) = script_for(load_config(dir.path(), &toml), &options).await;
         assert_eq!(
             summary.missing + summary.extra + summary.changed,
             case.expected.len() as u64
         );
-        let text = header.unwrap_or_default() + &body;
         let file = dir.path().join(format!("fix{seed}.sql"));
         std::fs::write(&file, &text).unwrap();
-        let mut args = vec![
-            "--protocol=tcp".to_string(),
-            format!("--host={}", url.ip_or_hostname()),
-            format!("--port={}", url.tcp_port()),
-            format!("--user={}", url.user().unwrap_or("root")),
-        ];
-        if let Some(p) = url.pass() {
-            args.push(format!("--password={p}"));
-        }
-        args.push("dw_fix_my_sub".into());
-        let out = Command::new(client())
-            .args(&args)
-            .stdin(std::fs::File::open(&file).unwrap())
-            .output()
-            .unwrap_or_else(|e| panic!("{}: {e} (the test command installs it)", client()));
-        assert!(
-            out.status.success(),
-            "{} failed: {}\n{}",
-            client(),
-            String::from_utf8_lossy(&out.stderr),
-            text.chars().take(3000).collect::<String>()
-        );
+        let args = mysql_client_args("dw_fix_my_sub");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_client(mysql_client(), &args, &file);
         let results = run_pass(load_config(dir.path(), &toml)).await;
         let (status, found) = &results[0];
         assert_eq!(status.error, None, "seed {seed}");
@@ -183,8 +141,10 @@ async fn fix_scripts_converge_mariadb_pairs() {
 
 /// Every MySQL type compared: decoded exactly, and equal values compare equal in both
 /// strategies even where the two sides' column types differ (decimal(10,2) against
-/// decimal(12,4), datetime(3) against datetime(6), float against double, int against
-/// bigint unsigned, enum against varchar); one changed value is reported in both.
+/// decimal(12,4), float against double, int against bigint unsigned, enum against
+/// varchar); one changed value is reported in both. Temporal columns of different
+/// precisions (datetime(3) against datetime(6), time(6) against time(3)) are schema drift,
+/// until `temporal_precision` says how to compare them (streamed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
@@ -275,6 +235,13 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         .map(Some)
     );
     assert_eq!(schema.primary_key, ["id"]);
+    let digits: Vec<(&str, Option<u8>)> = schema
+        .columns
+        .iter()
+        .filter(|c| c.fraction_digits.is_some())
+        .map(|c| (c.name.as_str(), c.fraction_digits))
+        .collect();
+    assert_eq!(digits, [("tm", Some(6)), ("ts", Some(3)), ("tz", Some(6))]);
     let q = TableQuery {
         table: table.clone(),
         columns: schema
@@ -286,6 +253,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
                 logical: c.logical.unwrap(),
                 compare_as: c.logical.unwrap(),
                 identity: c.identity,
+                fraction_digits: c.fraction_digits,
+                compare_fraction: None,
             })
             .collect(),
         key: vec![0],
@@ -340,16 +309,27 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
                 .await
                 .unwrap();
         }
-        for strategy in ["pushdown", "streamed"] {
-            let toml = config_for(strategy);
+        for (strategy, precision) in [
+            ("pushdown", "exact"),
+            ("streamed", "exact"),
+            ("streamed", "truncate"),
+        ] {
+            let toml = config_for(strategy) + &format!("temporal_precision = \"{precision}\"\n");
             let results = run_pass(load_config(dir.path(), &toml)).await;
             let (status, found) = &results[0];
             assert_eq!(status.error, None, "{strategy}");
-            assert!(
-                status.schema.type_mismatch.is_empty(),
-                "{:?}",
-                status.schema
-            );
+            let mismatched: Vec<&str> = status
+                .schema
+                .type_mismatch
+                .iter()
+                .map(|m| m.split(':').next().unwrap())
+                .collect();
+            let want: &[&str] = if precision == "exact" {
+                &["tm", "ts"]
+            } else {
+                &[]
+            };
+            assert_eq!(mismatched, want, "{precision}: {:?}", status.schema);
             let want: std::collections::BTreeSet<_> = if changed {
                 [(
                     vec!["1".to_string()],
@@ -403,6 +383,8 @@ async fn cancel_all_kills_the_running_query() {
             logical: LogicalType::Int,
             compare_as: LogicalType::Int,
             identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
         }],
         key: vec![0],
         filter: Some("SLEEP(20) = 0".into()),

@@ -26,49 +26,6 @@ fn options(dialect: Dialect, mode: Mode, guards: bool) -> Options {
     }
 }
 
-/// Diffs the only table of `config` and returns its script.
-async fn script_for(
-    config: driftwatch::config::Config,
-    options: &Options,
-) -> (String, script::Summary) {
-    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
-    let (g, t) = (
-        rt.config.groups[0].name.clone(),
-        rt.config.groups[0].tables[0].name.clone(),
-    );
-    let sub = script::subscriber_of(&rt, &g, &t, None).unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
-    let collect = async {
-        let mut s = String::new();
-        while let Some(piece) = rx.recv().await {
-            s.push_str(&piece);
-        }
-        s
-    };
-    let generate = async move { script::generate(&rt, &g, &t, &sub, options, &tx).await };
-    let (generated, body) = tokio::join!(generate, collect);
-    let (summary, header) = generated.unwrap_or_else(|e| panic!("{e}"));
-    (header.unwrap_or_default() + &body, summary)
-}
-
-fn run_client(program: &str, args: &[&str], script: &Path) {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(std::fs::File::open(script).unwrap())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (the test command installs it)"));
-    assert!(
-        out.status.success(),
-        "{program} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        std::fs::read_to_string(script)
-            .unwrap()
-            .chars()
-            .take(3000)
-            .collect::<String>()
-    );
-}
-
 fn pair_config(pub_url: &str, sub_url: &str, table: &str, subscriber_table: &str) -> String {
     format!(
         "[defaults]\nconfirm_after = \"0s\"\nchunk_rows = 200\n[databases.pub]\nurl = \"{pub_url}\"\n[databases.sub]\nurl = \"{sub_url}\"\n\
@@ -321,6 +278,8 @@ fn col(name: &str, db_type: &str, t: LogicalType, identity: bool) -> QueryColumn
         logical: t,
         compare_as: t,
         identity,
+        fraction_digits: None,
+        compare_fraction: None,
     }
 }
 

@@ -6,9 +6,9 @@
 
 use serde::Serialize;
 
-use crate::config::{Strategy, TableConfig};
+use crate::config::{Strategy, TableConfig, TemporalPrecision};
 use crate::engine::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
-use crate::value::LogicalType;
+use crate::value::{Fraction, LogicalType, Rounding};
 
 /// The strategy actually used for a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -78,8 +78,14 @@ fn find<'a>(cols: &'a [Column], name: &str) -> Option<&'a Column> {
         .or_else(|| cols.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
 }
 
-/// The type two sides' columns are compared as, when they can be compared exactly.
-fn compare_type(p: &Column, s: &Column, same_family: bool) -> Result<LogicalType, String> {
+/// The type two sides' columns are compared as, when they can be compared exactly, and
+/// for temporal columns whose fractional-second precisions are both known and differ,
+/// the coarser precision (what `temporal_precision` decides about).
+fn compare_type(
+    p: &Column,
+    s: &Column,
+    same_family: bool,
+) -> Result<(LogicalType, Option<u8>), String> {
     let (Some(pt), Some(st)) = (p.logical, s.logical) else {
         unreachable!("unsupported columns are filtered first")
     };
@@ -87,12 +93,32 @@ fn compare_type(p: &Column, s: &Column, same_family: bool) -> Result<LogicalType
         (LogicalType::Json, LogicalType::Json) if same_family && p.db_type != s.db_type => Err(
             format!("{} vs {}: their text forms differ", p.db_type, s.db_type),
         ),
-        (a, b) if a == b => Ok(a),
+        (t @ (LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz), u)
+            if t == u =>
+        {
+            match (p.fraction_digits, s.fraction_digits) {
+                (Some(a), Some(b)) if a != b => Ok((t, Some(a.min(b)))),
+                _ => Ok((t, None)),
+            }
+        }
+        (a, b) if a == b => Ok((a, None)),
         (LogicalType::Int, LogicalType::Decimal) | (LogicalType::Decimal, LogicalType::Int) => {
-            Ok(LogicalType::Decimal)
+            Ok((LogicalType::Decimal, None))
         }
         _ => Err(format!("{} ({pt}) vs {} ({st})", p.db_type, s.db_type)),
     }
+}
+
+/// Why two temporal columns of different precisions are not compared, or not as a key.
+fn precision_differs(p: &Column, s: &Column) -> String {
+    let digits = |c: &Column| c.fraction_digits.unwrap_or_default();
+    format!(
+        "{} vs {}: {} against {} fractional-second digits",
+        p.db_type,
+        s.db_type,
+        digits(p),
+        digits(s)
+    )
 }
 
 pub fn reconcile(
@@ -165,13 +191,41 @@ pub fn reconcile(
             continue;
         }
         match compare_type(p, s, same_family) {
-            Ok(t) => {
+            Ok((t, coarser)) => {
+                let rounding = match cfg.temporal_precision {
+                    TemporalPrecision::Exact => None,
+                    TemporalPrecision::Round => Some(Rounding::Round),
+                    TemporalPrecision::Truncate => Some(Rounding::Truncate),
+                };
+                let compare_fraction = match (coarser, rounding) {
+                    (None, _) => None,
+                    // Each database bounds key ranges by its own values: a key must hold
+                    // the same values on both sides.
+                    (Some(_), _) if is_key => {
+                        return Err(SchemaError(format!(
+                            "key column {} cannot be compared: {}; a key is compared exactly, whatever temporal_precision says",
+                            p.name,
+                            precision_differs(p, s)
+                        )))
+                    }
+                    (Some(digits), None) => {
+                        report.type_mismatch.push(format!(
+                            "{}: {}; set temporal_precision = \"round\" or \"truncate\" to compare them at {digits}",
+                            p.name,
+                            precision_differs(p, s)
+                        ));
+                        continue;
+                    }
+                    (Some(digits), Some(rounding)) => Some(Fraction { digits, rounding }),
+                };
                 pq.push(QueryColumn {
                     name: p.name.clone(),
                     db_type: p.db_type.clone(),
                     logical: p.logical.unwrap(),
                     compare_as: t,
                     identity: p.identity,
+                    fraction_digits: p.fraction_digits,
+                    compare_fraction,
                 });
                 sq.push(QueryColumn {
                     name: s.name.clone(),
@@ -179,6 +233,8 @@ pub fn reconcile(
                     logical: s.logical.unwrap(),
                     compare_as: t,
                     identity: s.identity,
+                    fraction_digits: s.fraction_digits,
+                    compare_fraction,
                 });
             }
             Err(why) if is_key => {
@@ -227,9 +283,13 @@ pub fn reconcile(
         .iter()
         .zip(&sq)
         .all(|(p, s)| p.logical == p.compare_as && s.logical == s.compare_as);
+    // A database hashes the values it holds: it cannot bring them to a coarser precision.
+    let coarsened = pq
+        .iter()
+        .find_map(|c| Some((&c.name, c.compare_fraction?.digits)));
     let strategy = match cfg.strategy {
         Strategy::Streamed => Resolved::Streamed,
-        Strategy::Auto if same_family && exact_types => Resolved::Pushdown,
+        Strategy::Auto if same_family && exact_types && coarsened.is_none() => Resolved::Pushdown,
         Strategy::Auto => Resolved::Streamed,
         Strategy::Pushdown if !same_family => {
             return Err(SchemaError(format!(
@@ -237,10 +297,13 @@ pub fn reconcile(
                 publisher.database, publisher.family, subscriber.database, subscriber.family
             )))
         }
-        Strategy::Pushdown if !exact_types => {
-            return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into()))
-        }
-        Strategy::Pushdown => Resolved::Pushdown,
+        Strategy::Pushdown => match coarsened {
+            Some((name, digits)) => return Err(SchemaError(format!(
+                "strategy = \"pushdown\" cannot compare column {name} at {digits} fractional-second digits (temporal_precision): a database hashes the values it holds; use \"streamed\" or \"auto\""
+            ))),
+            None if !exact_types => return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into())),
+            None => Resolved::Pushdown,
+        },
     };
     let filter = cfg.filter.clone();
     Ok(Comparison {
@@ -276,6 +339,7 @@ mod tests {
             logical: t,
             collation: None,
             identity: false,
+            fraction_digits: None,
         }
     }
 
@@ -288,6 +352,7 @@ mod tests {
             filter: None,
             time_column: None,
             strategy: Strategy::Auto,
+            temporal_precision: TemporalPrecision::Exact,
             interval: Duration::from_secs(60),
             chunk_rows: 1000,
             confirm_after: Duration::ZERO,
@@ -362,5 +427,154 @@ mod tests {
             &side("lite", Family::Sqlite, &s)
         )
         .is_err());
+    }
+
+    fn temporal(name: &str, db_type: &str, t: LogicalType, digits: Option<u8>) -> Column {
+        Column {
+            fraction_digits: digits,
+            ..col(name, db_type, Some(t))
+        }
+    }
+
+    /// A PostgreSQL publisher with timestamp(6), timestamptz and time columns, and a
+    /// subscriber of another engine holding them at other precisions (or not saying).
+    fn precision_pair() -> (TableSchema, TableSchema) {
+        use LogicalType::*;
+        let p = TableSchema {
+            columns: vec![
+                col("id", "bigint", Some(Int)),
+                temporal("at", "timestamp(6) without time zone", Timestamp, Some(6)),
+                temporal("seen", "timestamp with time zone", TimestampTz, Some(6)),
+                temporal("opens", "time(0) without time zone", Time, Some(0)),
+                temporal("same", "timestamp(3) without time zone", Timestamp, Some(3)),
+                temporal("edge", "timestamp without time zone", Timestamp, Some(6)),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        let s = TableSchema {
+            columns: vec![
+                col("id", "bigint(20)", Some(Int)),
+                temporal("at", "datetime(3)", Timestamp, Some(3)),
+                temporal("seen", "timestamp(6)", TimestampTz, Some(6)),
+                temporal("opens", "time(2)", Time, Some(2)),
+                temporal("same", "datetime(3)", Timestamp, Some(3)),
+                temporal("edge", "DATETIME", Timestamp, None),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        (p, s)
+    }
+
+    fn sides<'a>(
+        p: &'a TableSchema,
+        pf: Family,
+        s: &'a TableSchema,
+        sf: Family,
+    ) -> (Side<'a>, Side<'a>) {
+        let side = |database, family, schema| Side {
+            database,
+            family,
+            table: TableRef::parse("t"),
+            schema,
+        };
+        (side("pub", pf, p), side("sub", sf, s))
+    }
+
+    #[test]
+    fn different_precisions_are_drift_unless_the_config_says_how_to_compare_them() {
+        let (p, s) = precision_pair();
+        let (ps, ss) = sides(&p, Family::Postgres, &s, Family::Mysql);
+        let c = reconcile(&cfg(), &ps, &ss).unwrap();
+        assert_eq!(c.column_names(), ["id", "seen", "same", "edge"]);
+        assert_eq!(
+            c.schema.type_mismatch,
+            [
+                "at: timestamp(6) without time zone vs datetime(3): 6 against 3 fractional-second digits; set temporal_precision = \"round\" or \"truncate\" to compare them at 3",
+                "opens: time(0) without time zone vs time(2): 0 against 2 fractional-second digits; set temporal_precision = \"round\" or \"truncate\" to compare them at 0",
+            ]
+        );
+        assert!(c.schema.mismatch());
+        // Equal precisions, or one side that does not say (SQLite), compare exactly.
+        assert!(c
+            .publisher
+            .columns
+            .iter()
+            .all(|c| c.compare_fraction.is_none()));
+        assert_eq!(c.publisher.columns[1].fraction_digits, Some(6));
+
+        for (mode, rounding) in [
+            (TemporalPrecision::Round, Rounding::Round),
+            (TemporalPrecision::Truncate, Rounding::Truncate),
+        ] {
+            let cfg = TableConfig {
+                temporal_precision: mode,
+                ..cfg()
+            };
+            let c = reconcile(&cfg, &ps, &ss).unwrap();
+            assert_eq!(
+                c.column_names(),
+                ["id", "at", "seen", "opens", "same", "edge"]
+            );
+            assert!(!c.schema.mismatch(), "{:?}", c.schema);
+            let fractions = |q: &TableQuery| -> Vec<Option<Fraction>> {
+                q.columns.iter().map(|c| c.compare_fraction).collect()
+            };
+            let at = |digits| Some(Fraction { digits, rounding });
+            // Both sides are brought to the coarser precision, the same way.
+            let want = vec![None, at(3), None, at(0), None, None];
+            assert_eq!(fractions(&c.publisher), want);
+            assert_eq!(fractions(&c.subscriber), want);
+            assert_eq!(c.subscriber.columns[1].fraction_digits, Some(3));
+        }
+    }
+
+    #[test]
+    fn a_coarsened_column_is_streamed_and_never_pushed_down_nor_a_key() {
+        use LogicalType::*;
+        let p = TableSchema {
+            columns: vec![
+                col("id", "integer", Some(Int)),
+                temporal("at", "timestamp(6) without time zone", Timestamp, Some(6)),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        let s = TableSchema {
+            columns: vec![
+                col("id", "integer", Some(Int)),
+                temporal("at", "timestamp(3) without time zone", Timestamp, Some(3)),
+            ],
+            primary_key: vec!["id".into()],
+        };
+        let (ps, ss) = sides(&p, Family::Postgres, &s, Family::Postgres);
+        // Exact: the column is drift, and the rest is pushed down as before.
+        let c = reconcile(&cfg(), &ps, &ss).unwrap();
+        assert_eq!(c.column_names(), ["id"]);
+        assert_eq!(c.strategy, Resolved::Pushdown);
+        let round = TableConfig {
+            temporal_precision: TemporalPrecision::Round,
+            ..cfg()
+        };
+        let c = reconcile(&round, &ps, &ss).unwrap();
+        assert_eq!(c.column_names(), ["id", "at"]);
+        assert_eq!(c.strategy, Resolved::Streamed);
+        let forced = TableConfig {
+            strategy: Strategy::Pushdown,
+            ..round.clone()
+        };
+        let e = reconcile(&forced, &ps, &ss).unwrap_err();
+        assert!(
+            e.0.contains("cannot compare column at at 3 fractional-second digits"),
+            "{e}"
+        );
+        // A key is compared exactly, whatever the config says.
+        let keyed = TableConfig {
+            key: Some(vec!["id".into(), "at".into()]),
+            ..round
+        };
+        let e = reconcile(&keyed, &ps, &ss).unwrap_err();
+        assert!(
+            e.0.starts_with("key column at cannot be compared: timestamp(6) without time zone vs timestamp(3) without time zone: 6 against 3 fractional-second digits"),
+            "{e}"
+        );
     }
 }

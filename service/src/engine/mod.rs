@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::config::DatabaseConfig;
-use crate::value::{row_hash, EncodedRows, Key, LogicalType, Value};
+use crate::value::{row_hash, EncodedRows, Fraction, Key, LogicalType, Value};
 
 /// Engines whose pushdown digests agree with each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -74,6 +74,11 @@ pub struct Column {
     pub collation: Option<String>,
     /// An identity column (inserting an explicit value needs the engine's override).
     pub identity: bool,
+    /// Digits after the second that a time, timestamp or timestamptz column holds
+    /// (PostgreSQL timestamp(3) → 3, MySQL datetime → 0, SQL Server datetime2(7) → 7,
+    /// datetime → 3); `None` for other types, or where the engine does not say (SQLite's
+    /// text timestamps).
+    pub fraction_digits: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +109,13 @@ pub struct QueryColumn {
     /// The type both sides are compared as (differs only for exact widenings).
     pub compare_as: LogicalType,
     pub identity: bool,
+    /// This side's fractional-second digits (see [`Column::fraction_digits`]).
+    pub fraction_digits: Option<u8>,
+    /// The coarser precision both sides' temporal values are brought to before they are
+    /// hashed or compared, where the two columns' precisions differ and the config's
+    /// `temporal_precision` allows it. Engines apply it, with `compare_as`, through
+    /// [`Value::coerce`]; a pushdown digest cannot, so such a table is streamed.
+    pub compare_fraction: Option<Fraction>,
 }
 
 impl TableQuery {

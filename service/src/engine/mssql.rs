@@ -520,9 +520,8 @@ impl Mssql {
             .iter()
             .zip(row)
             .map(|(d, v)| {
-                d.decode(v)
-                    .map(|v| v.coerce(d.compare_as))
-                    .map_err(|m| self.decode_err(&q.table, &d.column, &d.db_type, m))
+                d.compared(v)
+                    .map_err(|m| self.decode_err(&q.table, &d.column.name, &d.column.db_type, m))
             })
             .collect()
     }
@@ -1053,6 +1052,17 @@ pub fn spell_type(base: &str, max_length: i16, precision: u8, scale: u8) -> Stri
     }
 }
 
+/// Digits after the second that a temporal type holds: datetime's 1/300 s read as
+/// milliseconds, smalldatetime's minutes as whole seconds.
+pub fn fraction_digits(base: &str, scale: u8) -> Option<u8> {
+    match base {
+        "datetime2" | "time" | "datetimeoffset" => Some(scale),
+        "datetime" => Some(3),
+        "smalldatetime" => Some(0),
+        _ => None,
+    }
+}
+
 /// The logical type of a column, from its system type's name.
 pub fn logical_type(base: &str) -> Option<LogicalType> {
     Some(match base {
@@ -1139,17 +1149,17 @@ impl Engine for Mssql {
                 let precision = r.try_get::<u8, _>(4).ok().flatten().unwrap_or(0);
                 let scale = r.try_get::<u8, _>(5).ok().flatten().unwrap_or(0);
                 let shown = text(r, 2);
-                let mut db_type = spell_type(&base, max_length, precision, scale);
                 if shown != base {
-                    // An alias type: compared as its base type, named as both.
-                    db_type = format!("{db_type} ({shown})");
+                    // An alias type is read, cast and compared as its base type.
+                    tracing::debug!(table = %table, column = %text(r, 0), alias = %shown, base = %base, "alias type");
                 }
                 Column {
                     name: text(r, 0),
                     logical: logical_type(&base),
                     collation: Some(text(r, 6)).filter(|c| !c.is_empty()),
                     identity: r.try_get::<bool, _>(7).ok().flatten().unwrap_or(false),
-                    db_type,
+                    fraction_digits: fraction_digits(&base, scale),
+                    db_type: spell_type(&base, max_length, precision, scale),
                 }
             })
             .collect();
@@ -1279,20 +1289,18 @@ impl Engine for Mssql {
 
 /// Decodes one column's TDS values into the value model, exactly.
 pub struct Decoder {
-    column: String,
-    db_type: String,
-    logical: LogicalType,
-    compare_as: LogicalType,
+    column: QueryColumn,
 }
 
 impl Decoder {
     pub fn new(c: &QueryColumn) -> Decoder {
-        Decoder {
-            column: c.name.clone(),
-            db_type: c.db_type.clone(),
-            logical: c.logical,
-            compare_as: c.compare_as,
-        }
+        Decoder { column: c.clone() }
+    }
+
+    /// The value as compared: decoded, then brought to the compared type and precision.
+    fn compared(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
+        let c = &self.column;
+        Ok(self.decode(v)?.coerce(c.compare_as, c.compare_fraction))
     }
 
     pub fn decode(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
@@ -1308,7 +1316,7 @@ impl Decoder {
             }
             Ok(t.increments() * 10u64.pow(9 - scale as u32))
         };
-        Ok(match (self.logical, v) {
+        Ok(match (self.column.logical, v) {
             (
                 _,
                 D::U8(None)
@@ -1383,13 +1391,16 @@ mod tests {
     use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
 
     fn decode(logical: LogicalType, v: ColumnData<'static>) -> Value {
-        Decoder {
-            column: "c".into(),
+        Decoder::new(&QueryColumn {
+            name: "c".into(),
             db_type: "-".into(),
             logical,
             compare_as: logical,
-        }
-        .decode(v)
+            identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
+        })
+        .compared(v)
         .unwrap()
     }
 

@@ -57,7 +57,7 @@ use super::{
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
-    days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,
+    days_from_civil, parse_uuid, Decimal, EncodedRows, Fraction, Key, LogicalType, Timestamp, Value,
 };
 
 /// An idle connection older than this is pinged before it is used again.
@@ -283,7 +283,7 @@ impl Mysql {
             .zip(values)
             .map(|(d, v)| {
                 d.decode(v)
-                    .map(|v| v.coerce(d.compare_as))
+                    .map(|v| v.coerce(d.compare_as, d.compare_fraction))
                     .map_err(|m| self.decode_err(&q.table, &d.column, &d.db_type, m))
             })
             .collect()
@@ -514,7 +514,7 @@ impl Engine for Mysql {
         let cols = self
             .fetch(
                 table,
-                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLLATION_NAME, EXTRA \
+                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLLATION_NAME, EXTRA, DATETIME_PRECISION \
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                  ORDER BY ORDINAL_POSITION",
                 key(),
@@ -560,7 +560,16 @@ impl Engine for Mysql {
                     logical = Some(LogicalType::Json);
                 }
                 let collation = Some(text(&r[3])).filter(|c| !c.is_empty());
+                // time, datetime and timestamp hold 0 digits unless declared, e.g.
+                // datetime(3); information_schema says which.
+                let fraction_digits = match logical {
+                    Some(LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz) => {
+                        text(&r[5]).parse().ok()
+                    }
+                    _ => None,
+                };
                 Column {
+                    fraction_digits,
                     identity: text(&r[4]).to_ascii_lowercase().contains("auto_increment"),
                     name,
                     db_type: column_type,
@@ -804,6 +813,7 @@ struct Decoder {
     db_type: String,
     logical: LogicalType,
     compare_as: LogicalType,
+    compare_fraction: Option<Fraction>,
 }
 
 impl Decoder {
@@ -813,6 +823,7 @@ impl Decoder {
             db_type: c.db_type.clone(),
             logical: c.logical,
             compare_as: c.compare_as,
+            compare_fraction: c.compare_fraction,
         }
     }
 
@@ -909,6 +920,7 @@ mod tests {
             db_type: "-".into(),
             logical,
             compare_as: logical,
+            compare_fraction: None,
         }
     }
 

@@ -28,8 +28,8 @@ use super::{
 use crate::config::DatabaseConfig;
 use crate::value::{
     encode_decimal_body, encode_prefixed, format_date, format_time, format_timestamp, format_uuid,
-    Decimal, EncodedRows, Key, LogicalType, Timestamp, Value, TAG_BYTES, TAG_DECIMAL, TAG_JSON,
-    TAG_TEXT,
+    Decimal, EncodedRows, Fraction, Key, LogicalType, Timestamp, Value, TAG_BYTES, TAG_DECIMAL,
+    TAG_JSON, TAG_TEXT,
 };
 
 /// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
@@ -211,7 +211,7 @@ impl Postgres {
                 None => Ok(Value::Null),
                 Some((a, b)) => d
                     .decode(&tuple[*a..*b])
-                    .map(|v| v.coerce(d.compare_as))
+                    .map(|v| v.coerce(d.compare_as, d.compare_fraction))
                     .map_err(|m| self.decode_err(q, &d.column, &d.db_type, m)),
             })
             .collect()
@@ -559,7 +559,8 @@ impl Engine for Postgres {
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
                         coalesce(bt.typname, t.typname)::text, \
                         CASE WHEN a.attcollation <> 0 AND co.collname NOT IN ('C', 'POSIX', 'default') THEN co.collname::text END, \
-                 a.attidentity <> '' \
+                 a.attidentity <> '', \
+                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                  LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd' \
                  LEFT JOIN pg_collation co ON co.oid = a.attcollation \
@@ -571,10 +572,12 @@ impl Engine for Postgres {
             .iter()
             .map(|r| {
                 let typname: String = r.get(2);
+                let logical = logical_type(&typname);
                 Column {
                     name: r.get(0),
                     db_type: r.get(1),
-                    logical: logical_type(&typname),
+                    fraction_digits: fraction_digits(logical, r.get(5)),
+                    logical,
                     collation: r.get(3),
                     identity: r.get(4),
                 }
@@ -807,6 +810,17 @@ fn logical_type(typname: &str) -> Option<LogicalType> {
     })
 }
 
+/// The fractional-second digits of a time, timestamp or timestamptz column: its type
+/// modifier is the precision, -1 (none given) means PostgreSQL's 6.
+fn fraction_digits(logical: Option<LogicalType>, typmod: i32) -> Option<u8> {
+    match logical? {
+        LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
+            Some(u8::try_from(typmod).unwrap_or(6))
+        }
+        _ => None,
+    }
+}
+
 // ---- binary COPY decoding ----------------------------------------------------------------
 
 /// Decodes one column's binary send format.
@@ -815,6 +829,7 @@ struct Decoder {
     db_type: String,
     kind: Kind,
     compare_as: LogicalType,
+    compare_fraction: Option<Fraction>,
 }
 
 #[derive(Clone, Copy)]
@@ -871,6 +886,7 @@ impl Decoder {
             db_type: c.db_type.clone(),
             kind,
             compare_as: c.compare_as,
+            compare_fraction: c.compare_fraction,
         }
     }
 
@@ -937,9 +953,13 @@ impl Decoder {
         out: &mut Vec<u8>,
         scratch: &mut String,
     ) -> std::result::Result<(), String> {
-        let widened = self.compare_as != logical_of(self.kind);
+        // Values widened or brought to a coarser precision go through the value model.
+        let converted = self.compare_as != logical_of(self.kind) || self.compare_fraction.is_some();
         match self.kind {
-            _ if widened => self.decode(b)?.coerce(self.compare_as).encode(out),
+            _ if converted => self
+                .decode(b)?
+                .coerce(self.compare_as, self.compare_fraction)
+                .encode(out),
             Kind::Text => encode_prefixed(
                 out,
                 TAG_TEXT,

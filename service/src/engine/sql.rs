@@ -177,6 +177,8 @@ mod tests {
                     logical: *t,
                     compare_as: *t,
                     identity: false,
+                    fraction_digits: None,
+                    compare_fraction: None,
                 })
                 .collect(),
             key: (0..keys.len()).collect(),

@@ -256,7 +256,7 @@ fn each_row(
         let mut row = Vec::with_capacity(columns.len());
         for (pos, &i) in columns.iter().enumerate() {
             let c = &q.columns[i];
-            row.push(decode(r.get_ref(pos)?, c.logical).coerce(c.compare_as));
+            row.push(decode(r.get_ref(pos)?, c.logical).coerce(c.compare_as, c.compare_fraction));
         }
         n += 1;
         if !f(row) {
@@ -302,6 +302,8 @@ impl Engine for Sqlite {
                     db_type: decl,
                     collation: None,
                     identity: false,
+                    // Timestamps are text (or numbers) of any precision: none is declared.
+                    fraction_digits: None,
                 });
             }
             if columns.is_empty() {

@@ -178,11 +178,23 @@ impl Dialect {
         }
     }
 
-    /// `column = value` as a condition; NULL matches NULL.
+    /// `column = value` as a condition; NULL matches NULL. A column finer than the
+    /// precision it was compared at (`compare_fraction`) matches every value that compares
+    /// equal: the diff saw only the coarser value, not the one the row holds.
     pub fn matches(self, column: &QueryColumn, value: &Value) -> Result<String, String> {
         let c = self.ident(&column.name);
         if value.is_null() {
             return Ok(format!("{c} IS NULL"));
+        }
+        let coarsened = column
+            .compare_fraction
+            .filter(|f| column.fraction_digits.is_some_and(|d| d > f.digits));
+        if let Some((lower, upper)) = coarsened.and_then(|f| f.preimage(value)) {
+            let mut cond = format!("{c} >= {}", self.literal(column, &lower)?);
+            if let Some(upper) = upper {
+                write!(cond, " AND {c} < {}", self.literal(column, &upper)?).unwrap();
+            }
+            return Ok(cond);
         }
         let lit = self.literal(column, value)?;
         Ok(match (self, column.logical) {
@@ -288,7 +300,7 @@ fn sqlite_literal(v: &Value) -> Result<String, String> {
         }
         Value::Date(d) => format!("'{}'", format_date(*d)),
         Value::Time(t) => format!("'{}'", format_time(*t)),
-        Value::Timestamp(t) | Value::TimestampTz(t) if is_infinite(t) => {
+        Value::Timestamp(t) | Value::TimestampTz(t) if t.is_infinite() => {
             return Err("SQLite has no infinite timestamp".into())
         }
         Value::Timestamp(t) => format!("'{}'", format_timestamp(*t)),
@@ -298,13 +310,9 @@ fn sqlite_literal(v: &Value) -> Result<String, String> {
     })
 }
 
-fn is_infinite(t: &Timestamp) -> bool {
-    *t == Timestamp::INFINITY || *t == Timestamp::NEG_INFINITY
-}
-
 fn mysql_literal(v: &Value) -> Result<String, String> {
     let micro = |t: &Timestamp| -> Result<(), String> {
-        if is_infinite(t) {
+        if t.is_infinite() {
             Err("MySQL has no infinite timestamp".into())
         } else if !t.nanos.is_multiple_of(1000) {
             Err("MySQL keeps microseconds at most".into())
@@ -344,7 +352,7 @@ fn mysql_literal(v: &Value) -> Result<String, String> {
 
 fn tsql_literal(v: &Value) -> Result<String, String> {
     let iso = |t: &Timestamp| -> Result<String, String> {
-        if is_infinite(t) {
+        if t.is_infinite() {
             return Err("SQL Server has no infinite timestamp".into());
         }
         if !t.nanos.is_multiple_of(100) {
@@ -405,6 +413,8 @@ mod tests {
             logical: t,
             compare_as: t,
             identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
         }
     }
 
@@ -500,6 +510,50 @@ mod tests {
                 .literal(&dec, &Value::Text("a\0b".into()))
                 .unwrap(),
             "N'a' + NCHAR(0) + N'b'"
+        );
+    }
+
+    #[test]
+    fn a_finer_column_compared_coarser_is_matched_by_every_value_that_compares_equal() {
+        use crate::value::{parse_timestamp, Fraction, Rounding};
+        let mut at = column(LogicalType::Timestamp, "timestamp(6) without time zone");
+        at.fraction_digits = Some(6);
+        at.compare_fraction = Some(Fraction {
+            digits: 3,
+            rounding: Rounding::Round,
+        });
+        let seen = Value::Timestamp(parse_timestamp("2025-06-14 02:00:00.124").unwrap().0);
+        assert_eq!(
+            Dialect::Postgres.matches(&at, &seen).unwrap(),
+            "\"c\" >= '2025-06-14 02:00:00.1235'::timestamp(6) without time zone \
+             AND \"c\" < '2025-06-14 02:00:00.1245'::timestamp(6) without time zone"
+        );
+        assert_eq!(
+            Dialect::Mysql.matches(&at, &seen).unwrap(),
+            "`c` >= '2025-06-14 02:00:00.1235' AND `c` < '2025-06-14 02:00:00.1245'"
+        );
+        assert_eq!(
+            Dialect::Tsql.matches(&at, &Value::Null).unwrap(),
+            "[c] IS NULL"
+        );
+        // The coarser side holds the compared value itself: matched exactly.
+        at.fraction_digits = Some(3);
+        assert_eq!(
+            Dialect::Mysql.matches(&at, &seen).unwrap(),
+            "`c` = '2025-06-14 02:00:00.124'"
+        );
+        // A time at the end of the day has no upper bound.
+        let mut opens = column(LogicalType::Time, "time(6)");
+        opens.fraction_digits = Some(6);
+        opens.compare_fraction = Some(Fraction {
+            digits: 0,
+            rounding: Rounding::Truncate,
+        });
+        assert_eq!(
+            Dialect::Tsql
+                .matches(&opens, &Value::Time(86_399_000_000_000))
+                .unwrap(),
+            "[c] >= '23:59:59'"
         );
     }
 

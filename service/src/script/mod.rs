@@ -18,7 +18,7 @@ use crate::compare::schema::Comparison;
 use crate::compare::TableTarget;
 use crate::engine::QueryColumn;
 use crate::scheduler::Runtime;
-use crate::value::Value;
+use crate::value::{Rounding, Value};
 pub use dialect::Dialect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +314,30 @@ impl<'a> Writer<'a> {
             "-- Columns compared: {}\n",
             clean(&self.cmp.column_names().join(", "))
         ));
+        // Values of these columns were compared, and are written, at the coarser precision.
+        let coarsened: Vec<String> = self
+            .cmp
+            .publisher
+            .columns
+            .iter()
+            .filter_map(|c| {
+                let f = c.compare_fraction?;
+                let how = match f.rounding {
+                    Rounding::Round => "rounded",
+                    Rounding::Truncate => "truncated",
+                };
+                Some(format!(
+                    "{} ({how} to {} fractional digits)",
+                    c.name, f.digits
+                ))
+            })
+            .collect();
+        if !coarsened.is_empty() {
+            h.push_str(&format!(
+                "-- Compared and written at the coarser precision (temporal_precision): {}\n",
+                clean(&coarsened.join(", "))
+            ));
+        }
         let s = &self.cmp.schema;
         let skipped: Vec<String> = s
             .publisher_only

@@ -965,3 +965,81 @@ pub fn golden(name: &str, actual: &str) {
         "{name} differs from its golden file (DRIFTWATCH_BLESS=1 rewrites it):\n{actual}"
     );
 }
+
+// ---- convergence scripts --------------------------------------------------------------
+
+/// Diffs the only table of `config` and returns its script (header included) and counts.
+pub async fn script_for(
+    config: driftwatch::config::Config,
+    options: &driftwatch::script::Options,
+) -> (String, driftwatch::script::Summary) {
+    use driftwatch::script;
+    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
+    let (g, t) = (
+        rt.config.groups[0].name.clone(),
+        rt.config.groups[0].tables[0].name.clone(),
+    );
+    let sub = script::subscriber_of(&rt, &g, &t, None).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    let collect = async {
+        let mut s = String::new();
+        while let Some(piece) = rx.recv().await {
+            s.push_str(&piece);
+        }
+        s
+    };
+    let generate = async move { script::generate(&rt, &g, &t, &sub, options, &tx).await };
+    let (generated, body) = tokio::join!(generate, collect);
+    let (summary, header) = generated.unwrap_or_else(|e| panic!("{e}"));
+    (header.unwrap_or_default() + &body, summary)
+}
+
+/// Applies `script` with a database's own client (psql, sqlite3, mariadb), which must
+/// succeed; returns what the client printed.
+pub fn run_client(program: &str, args: &[&str], script: &Path) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::fs::File::open(script).unwrap())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (the test command installs it)"));
+    assert!(
+        out.status.success(),
+        "{program} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(script)
+            .unwrap()
+            .chars()
+            .take(3000)
+            .collect::<String>()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The client that applies MySQL scripts: MariaDB's `mariadb`, or `mysql`.
+pub fn mysql_client() -> &'static str {
+    if std::process::Command::new("mariadb")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        "mariadb"
+    } else {
+        "mysql"
+    }
+}
+
+/// The arguments that point [`mysql_client`] at database `db` of the test server.
+pub fn mysql_client_args(db: &str) -> Vec<String> {
+    let url = mysql_async::Opts::from_url(&mysql_url(db)).unwrap();
+    let mut args = vec![
+        "--protocol=tcp".to_string(),
+        format!("--host={}", url.ip_or_hostname()),
+        format!("--port={}", url.tcp_port()),
+        format!("--user={}", url.user().unwrap_or("root")),
+    ];
+    if let Some(p) = url.pass() {
+        args.push(format!("--password={p}"));
+    }
+    args.push(db.into());
+    args
+}
