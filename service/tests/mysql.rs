@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use driftwatch::script::{self, Dialect, Mode, Options};
 use driftwatch::status::State;
@@ -86,15 +84,6 @@ async fn postgres_to_mariadb_reports_exactly_the_mutated_rows() {
     }
 }
 
-/// The client that applies scripts: MariaDB's `mariadb`, or `mysql`.
-fn client() -> &'static str {
-    if Command::new("mariadb").arg("--version").output().is_ok() {
-        "mariadb"
-    } else {
-        "mysql"
-    }
-}
-
 /// A fix script in the MySQL dialect, applied to the MariaDB subscriber with the server's
 /// client, leaves the pair converged (with and without guards).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +91,6 @@ async fn fix_scripts_converge_mariadb_pairs() {
     let mut pubc = mysql_database("dw_fix_my_pub").await;
     let mut subc = mysql_database("dw_fix_my_sub").await;
     let dir = temp_dir();
-    let url = mysql_async::Opts::from_url(&mysql_url("dw_fix_my_sub")).unwrap();
     for (seed, guards) in [(1u64, true), (2, false)] {
         let schema = wide_schema();
         let mut case = Case::generate(schema.clone(), 600, 200 + seed, DOMAIN);
@@ -145,29 +133,10 @@ async fn fix_scripts_converge_mariadb_pairs() {
             case.expected.len() as u64
         );
         let text = header.unwrap_or_default() + &body;
-        let file = dir.path().join(format!("fix{seed}.sql"));
-        std::fs::write(&file, &text).unwrap();
-        let mut args = vec![
-            "--protocol=tcp".to_string(),
-            format!("--host={}", url.ip_or_hostname()),
-            format!("--port={}", url.tcp_port()),
-            format!("--user={}", url.user().unwrap_or("root")),
-        ];
-        if let Some(p) = url.pass() {
-            args.push(format!("--password={p}"));
-        }
-        args.push("dw_fix_my_sub".into());
-        let out = Command::new(client())
-            .args(&args)
-            .stdin(std::fs::File::open(&file).unwrap())
-            .output()
-            .unwrap_or_else(|e| panic!("{}: {e} (the test command installs it)", client()));
-        assert!(
-            out.status.success(),
-            "{} failed: {}\n{}",
-            client(),
-            String::from_utf8_lossy(&out.stderr),
-            text.chars().take(3000).collect::<String>()
+        mysql_apply(
+            "dw_fix_my_sub",
+            &text,
+            &dir.path().join(format!("fix{seed}.sql")),
         );
         let results = run_pass(load_config(dir.path(), &toml)).await;
         let (status, found) = &results[0];

@@ -716,6 +716,60 @@ pub async fn mysql_database(name: &str) -> mysql_async::Conn {
     mysql_connect(name).await
 }
 
+/// Drops a database the test made (a failed test leaves its databases for inspection; the
+/// next run's `mysql_database` drops them first).
+pub async fn mysql_drop_database(name: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut admin = mysql_connect_to(&mysql_base()).await;
+    admin
+        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    let _ = admin.disconnect().await;
+}
+
+/// The client that applies scripts: MariaDB's `mariadb`, or `mysql`.
+fn mysql_client() -> &'static str {
+    if std::process::Command::new("mariadb")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        "mariadb"
+    } else {
+        "mysql"
+    }
+}
+
+/// Applies a script to database `db` with the server's own client over TCP, as a person
+/// would, from the file `file`; panics with the client's errors and the script's start.
+pub fn mysql_apply(db: &str, script: &str, file: &Path) {
+    std::fs::write(file, script).unwrap();
+    let url = mysql_async::Opts::from_url(&mysql_url(db)).unwrap();
+    let mut args = vec![
+        "--protocol=tcp".to_string(),
+        format!("--host={}", url.ip_or_hostname()),
+        format!("--port={}", url.tcp_port()),
+        format!("--user={}", url.user().unwrap_or("root")),
+    ];
+    if let Some(p) = url.pass() {
+        args.push(format!("--password={p}"));
+    }
+    args.push(db.to_string());
+    let client = mysql_client();
+    let out = std::process::Command::new(client)
+        .args(&args)
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap_or_else(|e| panic!("{client}: {e} (the test command installs it)"));
+    assert!(
+        out.status.success(),
+        "{client} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        script.chars().take(3000).collect::<String>()
+    );
+}
+
 /// The MySQL type the tests give a generated column: text with a bytewise, no-pad
 /// collation (so that 'a' and 'a ' are two keys, as on the other engines).
 pub fn mysql_type(c: &Col, key: bool) -> &'static str {
