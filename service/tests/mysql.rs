@@ -152,8 +152,9 @@ async fn fix_scripts_converge_mariadb_pairs() {
 
 /// Every MySQL type compared: decoded exactly, and equal values compare equal in both
 /// strategies even where the two sides' column types differ (decimal(10,2) against
-/// decimal(12,4), datetime(3) against datetime(6), float against double, int against
-/// bigint unsigned, enum against varchar); one changed value is reported in both.
+/// decimal(12,4), decimal(10,0) against decimal(12,3), datetime(3) against datetime(6),
+/// datetime against datetime(6), float against double, int against bigint unsigned, enum
+/// against varchar); one changed value is reported in both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
@@ -184,11 +185,13 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             ("tz", "timestamp(6) NULL"),
             ("j", "json"),
             ("uu", "uuid"),
+            ("ws", pick("datetime", "datetime(6)")),
+            ("dz", pick("decimal(10,0)", "decimal(12,3)")),
         ]
     };
-    let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000')";
-    let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL)";
-    let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL)";
+    let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000', '2025-06-14 02:00:00', 125)";
+    let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL, '0000-00-00 00:00:00', -40)";
+    let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL, NULL, 0)";
     for (db, alt) in [("dw_types_my_pub", false), ("dw_types_my_sub", true)] {
         let mut conn = mysql_database(db).await;
         let cols: Vec<String> = columns(alt)
@@ -239,7 +242,9 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             Timestamp,
             TimestampTz,
             Json,
-            Uuid
+            Uuid,
+            Timestamp,
+            Decimal
         ]
         .map(Some)
     );
@@ -290,6 +295,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             "2038-01-19 03:14:07.5+00",
             "\"{\\\"a\\\": [1, 2]}\"",
             "123e4567-e89b-12d3-a456-426614174000",
+            "2025-06-14 02:00:00",
+            "125",
         ]
     );
     assert_eq!(rows[1][7], Value::Decimal(Decimal::parse("-0.01").unwrap()));
@@ -314,6 +321,13 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             let results = run_pass(load_config(dir.path(), &toml)).await;
             let (status, found) = &results[0];
             assert_eq!(status.error, None, "{strategy}");
+            // The digests themselves agree: a chunk that differs only in how each side
+            // spells equal values would be localized (and then found equal) all the same.
+            assert_eq!(
+                status.chunks_mismatched,
+                u64::from(changed),
+                "{strategy}, changed: {changed}"
+            );
             assert!(
                 status.schema.type_mismatch.is_empty(),
                 "{:?}",
