@@ -1,13 +1,16 @@
-//! `driftwatch-bench`: how fast is one full `driftwatch check` pass over a PostgreSQL
-//! publisher/subscriber pair, compared with floors measured in the same run on the same data?
+//! `driftwatch-bench`: how fast is one full `driftwatch check` pass over a publisher/subscriber
+//! pair on one engine (`--engine postgres`, the default, or `mariadb`), compared with floors
+//! measured in the same run on the same data?
 //!
 //! It loads one `orders` table of `--rows` rows into two databases with 100 known
 //! differences on the subscriber (40 missing, 30 extra, 30 changed rows, spread over the key
-//! range), then measures, three times each, the minimum and median of:
+//! range), the same rows and differences on either engine, then measures, five times each,
+//! the minimum and median of:
 //! - the md5 floor: the publisher hashes every row of the table in one query (what a
 //!   pushdown pass cannot beat by much, since it has to read and hash every row too);
-//! - the transfer floor: `COPY orders TO STDOUT` from both sides in parallel into a sink that
-//!   only counts bytes (what a streamed pass cannot beat by much: every row crosses the wire);
+//! - the transfer floor: the whole table from both sides in parallel into a sink that only
+//!   counts bytes (`COPY orders TO STDOUT` on PostgreSQL, `SELECT * FROM orders` on
+//!   MariaDB): what a streamed pass cannot beat by much, since every row crosses the wire;
 //! - `driftwatch check --json` as a child process, once with `strategy = "pushdown"` and
 //!   once with `"streamed"`: wall time, the child's own peak RSS (from `wait4`), and whether
 //!   it found exactly the differences that were made. A pass that reports other counts fails
@@ -16,13 +19,16 @@
 //! The load is timed and printed but is not part of the figures.
 //!
 //! What it must not do: touch anything but its own two databases, `dw_bench_pub` and
-//! `dw_bench_sub`, which it creates, loads and, without `--keep`, drops. The maintenance
-//! database of `--pg-url` serves only to create and drop those two; no other database on the
-//! server is read or written. Kept databases carry a marker of what was loaded, so that a
-//! rerun with the same `--rows` skips the load (`--fresh` forces it).
+//! `dw_bench_sub`, which it creates, loads and, without `--keep`, drops. The server URL
+//! (`--pg-url`, `--mysql-url`) serves only to create and drop those two; no other database
+//! on the server is read or written. Kept databases carry a marker of what was loaded, so
+//! that a rerun with the same `--rows` skips the load (`--fresh` forces it).
 //!
-//! Everything engine-specific is behind [`Engine`]; the PostgreSQL pair is in `postgres.rs`.
+//! Everything engine-specific (all SQL) is behind [`Engine`]: the PostgreSQL pair is in
+//! `postgres.rs`, the MariaDB pair in `mariadb.rs`. What the engines share (the difference
+//! set, verifying a load, the runs, the report) lives here and knows no engine.
 
+mod mariadb;
 mod postgres;
 
 use std::collections::HashMap;
@@ -37,6 +43,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
 
+use crate::mariadb::Mariadb;
 use crate::postgres::Postgres;
 
 /// Every floor and every pass is measured this many times.
@@ -48,15 +55,21 @@ const DATA_VERSION: u32 = 1;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Benchmark a full `driftwatch check` pass on a PostgreSQL pair against floors measured in the same run"
+    about = "Benchmark a full `driftwatch check` pass on a PostgreSQL or MariaDB pair against floors measured in the same run"
 )]
 struct Args {
+    /// The engine holding the pair.
+    #[arg(long, value_enum, default_value_t = EngineKind::Postgres)]
+    engine: EngineKind,
     /// Key range 1..=ROWS of the generated table (the publisher lacks 30 ids of it, the extra rows).
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
-    /// Server to use, with a maintenance database (only dw_bench_pub and dw_bench_sub are touched).
+    /// PostgreSQL server, with a maintenance database (only dw_bench_pub and dw_bench_sub are touched).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     pg_url: String,
+    /// MariaDB server, with no database or a maintenance one (only dw_bench_pub and dw_bench_sub are touched).
+    #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
+    mysql_url: String,
     /// The driftwatch binary [default: <workspace>/target/release/driftwatch].
     #[arg(long)]
     driftwatch: Option<PathBuf>,
@@ -69,6 +82,12 @@ struct Args {
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum EngineKind {
+    Postgres,
+    Mariadb,
 }
 
 /// One of the two databases of the pair.
@@ -208,12 +227,17 @@ trait Engine {
     fn name(&self) -> &'static str;
     /// The URL of one side's database, as written into the driftwatch config.
     fn url(&self, side: Side) -> String;
+    /// The table's name in the driftwatch config (and so in its report).
+    fn table(&self) -> &'static str;
+    /// How the transfer floor reads a table, for the report, e.g. "COPY".
+    fn transfer_method(&self) -> &'static str;
     /// The marker of an earlier complete load, if the side's database has one.
     async fn marker(&self, side: Side) -> Result<Option<String>>;
     /// Drops and creates both databases, empty.
     async fn recreate(&self) -> Result<()>;
-    /// Creates and fills `orders` on one side, applies the plan's differences, prepares the
-    /// table for index-only scans and writes the marker last.
+    /// Creates and fills `orders` (ids and columns as functions of the id, the same on every
+    /// engine) on one side, applies the plan's differences, refreshes the statistics (and on
+    /// PostgreSQL the visibility map, for index-only scans) and writes the marker last.
     async fn load(&self, side: Side, plan: &LoadPlan<'_>) -> Result<()>;
     /// The side's row count and the rows with the given ids.
     async fn probe(&self, side: Side, ids: &[i64]) -> Result<Probe>;
@@ -344,15 +368,13 @@ struct Report {
     rows_fetched: u64,
 }
 
-fn parse_report(stdout: &str) -> Result<Report> {
+fn parse_report(stdout: &str, table_name: &str) -> Result<Report> {
     let doc: Value = serde_json::from_str(stdout).context("not JSON")?;
     let tables = doc["tables"].as_array().context("no \"tables\" array")?;
     let table = tables
         .iter()
-        .find(|t| {
-            t["group"] == "bench" && t["table"] == "public.orders" && t["subscriber"] == "sub"
-        })
-        .context("no entry for group bench, table public.orders, subscriber sub")?;
+        .find(|t| t["group"] == "bench" && t["table"] == table_name && t["subscriber"] == "sub")
+        .with_context(|| format!("no entry for group bench, table {table_name}, subscriber sub"))?;
     if !table["error"].is_null() {
         bail!("the table reports an error: {}", table["error"]);
     }
@@ -470,6 +492,21 @@ fn wait4(pid: u32) -> io::Result<(libc::c_int, libc::rusage)> {
     }
 }
 
+/// A server URL with its path (a maintenance database, if any) replaced by `/database`,
+/// and its query string apart, for the engine to complete: `scheme://auth@host:port/database`.
+fn url_for_database<'a>(url: &'a str, database: &str) -> (String, Option<&'a str>) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    (format!("{base}/{database}"), query)
+}
+
 /// A TOML basic string: a JSON string literal is one.
 fn toml_string(s: &str) -> String {
     Value::from(s).to_string()
@@ -495,20 +532,27 @@ publisher = "{pub_name}"
 subscribers = ["{sub_name}"]
 
 [[groups.tables]]
-name = "public.orders"
+name = {table}
 strategy = "{strategy}"
 "#,
         pub_name = publisher.config_name(),
         pub_url = toml_string(&engine.url(publisher)),
         sub_name = subscriber.config_name(),
         sub_url = toml_string(&engine.url(subscriber)),
+        table = toml_string(engine.table()),
         strategy = strategy.name(),
     );
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
-async fn run_pass(bin: &Path, config: &Path, strategy: Strategy, truth: Counts) -> Result<Pass> {
+async fn run_pass(
+    bin: &Path,
+    config: &Path,
+    table: &str,
+    strategy: Strategy,
+    truth: Counts,
+) -> Result<Pass> {
     let mut times = Vec::with_capacity(RUNS);
     let mut peak_rss_kib = 0;
     let mut rows_fetched = 0;
@@ -532,7 +576,7 @@ async fn run_pass(bin: &Path, config: &Path, strategy: Strategy, truth: Counts) 
             }
             bail!("{label} failed");
         }
-        let report = parse_report(&run.stdout).with_context(|| {
+        let report = parse_report(&run.stdout, table).with_context(|| {
             format!(
                 "{label}: unexpected --json output:\n{}\nstderr:\n{}",
                 run.stdout, run.stderr
@@ -669,7 +713,7 @@ async fn prepare(engine: &impl Engine, rows: u64, diffs: &DiffSet, fresh: bool) 
     )?;
     let load = start.elapsed();
     eprintln!(
-        "load: {:.1} s (both sides in parallel, with key and VACUUM ANALYZE; not part of the figures)",
+        "load: {:.1} s (both sides in parallel, with the key and fresh statistics; not part of the figures)",
         load.as_secs_f64()
     );
     let setup = verify(engine, diffs).await?;
@@ -789,10 +833,8 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             truth.changed,
         );
         println!("{}", floor_line("md5 scan (one side)", &floors.md5));
-        println!(
-            "{}",
-            floor_line("COPY transfer (both sides)", &floors.transfer)
-        );
+        let transfer = format!("{} transfer (both sides)", engine.transfer_method());
+        println!("{}", floor_line(&transfer, &floors.transfer));
     }
 
     ensure!(driftwatch.is_file(), "{build_hint}");
@@ -803,7 +845,7 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             "running driftwatch check ({}), {RUNS} runs ...",
             strategy.name()
         );
-        let pass = run_pass(&driftwatch, &config, strategy, truth).await?;
+        let pass = run_pass(&driftwatch, &config, engine.table(), strategy, truth).await?;
         if !args.json {
             println!("{}", pass_line(&pass, &floors, truth));
         }
@@ -841,7 +883,11 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             "load_s": setup.load.map(|d| d.as_secs_f64()),
             "floors": {
                 "md5_scan": floors.md5.json(),
-                "copy_transfer": { "bytes": floors.transfer_bytes, "times": floors.transfer.json() },
+                "transfer": {
+                    "method": engine.transfer_method(),
+                    "bytes": floors.transfer_bytes,
+                    "times": floors.transfer.json(),
+                },
             },
             "passes": passes.iter().map(|p| json!({
                 "strategy": p.strategy.name(),
@@ -881,14 +927,29 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let engine = match Postgres::new(&args.pg_url) {
-        Ok(engine) => engine,
+    let outcome = match args.engine {
+        EngineKind::Postgres => match Postgres::new(&args.pg_url) {
+            Ok(engine) => run(&engine, &args).await,
+            Err(e) => Err(e),
+        },
+        EngineKind::Mariadb => match Mariadb::new(&args.mysql_url) {
+            Ok(engine) => run(&engine, &args).await,
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("driftwatch-bench: {e:#}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    let outcome = bench(&engine, &args).await;
+    }
+}
+
+/// The benchmark on one engine, then its databases and configs dropped unless `--keep`.
+async fn run(engine: &impl Engine, args: &Args) -> Result<bool> {
+    let outcome = bench(engine, args).await;
 
     let configs = Strategy::ALL.map(Strategy::config_path);
     if args.keep {
@@ -909,13 +970,5 @@ async fn main() -> ExitCode {
             eprintln!("driftwatch-bench: could not drop the benchmark databases: {e:#}");
         }
     }
-
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("driftwatch-bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    outcome
 }

@@ -1,5 +1,6 @@
 //! The PostgreSQL pair. Every statement the benchmark sends to PostgreSQL is in this file;
-//! another engine (a MariaDB pair) is another implementation of [`Engine`].
+//! what is common to every engine (the differences, the runs, the report) is in `main.rs`,
+//! and the MariaDB pair is another implementation of [`Engine`] in `mariadb.rs`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -8,7 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use futures::TryStreamExt;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::{Change, Engine, LoadPlan, Probe, Side};
+use crate::{url_for_database, Change, Engine, LoadPlan, Probe, Side};
 
 const CREATE_TABLE: &str = "CREATE TABLE orders (
     id          bigint        NOT NULL,
@@ -128,16 +129,7 @@ impl Engine for Postgres {
     }
 
     fn url(&self, side: Side) -> String {
-        // Replace the path of the URL (the maintenance database) and keep its query string.
-        let (base, query) = match self.url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (self.url.as_str(), None),
-        };
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let base = match base[authority_start..].find('/') {
-            Some(i) => &base[..authority_start + i],
-            None => base,
-        };
+        let (url, query) = url_for_database(&self.url, side.database());
         // The floors connect without TLS; so must the pass, or it would be measured
         // paying for encryption its floor does not.
         let query = match query {
@@ -145,7 +137,15 @@ impl Engine for Postgres {
             Some(q) => format!("{q}&sslmode=disable"),
             None => "sslmode=disable".to_string(),
         };
-        format!("{base}/{}?{query}", side.database())
+        format!("{url}?{query}")
+    }
+
+    fn table(&self) -> &'static str {
+        "public.orders"
+    }
+
+    fn transfer_method(&self) -> &'static str {
+        "COPY"
     }
 
     async fn marker(&self, side: Side) -> Result<Option<String>> {

@@ -1,7 +1,8 @@
 //! The MySQL/MariaDB engine against a real MariaDB on loopback: the core property (random
 //! tables and mutations reported exactly, in both strategies), a PostgreSQL publisher with
-//! a MariaDB subscriber compared streamed, and a fix script in the MySQL dialect applied
-//! with the server's own client.
+//! a MariaDB subscriber compared streamed, a fix script in the MySQL dialect applied with
+//! the server's own client, every type decoded and digested alike, and row texts that the
+//! pushdown digest must not confuse.
 
 mod common;
 
@@ -122,11 +123,11 @@ async fn fix_scripts_converge_mariadb_pairs() {
             summary.missing + summary.extra + summary.changed,
             case.expected.len() as u64
         );
-        let file = dir.path().join(format!("fix{seed}.sql"));
-        std::fs::write(&file, &text).unwrap();
-        let args = mysql_client_args("dw_fix_my_sub");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_client(mysql_client(), &args, &file);
+        mysql_apply(
+            "dw_fix_my_sub",
+            &text,
+            &dir.path().join(format!("fix{seed}.sql")),
+        );
         let results = run_pass(load_config(dir.path(), &toml)).await;
         let (status, found) = &results[0];
         assert_eq!(status.error, None, "seed {seed}");
@@ -141,10 +142,11 @@ async fn fix_scripts_converge_mariadb_pairs() {
 
 /// Every MySQL type compared: decoded exactly, and equal values compare equal in both
 /// strategies even where the two sides' column types differ (decimal(10,2) against
-/// decimal(12,4), float against double, int against bigint unsigned, enum against
-/// varchar); one changed value is reported in both. Temporal columns of different
-/// precisions (datetime(3) against datetime(6), time(6) against time(3)) are schema drift,
-/// until `temporal_precision` says how to compare them (streamed).
+/// decimal(12,4), decimal(10,0) against decimal(12,3), datetime against datetime(6), float
+/// against double, int against bigint unsigned, enum against varchar); one changed value is
+/// reported in both. Temporal columns of different precisions (datetime(3) against
+/// datetime(6), time(6) against time(3)) are schema drift, until `temporal_precision` says
+/// how to compare them (streamed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
@@ -175,11 +177,13 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             ("tz", "timestamp(6) NULL"),
             ("j", "json"),
             ("uu", "uuid"),
+            ("ws", pick("datetime", "datetime(6)")),
+            ("dz", pick("decimal(10,0)", "decimal(12,3)")),
         ]
     };
-    let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000')";
-    let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL)";
-    let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL)";
+    let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000', '2025-06-14 02:00:00', 125)";
+    let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL, '0000-00-00 00:00:00', -40)";
+    let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL, NULL, 0)";
     for (db, alt) in [("dw_types_my_pub", false), ("dw_types_my_sub", true)] {
         let mut conn = mysql_database(db).await;
         let cols: Vec<String> = columns(alt)
@@ -230,7 +234,9 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             Timestamp,
             TimestampTz,
             Json,
-            Uuid
+            Uuid,
+            Timestamp,
+            Decimal
         ]
         .map(Some)
     );
@@ -241,7 +247,15 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         .filter(|c| c.fraction_digits.is_some())
         .map(|c| (c.name.as_str(), c.fraction_digits))
         .collect();
-    assert_eq!(digits, [("tm", Some(6)), ("ts", Some(3)), ("tz", Some(6))]);
+    assert_eq!(
+        digits,
+        [
+            ("tm", Some(6)),
+            ("ts", Some(3)),
+            ("tz", Some(6)),
+            ("ws", Some(0))
+        ]
+    );
     let q = TableQuery {
         table: table.clone(),
         columns: schema
@@ -290,6 +304,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             "2038-01-19 03:14:07.5+00",
             "\"{\\\"a\\\": [1, 2]}\"",
             "123e4567-e89b-12d3-a456-426614174000",
+            "2025-06-14 02:00:00",
+            "125",
         ]
     );
     assert_eq!(rows[1][7], Value::Decimal(Decimal::parse("-0.01").unwrap()));
@@ -325,11 +341,18 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
                 .map(|m| m.split(':').next().unwrap())
                 .collect();
             let want: &[&str] = if precision == "exact" {
-                &["tm", "ts"]
+                &["tm", "ts", "ws"]
             } else {
                 &[]
             };
             assert_eq!(mismatched, want, "{precision}: {:?}", status.schema);
+            // The digests themselves agree: a chunk that differs only in how each side
+            // spells equal values would be localized (and then found equal) all the same.
+            assert_eq!(
+                status.chunks_mismatched,
+                u64::from(changed),
+                "{strategy}, changed: {changed}"
+            );
             let want: std::collections::BTreeSet<_> = if changed {
                 [(
                     vec!["1".to_string()],
@@ -343,6 +366,62 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             assert_eq!(*found, want, "{strategy}, changed: {changed}");
         }
     }
+}
+
+/// Rows whose values a plain join of the columns' text would confuse: the separator moved
+/// from one column into the next, a short text spelling a long text's MD5, a text `~`
+/// against NULL. The pushdown digest tells each pair apart: the chunk mismatches and each
+/// row is reported, while the row that is the same on both sides is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
+    use mysql_async::prelude::Queryable;
+
+    let long = "a text longer than what is hashed inline ".repeat(3);
+    for (db, rows) in [
+        (
+            "dw_join_my_pub",
+            "(1, 'a#b', 'c'), (2, MD5(?), 'x'), (3, '~', 'y'), (4, 'same', 'same')",
+        ),
+        (
+            "dw_join_my_sub",
+            "(1, 'a', 'b#c'), (2, ?, 'x'), (3, NULL, 'y'), (4, 'same', 'same')",
+        ),
+    ] {
+        let mut conn = mysql_database(db).await;
+        conn.query_drop("CREATE TABLE t (id int PRIMARY KEY, a text NULL, b varchar(200) NULL)")
+            .await
+            .unwrap();
+        conn.exec_drop(format!("INSERT INTO t VALUES {rows}"), (long.as_str(),))
+            .await
+            .unwrap();
+    }
+    let dir = temp_dir();
+    let toml = pair_config(
+        &mysql_url("dw_join_my_pub"),
+        &mysql_url("dw_join_my_sub"),
+        "t",
+        "t",
+        "pushdown",
+        1000,
+    );
+    let results = run_pass(load_config(dir.path(), &toml)).await;
+    let (status, found) = &results[0];
+    assert_eq!(status.error, None);
+    assert!(status.chunks_mismatched >= 1);
+    let changed = |id: &str, columns: &[&str]| {
+        (
+            vec![id.to_string()],
+            "changed".to_string(),
+            columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let want: std::collections::BTreeSet<_> = [
+        changed("1", &["a", "b"]),
+        changed("2", &["a"]),
+        changed("3", &["a"]),
+    ]
+    .into();
+    assert_eq!(*found, want);
 }
 
 fn config_for(strategy: &str) -> String {

@@ -1,6 +1,8 @@
 //! End to end: the real service (`driftwatch::serve` on port 0) over real databases with
-//! known drift; /metrics scraped and its figures asserted; the HTTP surface's errors; a
-//! database that goes away under the service and comes back.
+//! known drift (the demo's SQLite pair, a PostgreSQL pair, a MariaDB pair); /metrics scraped
+//! and its figures asserted; the HTTP surface's errors; a database that goes away under the
+//! service and comes back; a fix script from the script endpoint applied with the server's
+//! own client, after which the pair converges.
 
 mod common;
 
@@ -329,6 +331,53 @@ impl Proxy {
     }
 }
 
+/// The `orders` table of the PostgreSQL and MariaDB pairs: ids 1..=20000 on the publisher;
+/// the subscriber lacks 7 of them, has 3 more and 5 changed (amounts, a trailing space, a
+/// NULL), so it holds 4 rows fewer.
+const ORDERS_ROWS: u64 = 20_000;
+const ORDERS_DRIFT: [(&str, f64); 3] = [("missing", 7.0), ("extra", 3.0), ("changed", 5.0)];
+
+/// The metrics of a pass over `orders` with its drift: every difference confirmed (the
+/// configs confirm at once), none pending, and both databases up.
+fn assert_orders_drift(m: &Metrics, group: &str, table: &str, databases: [&str; 2]) {
+    for (kind, n) in ORDERS_DRIFT {
+        for (status, want) in [("confirmed", n), ("pending", 0.0)] {
+            let labels = [("group", group), ("kind", kind), ("status", status)];
+            assert_eq!(
+                m.pair("driftwatch_table_divergent_rows", table, &labels),
+                Some(want),
+                "{kind} {status}"
+            );
+        }
+    }
+    let g = [("group", group)];
+    let difference = ORDERS_DRIFT[0].1 - ORDERS_DRIFT[1].1;
+    let rows = ORDERS_ROWS as f64;
+    assert_eq!(
+        m.pair("driftwatch_table_row_count_difference", table, &g),
+        Some(difference)
+    );
+    for (role, rows) in [("publisher", rows), ("subscriber", rows - difference)] {
+        assert_eq!(
+            m.pair(
+                "driftwatch_table_rows",
+                table,
+                &[("group", group), ("role", role)]
+            ),
+            Some(rows),
+            "{role}"
+        );
+    }
+    assert_eq!(m.pair("driftwatch_table_converged", table, &g), Some(0.0));
+    for db in databases {
+        assert_eq!(
+            m.get("driftwatch_up", &[("database", db)]),
+            Some(1.0),
+            "{db}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_pair_is_validated_and_survives_its_subscriber_going_away() {
     let pubc = pg_database("dw_e2e_pub").await;
@@ -435,24 +484,7 @@ filter = "no_such_column > 0"
             })
         })
         .await;
-    let kinds = [("missing", 7.0), ("extra", 3.0), ("changed", 5.0)];
-    for (kind, n) in kinds {
-        let labels = [("group", "sales"), ("kind", kind), ("status", "confirmed")];
-        assert_eq!(
-            m.pair("driftwatch_table_divergent_rows", orders, &labels),
-            Some(n),
-            "{kind}"
-        );
-    }
-    assert_eq!(
-        m.pair(
-            "driftwatch_table_row_count_difference",
-            orders,
-            &[("group", "sales")]
-        ),
-        Some(4.0)
-    );
-    assert_eq!(m.get("driftwatch_up", &[("database", "member")]), Some(1.0));
+    assert_orders_drift(&m, "sales", orders, ["hub", "member"]);
     // Bad tables are errors of their own; the good one is validated regardless.
     for (group, bad) in [
         ("sales", "public.missing_table"),
@@ -581,6 +613,199 @@ filter = "no_such_column > 0"
     );
     svc.stop().await;
     proxy.stop().await;
+}
+
+/// A MariaDB pair with the PostgreSQL pair's `orders` and drift, served: the metrics and
+/// the status JSON report exactly that drift; the script endpoint's MySQL fix script,
+/// applied to the subscriber with the `mariadb` client, makes the next pass converged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
+    use mysql_async::prelude::Queryable;
+
+    let (pub_db, sub_db) = ("dw_e2e_my_pub", "dw_e2e_my_sub");
+    let create = "CREATE TABLE orders (id bigint PRIMARY KEY, customer varchar(64) NOT NULL, \
+                  amount decimal(12,2), placed_at timestamp(6) NULL)";
+    let rows: Vec<String> = (1..=ORDERS_ROWS)
+        .map(|g| {
+            format!(
+                "({g}, 'customer {}', {} / 10.0, TIMESTAMP '2025-01-01 00:00:00' + INTERVAL {g} MINUTE)",
+                g % 97,
+                g % 1000
+            )
+        })
+        .collect();
+    for db in [pub_db, sub_db] {
+        let mut conn = mysql_database(db).await;
+        conn.query_drop(create).await.unwrap();
+        for chunk in rows.chunks(5000) {
+            conn.query_drop(format!("INSERT INTO orders VALUES {}", chunk.join(", ")))
+                .await
+                .unwrap();
+        }
+    }
+    mysql_connect(sub_db)
+        .await
+        .query_drop(
+            "DELETE FROM orders WHERE id IN (5, 500, 5000, 9999, 10000, 15000, 20000);
+             INSERT INTO orders VALUES (20001, 'late', 1, NOW()), (20002, 'late', 2, NOW()), (-1, 'early', 3, NOW());
+             UPDATE orders SET amount = amount + 0.01 WHERE id IN (1, 2, 3);
+             UPDATE orders SET customer = CONCAT(customer, ' ') WHERE id = 7777;
+             UPDATE orders SET placed_at = NULL WHERE id = 12345;",
+        )
+        .await
+        .unwrap();
+
+    let dir = temp_dir();
+    let toml = pair_config(
+        &mysql_url(pub_db),
+        &mysql_url(sub_db),
+        "orders",
+        "orders",
+        "auto",
+        1000,
+    );
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let first_pass = |m: &Metrics| {
+        m.pair(
+            "driftwatch_validation_duration_seconds_count",
+            "orders",
+            &[],
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    };
+    let m = svc.wait_for(60, "the first pass", first_pass).await;
+    assert_orders_drift(&m, "g", "orders", ["pub", "sub"]);
+
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    assert_eq!(status["converged"], false);
+    let line = &status["tables"][0];
+    assert_eq!(status["tables"].as_array().unwrap().len(), 1);
+    for (key, want) in [
+        ("group", serde_json::json!("g")),
+        ("table", "orders".into()),
+        ("subscriber", "sub".into()),
+        ("state", "divergent".into()),
+        ("error", serde_json::Value::Null),
+        ("strategy", "pushdown".into()),
+        ("publisher_rows", ORDERS_ROWS.into()),
+        ("subscriber_rows", (ORDERS_ROWS - 4).into()),
+        (
+            "confirmed",
+            serde_json::json!({"missing": 7, "extra": 3, "changed": 5}),
+        ),
+        (
+            "pending",
+            serde_json::json!({"missing": 0, "extra": 0, "changed": 0}),
+        ),
+        (
+            "script",
+            "/api/v1/groups/g/tables/orders/script?subscriber=sub".into(),
+        ),
+    ] {
+        assert_eq!(line[key], want, "{key}");
+    }
+    let sample: std::collections::BTreeSet<(String, String, String)> = line["sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"][0].as_str().unwrap().to_string(),
+                r["kind"].as_str().unwrap().to_string(),
+                r["changed_columns"].to_string(),
+            )
+        })
+        .collect();
+    let mut want = std::collections::BTreeSet::new();
+    for id in [5, 500, 5000, 9999, 10000, 15000, 20000] {
+        want.insert((id.to_string(), "missing".into(), "[]".into()));
+    }
+    for id in [20001, 20002, -1] {
+        want.insert((id.to_string(), "extra".into(), "[]".into()));
+    }
+    for (id, column) in [
+        (1, "amount"),
+        (2, "amount"),
+        (3, "amount"),
+        (7777, "customer"),
+        (12345, "placed_at"),
+    ] {
+        want.insert((id.to_string(), "changed".into(), format!("[\"{column}\"]")));
+    }
+    assert_eq!(sample, want);
+
+    // The fix script, as a person would fetch and apply it.
+    let response = reqwest::get(format!(
+        "{}/api/v1/groups/g/tables/orders/script?dialect=mysql",
+        svc.base
+    ))
+    .await
+    .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("driftwatch-g-orders-sub-fix.mysql.sql"));
+    let script = response.text().await.unwrap();
+    assert!(
+        script
+            .trim_end()
+            .ends_with("-- driftwatch: 7 missing, 3 extra, 5 changed; 15 statements."),
+        "{script}"
+    );
+    mysql_apply(sub_db, &script, &dir.path().join("fix.sql"));
+
+    assert_eq!(
+        svc.post("/api/v1/groups/g/tables/orders/validate").await.0,
+        202
+    );
+    let m = svc
+        .wait_for(60, "a converged pass", |m| {
+            m.pair(
+                "driftwatch_validations_total",
+                "orders",
+                &[("result", "converged")],
+            )
+            .unwrap_or(0.0)
+                >= 1.0
+        })
+        .await;
+    assert_eq!(
+        m.pair("driftwatch_table_converged", "orders", &[]),
+        Some(1.0)
+    );
+    for (kind, _) in ORDERS_DRIFT {
+        for status in ["confirmed", "pending"] {
+            assert_eq!(
+                m.pair(
+                    "driftwatch_table_divergent_rows",
+                    "orders",
+                    &[("kind", kind), ("status", status)]
+                ),
+                Some(0.0),
+                "{kind} {status}"
+            );
+        }
+    }
+    assert_eq!(
+        m.pair("driftwatch_table_row_count_difference", "orders", &[]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.pair("driftwatch_table_rows", "orders", &[("role", "subscriber")]),
+        Some(ORDERS_ROWS as f64)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    assert_eq!(status["converged"], true);
+    assert_eq!(status["tables"][0]["state"], "converged");
+    assert_eq!(status["tables"][0]["script"], serde_json::Value::Null);
+    svc.stop().await;
+    for db in [pub_db, sub_db] {
+        mysql_drop_database(db).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -716,6 +716,27 @@ pub async fn mysql_database(name: &str) -> mysql_async::Conn {
     mysql_connect(name).await
 }
 
+/// Drops a database the test made (a failed test leaves its databases for inspection; the
+/// next run's `mysql_database` drops them first).
+pub async fn mysql_drop_database(name: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut admin = mysql_connect_to(&mysql_base()).await;
+    admin
+        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+        .await
+        .unwrap();
+    let _ = admin.disconnect().await;
+}
+
+/// Applies a script to database `db` with the server's own client over TCP, as a person
+/// would, from the file `file`; panics with the client's errors and the script's start.
+pub fn mysql_apply(db: &str, script: &str, file: &Path) {
+    std::fs::write(file, script).unwrap();
+    let args = mysql_client_args(db);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_client(mysql_client(), &args, file);
+}
+
 /// The MySQL type the tests give a generated column: text with a bytewise, no-pad
 /// collation (so that 'a' and 'a ' are two keys, as on the other engines).
 pub fn mysql_type(c: &Col, key: bool) -> &'static str {
