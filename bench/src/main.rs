@@ -749,7 +749,7 @@ fn default_driftwatch() -> PathBuf {
 
 fn floor_line(name: &str, samples: &Samples) -> String {
     format!(
-        "floor  {name:<30}{:>6.3} s   (median {:.3} s)",
+        "floor  {name:<31}{:>7.3} s   (median {:.3} s)",
         samples.min().as_secs_f64(),
         samples.median().as_secs_f64()
     )
@@ -764,7 +764,7 @@ fn pass_line(pass: &Pass, floors: &Floors, truth: Counts) -> String {
         "WRONG".to_owned()
     };
     format!(
-        "pass   {:<10}{:>6.3} s   {:.2}x {:<15}target <= {:.2}x   rows fetched {:<10}peak RSS {:.1} MB   found {} {verdict}   (median {:.3} s)",
+        "pass   {:<10}{:>6.3} s   {:.2}x {:<15}target <= {:.2}x   rows fetched {:<11}peak RSS {:.1} MB   found {} {verdict}   (median {:.3} s)",
         pass.strategy.name(),
         pass.times.min().as_secs_f64(),
         pass.ratio(floors),
