@@ -51,36 +51,52 @@ async fn mariadb_pairs_report_exactly_the_mutated_rows() {
     }
 }
 
-/// A PostgreSQL publisher replicated into MariaDB, compared streamed: the same logical
-/// data (numeric against decimal, timestamptz against timestamp, jsonb against json,
-/// boolean against bit(1), ...) with known drift reports exactly that drift.
+/// PostgreSQL replicated into MariaDB and MariaDB into PostgreSQL, compared streamed: the
+/// same logical data (numeric against decimal, timestamptz against timestamp, jsonb against
+/// json, boolean against bit(1), ...) with known drift reports exactly that drift, whichever
+/// engine is the publisher (and so chooses the chunk boundaries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_to_mariadb_reports_exactly_the_mutated_rows() {
-    let pubc = pg_database("dw_prop_pgmy_pub").await;
-    let mut subc = mysql_database("dw_prop_pgmy_sub").await;
+async fn postgres_and_mariadb_pairs_report_exactly_the_mutated_rows() {
+    let pg = pg_database("dw_prop_pgmy_pub").await;
+    let mut my = mysql_database("dw_prop_pgmy_sub").await;
     let dir = temp_dir();
     for seed in 0..proptest_cases() {
         for (si, (schema, rows, chunk_rows)) in shapes(seed).into_iter().enumerate() {
             let mut case = Case::generate(schema.clone(), rows, seed * 10 + si as u64 + 8, DOMAIN);
             mysql_fit(&mut case);
-            let table = format!("t{seed}_{si}");
-            pg_load(&pubc, &table, &schema, &case.publisher).await;
-            mysql_load(&mut subc, &table, &schema, &case.subscriber).await;
-            let toml = pair_config(
-                &pg_url("dw_prop_pgmy_pub"),
-                &mysql_url("dw_prop_pgmy_sub"),
-                &format!("public.{table}"),
-                &table,
-                "auto",
-                chunk_rows,
-            );
-            assert_exact(
-                toml,
-                dir.path(),
-                &case,
-                &format!("PostgreSQL→MariaDB seed {seed} shape {si}"),
-            )
-            .await;
+            // t…: PostgreSQL publishes; r…: MariaDB publishes the same rows.
+            let (table, reverse) = (format!("t{seed}_{si}"), format!("r{seed}_{si}"));
+            pg_load(&pg, &table, &schema, &case.publisher).await;
+            mysql_load(&mut my, &table, &schema, &case.subscriber).await;
+            mysql_load(&mut my, &reverse, &schema, &case.publisher).await;
+            pg_load(&pg, &reverse, &schema, &case.subscriber).await;
+            let (pg_url, my_url) = (pg_url("dw_prop_pgmy_pub"), mysql_url("dw_prop_pgmy_sub"));
+            for (what, pub_url, sub_url, pub_table, sub_table) in [
+                (
+                    "PostgreSQL→MariaDB",
+                    &pg_url,
+                    &my_url,
+                    format!("public.{table}"),
+                    table.clone(),
+                ),
+                (
+                    "MariaDB→PostgreSQL",
+                    &my_url,
+                    &pg_url,
+                    reverse.clone(),
+                    format!("public.{reverse}"),
+                ),
+            ] {
+                let toml =
+                    pair_config(pub_url, sub_url, &pub_table, &sub_table, "auto", chunk_rows);
+                assert_exact(
+                    toml,
+                    dir.path(),
+                    &case,
+                    &format!("{what} seed {seed} shape {si}"),
+                )
+                .await;
+            }
         }
     }
 }
