@@ -242,6 +242,47 @@ impl DigestAccumulator {
 /// A decoded row: the query's columns, in its order.
 pub type Row = Vec<Value>;
 
+/// Decodes one column's values from an engine's wire form into the value model.
+pub(crate) trait FieldDecoder {
+    type Field;
+
+    /// The column decoded, as the query reads and compares it.
+    fn column(&self) -> &QueryColumn;
+
+    fn decode(&self, field: Self::Field) -> std::result::Result<Value, String>;
+}
+
+/// A row's fields, one decoder each, every value brought to the type and precision both
+/// sides compare it at; an error names the database, table and column.
+pub(crate) fn decode_row<D: FieldDecoder>(
+    database: &str,
+    q: &TableQuery,
+    decoders: &[D],
+    fields: impl ExactSizeIterator<Item = D::Field>,
+) -> Result<Row> {
+    let err = |column: &str, db_type: &str, message: String| EngineError::Decode {
+        database: database.to_string(),
+        table: q.table.to_string(),
+        column: column.to_string(),
+        db_type: db_type.to_string(),
+        message,
+    };
+    if fields.len() != decoders.len() {
+        let message = format!("expected {} fields, got {}", decoders.len(), fields.len());
+        return Err(err("-", "-", message));
+    }
+    decoders
+        .iter()
+        .zip(fields)
+        .map(|(d, f)| {
+            let c = d.column();
+            d.decode(f)
+                .map(|v| v.coerce(c.compare_as, c.compare_fraction))
+                .map_err(|m| err(&c.name, &c.db_type, m))
+        })
+        .collect()
+}
+
 /// Batches of rows travel through a bounded channel, so memory stays bounded whatever
 /// the range's size.
 pub type RowSender = mpsc::Sender<Vec<Row>>;

@@ -58,7 +58,7 @@ use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
     insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
+    FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
     ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
@@ -508,22 +508,7 @@ impl Mssql {
     }
 
     fn decode_row(&self, q: &TableQuery, decoders: &[Decoder], row: tiberius::Row) -> Result<Row> {
-        if row.len() != decoders.len() {
-            return Err(self.decode_err(
-                &q.table,
-                "-",
-                "-",
-                format!("expected {} fields, got {}", decoders.len(), row.len()),
-            ));
-        }
-        decoders
-            .iter()
-            .zip(row)
-            .map(|(d, v)| {
-                d.compared(v)
-                    .map_err(|m| self.decode_err(&q.table, &d.column.name, &d.column.db_type, m))
-            })
-            .collect()
+        super::decode_row(&self.name, q, decoders, row.into_iter())
     }
 
     /// All rows of a small result, undecoded.
@@ -1288,22 +1273,24 @@ impl Engine for Mssql {
 // ---- decoding --------------------------------------------------------------------------
 
 /// Decodes one column's TDS values into the value model, exactly.
-pub struct Decoder {
+struct Decoder {
     column: QueryColumn,
 }
 
 impl Decoder {
-    pub fn new(c: &QueryColumn) -> Decoder {
+    fn new(c: &QueryColumn) -> Decoder {
         Decoder { column: c.clone() }
     }
+}
 
-    /// The value as compared: decoded, then brought to the compared type and precision.
-    fn compared(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
-        let c = &self.column;
-        Ok(self.decode(v)?.coerce(c.compare_as, c.compare_fraction))
+impl FieldDecoder for Decoder {
+    type Field = ColumnData<'static>;
+
+    fn column(&self) -> &QueryColumn {
+        &self.column
     }
 
-    pub fn decode(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
+    fn decode(&self, v: ColumnData<'static>) -> std::result::Result<Value, String> {
         use ColumnData as D;
         let ts = |days: i64, nanos: u64| Timestamp {
             secs: days * 86_400 + (nanos / 1_000_000_000) as i64,
@@ -1400,7 +1387,7 @@ mod tests {
             fraction_digits: None,
             compare_fraction: None,
         })
-        .compared(v)
+        .decode(v)
         .unwrap()
     }
 

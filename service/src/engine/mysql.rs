@@ -54,12 +54,12 @@ use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
     insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
+    FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
     ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
-    days_from_civil, parse_uuid, Decimal, EncodedRows, Fraction, Key, LogicalType, Timestamp, Value,
+    days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,
 };
 
 /// Text up to this many bytes (in utf8mb4) is hashed as itself within its row, longer text
@@ -276,23 +276,7 @@ impl Mysql {
     }
 
     fn decode_row(&self, q: &TableQuery, decoders: &[Decoder], values: Vec<My>) -> Result<Row> {
-        if values.len() != decoders.len() {
-            return Err(self.decode_err(
-                &q.table,
-                "-",
-                "-",
-                format!("expected {} fields, got {}", decoders.len(), values.len()),
-            ));
-        }
-        decoders
-            .iter()
-            .zip(values)
-            .map(|(d, v)| {
-                d.decode(v)
-                    .map(|v| v.coerce(d.compare_as, d.compare_fraction))
-                    .map_err(|m| self.decode_err(&q.table, &d.column, &d.db_type, m))
-            })
-            .collect()
+        super::decode_row(&self.name, q, decoders, values.into_iter())
     }
 
     /// All rows of a small result, as raw values.
@@ -867,27 +851,25 @@ fn logical_type(data_type: &str, column_type: &str) -> Option<LogicalType> {
 
 /// Decodes one column's binary-protocol values.
 struct Decoder {
-    column: String,
-    db_type: String,
-    logical: LogicalType,
-    compare_as: LogicalType,
-    compare_fraction: Option<Fraction>,
+    column: QueryColumn,
 }
 
 impl Decoder {
-    fn new(c: &super::QueryColumn) -> Decoder {
-        Decoder {
-            column: c.name.clone(),
-            db_type: c.db_type.clone(),
-            logical: c.logical,
-            compare_as: c.compare_as,
-            compare_fraction: c.compare_fraction,
-        }
+    fn new(c: &QueryColumn) -> Decoder {
+        Decoder { column: c.clone() }
+    }
+}
+
+impl FieldDecoder for Decoder {
+    type Field = My;
+
+    fn column(&self) -> &QueryColumn {
+        &self.column
     }
 
     fn decode(&self, v: My) -> std::result::Result<Value, String> {
         let utf8 = |b: Vec<u8>| String::from_utf8(b).map_err(|e| e.to_string());
-        Ok(match (self.logical, v) {
+        Ok(match (self.column.logical, v) {
             (_, My::NULL) => Value::Null,
             (LogicalType::Int, My::Int(i)) => Value::Int(i as i128),
             (LogicalType::Int, My::UInt(u)) => Value::Int(u as i128),
@@ -949,7 +931,7 @@ impl Decoder {
                         secs: days as i64 * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64,
                         nanos: us * 1000,
                     };
-                    if self.logical == LogicalType::Timestamp {
+                    if self.column.logical == LogicalType::Timestamp {
                         Value::Timestamp(t)
                     } else {
                         Value::TimestampTz(t)
@@ -973,13 +955,15 @@ mod tests {
     use super::*;
 
     fn decoder(logical: LogicalType) -> Decoder {
-        Decoder {
-            column: "c".into(),
+        Decoder::new(&QueryColumn {
+            name: "c".into(),
             db_type: "-".into(),
             logical,
             compare_as: logical,
+            identity: false,
+            fraction_digits: None,
             compare_fraction: None,
-        }
+        })
     }
 
     #[test]
