@@ -359,32 +359,11 @@ mod live {
         schema: &Schema,
         rows: &[Vec<Value>],
     ) {
-        let cols: Vec<String> = schema
-            .cols
-            .iter()
-            .enumerate()
-            .map(|(i, col)| {
-                let null = if i < schema.key { " NOT NULL" } else { " NULL" };
-                format!(
-                    "{} {}{null}",
-                    quote_ident(col.name),
-                    mssql_type(col, i < schema.key)
-                )
-            })
-            .collect();
-        let key: Vec<String> = schema.cols[..schema.key]
-            .iter()
-            .map(|col| quote_ident(col.name))
-            .collect();
-        exec(
-            c,
-            &format!(
-                "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
-                cols.join(", "),
-                key.join(", ")
-            ),
-        )
-        .await;
+        let create = create_table(table, schema, quote_ident, |col, key| {
+            let null = if key { "NOT NULL" } else { "NULL" };
+            format!("{} {null}", mssql_type(col, key))
+        });
+        exec(c, &create).await;
         let columns: Vec<QueryColumn> = schema
             .cols
             .iter()

@@ -445,27 +445,40 @@ impl Case {
 
 // ---- writers -------------------------------------------------------------------------
 
+/// `CREATE TABLE` for a generated schema, key columns first and as the primary key, in
+/// one engine's quoting and column types (`column_type(col, is_key)`).
+pub fn create_table(
+    table: &str,
+    schema: &Schema,
+    quote: fn(&str) -> String,
+    column_type: impl Fn(&Col, bool) -> String,
+) -> String {
+    let cols: Vec<String> = schema
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {}", quote(c.name), column_type(c, i < schema.key)))
+        .collect();
+    let key: Vec<String> = schema.cols[..schema.key]
+        .iter()
+        .map(|c| quote(c.name))
+        .collect();
+    format!(
+        "CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
+        cols.join(", "),
+        key.join(", ")
+    )
+}
+
 pub async fn pg_load(
     client: &tokio_postgres::Client,
     table: &str,
     schema: &Schema,
     rows: &[Vec<Value>],
 ) {
-    let cols: Vec<String> = schema
-        .cols
-        .iter()
-        .map(|c| format!("{} {}", quote_ident(c.name), c.pg))
-        .collect();
-    let key: Vec<String> = schema.cols[..schema.key]
-        .iter()
-        .map(|c| quote_ident(c.name))
-        .collect();
+    let create = create_table(table, schema, quote_ident, |c, _| c.pg.to_string());
     client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
-            cols.join(", "),
-            key.join(", ")
-        ))
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}; {create}"))
         .await
         .unwrap();
     for chunk in rows.chunks(200) {
@@ -799,23 +812,12 @@ pub async fn mysql_load(
 ) {
     use driftwatch::engine::mysql::{param, quote_ident};
     use mysql_async::prelude::Queryable;
-    let cols: Vec<String> = schema
-        .cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{} {}", quote_ident(c.name), mysql_type(c, i < schema.key)))
-        .collect();
-    let key: Vec<String> = schema.cols[..schema.key]
-        .iter()
-        .map(|c| quote_ident(c.name))
-        .collect();
-    conn.query_drop(format!(
-        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({}, PRIMARY KEY ({}))",
-        cols.join(", "),
-        key.join(", ")
-    ))
-    .await
-    .unwrap();
+    let create = create_table(table, schema, quote_ident, |c, key| {
+        mysql_type(c, key).to_string()
+    });
+    conn.query_drop(format!("DROP TABLE IF EXISTS {table}; {create}"))
+        .await
+        .unwrap();
     let marks = format!("({})", vec!["?"; schema.cols.len()].join(", "));
     for chunk in rows.chunks(200) {
         let params: Vec<mysql_async::Value> = chunk.iter().flatten().map(param).collect();
