@@ -1,11 +1,9 @@
 //! One validation pass on demand (`driftwatch check`): every selected table compared
-//! once, its differences re-checked after `confirm_after`, and a report whose verdict
-//! speaks of confirmed divergence only.
+//! once, its differences re-checked as they become due (see `Runtime::confirm`), and a
+//! report whose verdict speaks of confirmed divergence only.
 //!
 //! It runs the same passes as the service, through the same limits; it must not
 //! publish anything beyond its own report.
-
-use std::time::SystemTime;
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -39,6 +37,7 @@ pub struct TableLine {
     pub changed: u64,
     pub confirmed: Tally,
     pub pending: Tally,
+    pub in_flight: Tally,
     pub schema_mismatch: bool,
     pub missing_window: Option<(String, String)>,
     pub error: Option<String>,
@@ -89,11 +88,13 @@ impl Report {
             }
             if t.missing + t.extra + t.changed > 0 {
                 out.push_str(&format!(
-                    "; {} missing, {} extra, {} changed ({} confirmed)",
+                    "; {} missing, {} extra, {} changed ({} confirmed, {} pending, {} in flight)",
                     t.missing,
                     t.extra,
                     t.changed,
-                    t.confirmed.total()
+                    t.confirmed.total(),
+                    t.pending.total(),
+                    t.in_flight.total()
                 ));
             }
             if let Some((a, b)) = &t.missing_window {
@@ -148,20 +149,7 @@ pub async fn check(
         async move {
             let g = rt.config.group(gn).expect("selected from the config");
             let t = g.table(tn).expect("selected from the config");
-            rt.pass(g, t).await;
-            // Differences found are re-checked once, after confirm_after.
-            let due = g
-                .subscribers
-                .iter()
-                .filter_map(|s| {
-                    rt.status
-                        .next_confirmation(&(gn.clone(), tn.clone(), s.clone()))
-                })
-                .max();
-            if let Some(due) = due {
-                tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
-                rt.recheck(g, t).await;
-            }
+            rt.confirm(g, t).await;
         }
     }))
     .await;
@@ -190,9 +178,9 @@ pub async fn check(
 
 fn line(p: PairStatus) -> TableLine {
     TableLine {
-        missing: p.pending.missing + p.confirmed.missing,
-        extra: p.pending.extra + p.confirmed.extra,
-        changed: p.pending.changed + p.confirmed.changed,
+        missing: p.pending.missing + p.in_flight.missing + p.confirmed.missing,
+        extra: p.pending.extra + p.in_flight.extra + p.confirmed.extra,
+        changed: p.pending.changed + p.in_flight.changed + p.confirmed.changed,
         group: p.group,
         table: p.table,
         subscriber: p.subscriber,
@@ -202,6 +190,7 @@ fn line(p: PairStatus) -> TableLine {
         subscriber_rows: p.subscriber_rows,
         confirmed: p.confirmed,
         pending: p.pending,
+        in_flight: p.in_flight,
         schema_mismatch: p.schema_mismatch,
         missing_window: p.missing_window,
         error: p.error,

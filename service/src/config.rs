@@ -49,6 +49,21 @@ pub enum TemporalPrecision {
     Truncate,
 }
 
+/// Where a subscriber's applied replication position is read, so that rechecks confirm
+/// at a consistent point (see `crate::replication`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Replication {
+    /// The one subscription or GTID replication the subscriber shows, else none.
+    #[default]
+    Auto,
+    /// None: confirmation rests on `confirm_after` alone.
+    Off,
+    /// PostgreSQL logical replication through this slot on the publisher.
+    PostgresSlot(String),
+    /// MySQL or MariaDB GTID replication.
+    Gtid,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub file: PathBuf,
@@ -69,6 +84,8 @@ pub struct ServerConfig {
     pub script_batch_statements: usize,
     /// Keys per no-op UPDATE in a redrive script.
     pub redrive_batch_keys: usize,
+    /// Where the service keeps each table's differences across restarts (none: memory).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -79,6 +96,8 @@ pub struct DatabaseConfig {
     pub max_rows_per_second: u64,
     /// The server-side limit on one statement; a safety net for a runaway query.
     pub statement_timeout: Duration,
+    /// As a subscriber: where its applied replication position is read.
+    pub replication: Replication,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -153,6 +172,7 @@ struct RawServer {
     script_time_limit: Option<Spanned<String>>,
     script_batch_statements: Option<Spanned<usize>>,
     redrive_batch_keys: Option<Spanned<usize>>,
+    state_dir: Option<Spanned<String>>,
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
@@ -182,6 +202,8 @@ struct RawDatabase {
     max_rows_per_second: Option<u64>,
     max_concurrent_queries: Option<usize>,
     statement_timeout: Option<Spanned<String>>,
+    replication: Option<Spanned<String>>,
+    replication_slot: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -383,11 +405,39 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             }
             (None, None) => Duration::from_secs(300),
         };
+        let replication = match (&d.replication, &d.replication_slot) {
+            (_, Some(slot)) if slot.get_ref().trim().is_empty() => {
+                return Err(src.err(slot.span(), key("replication_slot"), "a slot name cannot be empty"))
+            }
+            (None, Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
+            (Some(r), Some(_)) if r.get_ref() != "postgres" => {
+                return Err(src.err(
+                    r.span(),
+                    key("replication"),
+                    "replication_slot names a PostgreSQL slot: leave replication out or set it to \"postgres\"",
+                ))
+            }
+            (Some(_), Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
+            (Some(r), None) => match r.get_ref().as_str() {
+                "auto" => Replication::Auto,
+                "off" => Replication::Off,
+                "gtid" => Replication::Gtid,
+                other => {
+                    return Err(src.err(
+                        r.span(),
+                        key("replication"),
+                        format!("{other:?} is not one of \"auto\", \"off\", \"gtid\" (or set replication_slot for PostgreSQL)"),
+                    ))
+                }
+            },
+            (None, None) => Replication::Auto,
+        };
         databases.insert(
             name.clone(),
             DatabaseConfig {
                 url,
                 password,
+                replication,
                 max_concurrent_queries,
                 max_rows_per_second: d
                     .max_rows_per_second
@@ -589,6 +639,11 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 "server.redrive_batch_keys",
                 1000,
             )?,
+            state_dir: raw
+                .server
+                .state_dir
+                .as_ref()
+                .map(|d| base_dir.join(d.get_ref())),
         },
         databases,
         groups,

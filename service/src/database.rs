@@ -15,8 +15,8 @@ use tracing::Instrument;
 
 use crate::config::DatabaseConfig;
 use crate::engine::{
-    self, DigestSpec, Digests, Engine, EngineError, Family, KeyRange, Result, Row, TableQuery,
-    TableRef, TableSchema,
+    self, DigestSpec, Digests, Engine, EngineError, Family, Feed, KeyRange, Result, Row,
+    TableQuery, TableRef, TableSchema,
 };
 use crate::metrics::Metrics;
 use crate::value::Key;
@@ -89,6 +89,27 @@ impl Database {
 
     pub async fn ping(&self) -> Result<()> {
         self.call(self.engine.ping()).await
+    }
+
+    /// See [`Engine::replication_position`].
+    pub async fn replication_position(&self) -> Result<Option<String>> {
+        self.call(self.engine.replication_position()).await
+    }
+
+    /// See [`Engine::position_applied`].
+    pub async fn position_applied(
+        &self,
+        feed: &Feed,
+        position: &str,
+        wait: Duration,
+    ) -> Result<bool> {
+        self.call(self.engine.position_applied(feed, position, wait))
+            .await
+    }
+
+    /// See [`Engine::detect_feed`].
+    pub async fn detect_feed(&self) -> Result<Option<Feed>> {
+        self.call(self.engine.detect_feed()).await
     }
 
     pub async fn introspect(&self, table: &TableRef) -> Result<TableSchema> {

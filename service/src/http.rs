@@ -202,6 +202,16 @@ async fn script(
             )
         }
     };
+    let include_in_flight = match params.get("include_in_flight").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("include_in_flight must be true or false, not {v:?}"),
+            )
+        }
+    };
     let number = |name: &str, default: usize| match params.get(name).map(|v| v.parse::<usize>()) {
         None => Ok(default),
         Some(Ok(n)) if n > 0 => Ok(n),
@@ -228,6 +238,7 @@ async fn script(
         batch_statements,
         redrive_batch_keys,
         counts_in_header: false,
+        include_in_flight,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();

@@ -13,8 +13,10 @@ pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod replication;
 pub mod scheduler;
 pub mod script;
+pub mod state;
 pub mod status;
 pub mod telemetry;
 pub mod value;
@@ -32,6 +34,8 @@ pub enum ServeError {
     Engine(#[from] engine::EngineError),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    State(#[from] state::StateError),
 }
 
 /// Runs the service on `listener` until `shutdown` completes: the validation loops and
@@ -47,7 +51,9 @@ pub async fn serve(
     if !row_data {
         tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
     }
-    let runtime = Arc::new(scheduler::Runtime::new(config)?);
+    let mut runtime = scheduler::Runtime::new(config)?;
+    runtime.open_state()?;
+    let runtime = Arc::new(runtime);
     let scripts = Arc::new(tokio::sync::Semaphore::new(
         runtime.config.server.max_concurrent_scripts,
     ));

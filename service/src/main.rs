@@ -47,6 +47,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Overrides every table's confirm_after (e.g. 10s): how long a difference must
+        /// stand still before it is confirmed without replication positions.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        confirm_after: Option<std::time::Duration>,
         #[arg(long, value_enum, default_value_t)]
         log_format: LogFormat,
     },
@@ -77,6 +81,13 @@ enum Command {
         /// Write here (the header then carries the counts); default: standard output.
         #[arg(short = 'o', long)]
         output: Option<PathBuf>,
+        /// Overrides every table's confirm_after (see check).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        confirm_after: Option<std::time::Duration>,
+        /// Script rows that are not verified too: in flight, or not re-checked yet.
+        /// Inserting a row replication is about to deliver breaks replication.
+        #[arg(long)]
+        include_in_flight: bool,
     },
 }
 
@@ -161,9 +172,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             group,
             table,
             json,
+            confirm_after,
             ..
         } => {
-            let config = driftwatch::config::load(&config)?;
+            let mut config = driftwatch::config::load(&config)?;
+            override_confirm_after(&mut config, confirm_after);
             let report =
                 driftwatch::check::check(config, group.as_deref(), table.as_deref()).await?;
             if json {
@@ -183,7 +196,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             no_guards,
             batch,
             output,
+            confirm_after,
+            include_in_flight,
         } => {
+            let mut config = driftwatch::config::load(&config)?;
+            override_confirm_after(&mut config, confirm_after);
             diff(
                 config,
                 &group,
@@ -192,6 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 dialect.as_deref(),
                 &mode,
                 !no_guards,
+                include_in_flight,
                 batch,
                 output.as_deref(),
             )
@@ -200,21 +218,32 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+fn override_confirm_after(
+    config: &mut driftwatch::config::Config,
+    confirm_after: Option<std::time::Duration>,
+) {
+    if let Some(d) = confirm_after {
+        for t in config.groups.iter_mut().flat_map(|g| g.tables.iter_mut()) {
+            t.confirm_after = d;
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)] // the subcommand's flags, passed on as they are
 async fn diff(
-    config: PathBuf,
+    config: driftwatch::config::Config,
     group: &str,
     table: &str,
     subscriber: Option<&str>,
     dialect: Option<&str>,
     mode: &str,
     guards: bool,
+    include_in_flight: bool,
     batch: Option<usize>,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<i32> {
     use driftwatch::script::{self, Dialect, Mode};
     use std::io::Write;
-    let config = driftwatch::config::load(&config)?;
     let rt = driftwatch::scheduler::Runtime::new(config)?;
     let subscriber = script::subscriber_of(&rt, group, table, subscriber)?;
     let dialect = match dialect {
@@ -231,6 +260,7 @@ async fn diff(
         batch_statements: batch.unwrap_or(server.script_batch_statements).max(1),
         redrive_batch_keys: server.redrive_batch_keys,
         counts_in_header: output.is_some(),
+        include_in_flight,
     };
     // The body goes to standard output as it comes, or to a file beside the output,
     // which becomes the output (header first) only once the script is complete.
@@ -271,14 +301,16 @@ async fn diff(
             .with_context(|| format!("writing {}", output.display()))?;
     }
     eprintln!(
-        "driftwatch: {group}/{table} → {subscriber}: {} missing, {} extra, {} changed ({} statements)",
-        summary.missing, summary.extra, summary.changed, summary.statements
+        "driftwatch: {group}/{table} → {subscriber}: {} missing, {} extra, {} changed ({} statements; {} rows in flight, not scripted)",
+        summary.missing, summary.extra, summary.changed, summary.statements, summary.in_flight
     );
-    Ok(if summary.missing + summary.extra + summary.changed > 0 {
-        1
-    } else {
-        0
-    })
+    Ok(
+        if summary.missing + summary.extra + summary.changed + summary.in_flight > 0 {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 async fn serve(config: driftwatch::config::Config) -> anyhow::Result<i32> {

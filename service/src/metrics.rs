@@ -14,6 +14,8 @@ pub struct Metrics {
     pub up: IntGaugeVec,
     pub table_rows: IntGaugeVec,
     pub row_count_difference: IntGaugeVec,
+    pub confirmed_row_count_difference: IntGaugeVec,
+    pub first_seen: GaugeVec,
     pub chunks: IntGaugeVec,
     pub divergent_rows: IntGaugeVec,
     pub converged: IntGaugeVec,
@@ -50,9 +52,15 @@ impl Metrics {
         let m = Metrics {
             up: gauge("up", "1 if the last query to the database succeeded or failed for a table's own reason, 0 if the database could not be reached", &["database"]),
             table_rows: gauge("table_rows", &format!("Rows in the table, honouring its row filter{last}"), &["group", "table", "database", "role"]),
-            row_count_difference: gauge("table_row_count_difference", &format!("Publisher rows minus subscriber rows{last}"), PAIR),
+            row_count_difference: gauge("table_row_count_difference", &format!("Publisher rows minus subscriber rows as the last pass counted them; includes rows in flight, so it moves with replication lag (alert on table_confirmed_row_count_difference){last}"), PAIR),
+            confirmed_row_count_difference: gauge("table_confirmed_row_count_difference", "Confirmed missing rows minus confirmed extra rows: the row count difference that is not replication lag", PAIR),
+            first_seen: {
+                let g = GaugeVec::new(Opts::new("table_divergence_first_seen_timestamp_seconds", "Unix time at which the oldest difference of a status (confirmed, in_flight) was first seen; absent when there is none"), &["group", "table", "subscriber", "status"]).expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched{last}"), &["group", "table", "subscriber", "state"]),
-            divergent_rows: gauge("table_divergent_rows", &format!("Rows that differ, by kind (missing, extra, changed on the subscriber) and status (pending until re-checked after confirm_after, then confirmed){last}"), &["group", "table", "subscriber", "kind", "status"]),
+            divergent_rows: gauge("table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after)", &["group", "table", "subscriber", "kind", "status"]),
             converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence; 0 when it found some or the last pass failed", PAIR),
             schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber{last}"), PAIR),
             last_success: {
@@ -66,7 +74,7 @@ impl Metrics {
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
-            validations: counter("validations_total", "Passes by result: converged, divergent or error", &["group", "table", "subscriber", "result"]),
+            validations: counter("validations_total", "Passes by result: converged, pending (differences, none confirmed), divergent (confirmed differences) or error", &["group", "table", "subscriber", "result"]),
             errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
             rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),

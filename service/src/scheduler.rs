@@ -7,7 +7,7 @@
 //! queries in flight are cancelled.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
@@ -16,11 +16,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::compare::confirm::{Status as RowStatus, MIN_RECHECK};
 use crate::compare::localize::MAX_LEAVES;
 use crate::compare::TableTarget;
 use crate::config::{Config, GroupConfig, TableConfig};
 use crate::database::Database;
+use crate::engine::{Feed, KeyRange};
 use crate::metrics::Metrics;
+use crate::replication::Positions;
+use crate::state::{StateError, StateStore};
 use crate::status::{PairId, Status};
 
 /// Every value of [`crate::engine::EngineError::reason`].
@@ -34,6 +38,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     pub status: Status,
     triggers: HashMap<(String, String), Arc<Notify>>,
+    /// Where each (publisher, subscriber) reads replication positions, once known.
+    feeds: Mutex<HashMap<(String, String), Option<Feed>>>,
 }
 
 impl Runtime {
@@ -65,7 +71,51 @@ impl Runtime {
             databases,
             metrics,
             triggers,
+            feeds: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Opens the state store of `server.state_dir` (if set) and resumes from it.
+    pub fn open_state(&mut self) -> Result<(), StateError> {
+        let Some(dir) = &self.config.server.state_dir else {
+            return Ok(());
+        };
+        let (store, saved) = StateStore::open(dir)?;
+        tracing::info!(file = %store.path().display(), pairs = saved.len(), "state restored");
+        self.status.restore(&self.metrics, store, saved);
+        Ok(())
+    }
+
+    /// Where rechecks of a subscriber read its applied replication position: as
+    /// configured, or detected once (a detection that fails is tried again later).
+    pub async fn feed(&self, publisher: &str, subscriber: &str) -> Option<Feed> {
+        let key = (publisher.to_string(), subscriber.to_string());
+        if let Some(f) = self.feeds.lock().unwrap().get(&key) {
+            return f.clone();
+        }
+        let setting = &self.config.databases[subscriber].replication;
+        match crate::replication::resolve(setting, &self.databases[subscriber]).await {
+            Ok(feed) => {
+                match &feed {
+                    Some(f) => tracing::info!(publisher, subscriber, feed = %f, "rechecks wait for the subscriber's replication position"),
+                    None => tracing::info!(publisher, subscriber, "no replication position to read: differences are confirmed by time (confirm_after)"),
+                }
+                self.feeds.lock().unwrap().insert(key, feed.clone());
+                feed
+            }
+            Err(e) => {
+                tracing::warn!(publisher, subscriber, error = %e, "cannot tell how the subscriber replicates: confirming by time for now");
+                None
+            }
+        }
+    }
+
+    fn known_feed(&self, publisher: &str, subscriber: &str) -> bool {
+        self.feeds
+            .lock()
+            .unwrap()
+            .get(&(publisher.to_string(), subscriber.to_string()))
+            .is_some_and(Option::is_some)
     }
 
     /// Tries every database once, so that `up` is known before the first pass.
@@ -95,7 +145,7 @@ impl Runtime {
     fn pair_ids(g: &GroupConfig, t: &TableConfig) -> Vec<PairId> {
         g.subscribers
             .iter()
-            .map(|s| (g.name.clone(), t.name.clone(), s.clone()))
+            .map(|s| PairId::new(&g.name, &t.name, s))
             .collect()
     }
 
@@ -112,7 +162,15 @@ impl Runtime {
         let results = target.full_pass(comparisons).await;
         let elapsed = started.elapsed();
         for (id, result) in Self::pair_ids(g, t).iter().zip(results) {
+            let differs = result
+                .as_ref()
+                .is_ok_and(|p| p.findings.counts.iter().any(|&c| c > 0));
             self.status.publish_pass(&self.metrics, id, result, elapsed);
+            if differs {
+                // Known before the rechecks are scheduled, so that they wait for positions.
+                let feed = self.feed(&g.publisher, &id.subscriber).await;
+                self.status.set_positions(id, feed.map(|f| f.to_string()));
+            }
         }
         tracing::info!(group = %g.name, table = %t.name, seconds = elapsed.as_secs_f64(), "pass complete");
     }
@@ -126,16 +184,26 @@ impl Runtime {
 
     async fn recheck_inner(&self, g: &GroupConfig, t: &TableConfig) {
         let target = self.target(g, t);
+        // A subscriber that cannot apply a position within this is lagging more than
+        // confirm_after, which confirmation by time could not tell apart either.
+        let wait = t.confirm_after.clamp(MIN_RECHECK, Duration::from_secs(30));
         for (id, sub) in Self::pair_ids(g, t).iter().zip(&target.subscribers) {
             let work = self.status.with(id, |e| {
                 let untracked =
                     e.diff.untracked.iter().any(|&c| c > 0) || e.diff.leaves.len() >= MAX_LEAVES;
-                let ranges: Vec<(usize, crate::engine::KeyRange)> = e
+                // Leaves with something left to prove; confirmed ones wait for the next pass.
+                let ranges: Vec<(KeyRange, u64)> = e
                     .diff
                     .leaves
                     .iter()
-                    .enumerate()
-                    .map(|(i, l)| (i, l.range.clone()))
+                    .filter(|l| {
+                        l.rows
+                            .iter()
+                            .any(|r| r.evidence.status != RowStatus::Confirmed)
+                            || (l.counts.iter().sum::<u64>() > l.rows.len() as u64
+                                && l.evidence.status != RowStatus::Confirmed)
+                    })
+                    .map(|l| (l.range.clone(), l.publisher_rows))
                     .collect();
                 (e.comparison.clone(), ranges, untracked)
             });
@@ -148,10 +216,22 @@ impl Runtime {
             if ranges.is_empty() {
                 continue;
             }
-            match target.recheck(&cmp, sub, &ranges).await {
-                Ok(found) => self.status.publish_recheck(&self.metrics, id, |diff, now| {
-                    diff.update_leaves(found, now)
-                }),
+            let feed = self.feed(&g.publisher, &id.subscriber).await;
+            let positions = feed.map(|feed| Positions {
+                publisher: target.publisher,
+                subscriber: sub,
+                feed,
+            });
+            match target
+                .recheck(&cmp, sub, &ranges, positions.as_ref(), wait)
+                .await
+            {
+                Ok(found) => {
+                    self.status
+                        .publish_recheck(&self.metrics, id, |diff, now, confirm_after| {
+                            diff.update_leaves(found, now, confirm_after)
+                        })
+                }
                 Err(e) => self
                     .status
                     .publish_pass(&self.metrics, id, Err(e), Duration::ZERO),
@@ -159,10 +239,36 @@ impl Runtime {
         }
     }
 
-    fn next_confirmation(&self, g: &GroupConfig, t: &TableConfig) -> Option<SystemTime> {
+    /// A pass, then rechecks as differences become due, for as long as a difference that
+    /// moved once can still be confirmed (twice confirm_after); what still moves then is
+    /// left in flight. The one-off commands (`check`, `diff`) confirm this way.
+    pub async fn confirm(&self, g: &GroupConfig, t: &TableConfig) {
+        self.pass(g, t).await;
+        let deadline = SystemTime::now() + 2 * t.confirm_after + 2 * MIN_RECHECK;
+        while let Some(due) = self.next_confirmation(g, t).filter(|&d| d <= deadline) {
+            let unproven: u64 = Self::pair_ids(g, t)
+                .iter()
+                .filter_map(|id| self.status.get(id))
+                .map(|p| p.pending.total() + p.in_flight.total())
+                .sum();
+            tracing::info!(
+                group = %g.name, table = %t.name, rows = unproven,
+                recheck_at = %chrono::DateTime::<chrono::Local>::from(due).format("%H:%M:%S"),
+                "waiting to re-check differences not confirmed yet (confirm_after; --confirm-after overrides it)"
+            );
+            tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
+            self.recheck(g, t).await;
+        }
+    }
+
+    /// When the table's earliest unconfirmed difference is due for a recheck.
+    pub fn next_confirmation(&self, g: &GroupConfig, t: &TableConfig) -> Option<SystemTime> {
         Self::pair_ids(g, t)
             .iter()
-            .filter_map(|id| self.status.next_confirmation(id))
+            .filter_map(|id| {
+                let positions = self.known_feed(&g.publisher, &id.subscriber);
+                self.status.next_confirmation(id, positions)
+            })
             .min()
     }
 
@@ -193,6 +299,7 @@ impl Runtime {
             db.cancel_all().await;
         }
         join_all(tasks).await;
+        self.status.flush();
     }
 
     async fn table_loop(&self, gi: usize, ti: usize, shutdown: CancellationToken) {
@@ -202,11 +309,13 @@ impl Runtime {
         // Spread first passes over a tenth of the interval (at most 2 s at start).
         let first = jitter(t.interval / 10).min(Duration::from_secs(2));
         let mut next_full = tokio::time::Instant::now() + first;
+        // Rechecks never follow each other closer than this, even when one failed.
+        let mut not_before = tokio::time::Instant::now();
         loop {
             let wake = match self.next_confirmation(g, t) {
                 Some(due) => {
                     let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
-                    next_full.min(tokio::time::Instant::now() + wait)
+                    next_full.min((tokio::time::Instant::now() + wait).max(not_before))
                 }
                 None => next_full,
             };
@@ -230,6 +339,7 @@ impl Runtime {
                 next_full = tokio::time::Instant::now() + t.interval - t.interval / 10
                     + jitter(t.interval / 5);
             }
+            not_before = tokio::time::Instant::now() + MIN_RECHECK;
         }
     }
 }

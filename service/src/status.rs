@@ -2,28 +2,32 @@
 //! status JSON, the CLI summary and the metrics show.
 //!
 //! A pass's results become visible here in one step, under one lock, metrics included:
-//! a reader never sees half of a pass. Nothing here queries a database.
+//! a reader never sees half of a pass. Each publication is also handed to the state
+//! store (when one is configured), so that a restart resumes from it. Nothing here
+//! queries a database.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::compare::confirm::{DiffState, Divergence};
+use crate::compare::confirm::{DiffState, Divergence, Evidence, Status as RowStatus, Tally};
 use crate::compare::localize::Kind;
 use crate::compare::schema::{Comparison, Resolved, SchemaReport};
 use crate::compare::PairPass;
 use crate::metrics::Metrics;
+use crate::state::{SavedPair, SavedRow, StateStore};
+use crate::value::key_bytes;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// No pass has completed yet.
     Unknown,
     /// No differences.
     Converged,
-    /// Only differences that are not confirmed yet.
+    /// Only differences that are not confirmed: pending or in flight.
     Pending,
     /// Confirmed differences.
     Divergent,
@@ -37,7 +41,10 @@ pub struct Sample {
     pub key: Vec<String>,
     pub kind: Kind,
     pub changed_columns: Vec<String>,
+    pub status: RowStatus,
     pub confirmed: bool,
+    /// When a difference at this key was first seen.
+    pub first_seen: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,8 +63,20 @@ pub struct PairStatus {
     pub subscriber_rows: Option<u64>,
     pub chunks_matched: u64,
     pub chunks_mismatched: u64,
-    pub pending: crate::compare::confirm::Tally,
-    pub confirmed: crate::compare::confirm::Tally,
+    /// Differences seen with the publisher's side unchanged, not yet proven.
+    pub pending: Tally,
+    /// Differences whose publisher side changed between sightings: rows being written.
+    pub in_flight: Tally,
+    /// Differences proven at a consistent point.
+    pub confirmed: Tally,
+    /// When the oldest confirmed difference was first seen.
+    pub divergent_since: Option<String>,
+    /// When the oldest difference now in flight was first seen.
+    pub in_flight_since: Option<String>,
+    /// Where rechecks read the subscriber's applied replication position, if anywhere.
+    pub positions: Option<String>,
+    /// Shown as saved before a restart: no pass has completed since.
+    pub restored: bool,
     /// Earliest and latest time_column value of the missing rows (the "gap").
     pub missing_window: Option<(String, String)>,
     /// The first differing rows (at most [`SAMPLE_ROWS`]).
@@ -77,12 +96,36 @@ pub struct PairEntry {
     pub diff: DiffState,
     pub comparison: Option<Comparison>,
     pub confirm_after: Duration,
+    /// The rows restored from the state store, kept (and saved again) until a pass
+    /// completes.
+    restored_rows: Vec<SavedRow>,
 }
 
-pub type PairId = (String, String, String);
+/// One (group, table, subscriber).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PairId {
+    pub group: String,
+    pub table: String,
+    pub subscriber: String,
+}
+
+impl PairId {
+    pub fn new(group: &str, table: &str, subscriber: &str) -> PairId {
+        PairId {
+            group: group.to_string(),
+            table: table.to_string(),
+            subscriber: subscriber.to_string(),
+        }
+    }
+
+    fn labels(&self) -> [&str; 3] {
+        [&self.group, &self.table, &self.subscriber]
+    }
+}
 
 pub struct Status {
     pairs: RwLock<BTreeMap<PairId, PairEntry>>,
+    store: Option<StateStore>,
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -111,7 +154,12 @@ impl Status {
                         chunks_matched: 0,
                         chunks_mismatched: 0,
                         pending: Default::default(),
+                        in_flight: Default::default(),
                         confirmed: Default::default(),
+                        divergent_since: None,
+                        in_flight_since: None,
+                        positions: None,
+                        restored: false,
                         missing_window: None,
                         sample: vec![],
                         script: None,
@@ -124,14 +172,149 @@ impl Status {
                         diff: DiffState::default(),
                         comparison: None,
                         confirm_after: t.confirm_after,
+                        restored_rows: Vec::new(),
                     };
-                    pairs.insert((g.name.clone(), t.name.clone(), s.clone()), entry);
+                    pairs.insert(PairId::new(&g.name, &t.name, s), entry);
                 }
             }
         }
         Status {
             pairs: RwLock::new(pairs),
+            store: None,
         }
+    }
+
+    /// Takes in what the state store held, and saves every later publication there.
+    /// Confirmed differences stay confirmed until a pass finds them resolved; pending
+    /// ones keep their first sighting; a pair saved as converged shows nothing (no
+    /// "converged") until its first pass.
+    pub fn restore(
+        &mut self,
+        m: &Metrics,
+        store: StateStore,
+        saved: std::collections::HashMap<PairId, SavedPair>,
+    ) {
+        let pairs = self.pairs.get_mut().unwrap();
+        for (id, s) in saved {
+            let Some(e) = pairs.get_mut(&id) else {
+                continue;
+            };
+            let p = &mut e.public;
+            p.state = match s.state {
+                State::Converged => State::Unknown,
+                other => other,
+            };
+            p.restored = true;
+            p.error = s.error;
+            p.pending = s.pending;
+            p.in_flight = s.in_flight;
+            p.confirmed = s.confirmed;
+            p.divergent_since = s.oldest_confirmed.map(rfc3339);
+            p.in_flight_since = s.oldest_in_flight.map(rfc3339);
+            p.publisher_rows = s.publisher_rows;
+            p.subscriber_rows = s.subscriber_rows;
+            p.missing_window = s.missing_window;
+            p.last_success = s.last_success;
+            p.last_pass_end = s.last_pass_end;
+            p.sample = s
+                .rows
+                .iter()
+                .take(SAMPLE_ROWS)
+                .map(|r| {
+                    sample(
+                        r.key.clone(),
+                        r.kind,
+                        r.changed_columns.clone(),
+                        &r.evidence,
+                    )
+                })
+                .collect();
+            e.diff.carried.rows = s
+                .rows
+                .iter()
+                .filter_map(|r| Some((from_hex(&r.key_bytes)?, r.evidence.clone())))
+                .collect();
+            e.diff.carried.overflow = s.overflow;
+            e.restored_rows = s.rows;
+            let labels = id.labels();
+            let d = Divergence {
+                pending: s.pending,
+                in_flight: s.in_flight,
+                confirmed: s.confirmed,
+                oldest_in_flight: s.oldest_in_flight,
+                oldest_confirmed: s.oldest_confirmed,
+            };
+            show_divergence(m, &labels, &d);
+            if p.state != State::Unknown {
+                m.converged
+                    .with_label_values(&labels)
+                    .set((s.confirmed.total() == 0 && p.state != State::Error) as i64);
+            }
+        }
+        self.store = Some(store);
+    }
+
+    /// Waits until every publication so far is saved (shutdown).
+    pub fn flush(&self) {
+        if let Some(s) = &self.store {
+            s.flush();
+        }
+    }
+
+    fn save(&self, id: &PairId, e: &PairEntry) {
+        let Some(store) = &self.store else { return };
+        let columns = e
+            .comparison
+            .as_ref()
+            .map(|c| c.column_names())
+            .unwrap_or_default();
+        let rows: Vec<SavedRow> = if e.public.restored {
+            e.restored_rows.clone()
+        } else {
+            e.diff
+                .rows()
+                .map(|r| SavedRow {
+                    key_bytes: to_hex(&key_bytes(&r.key)),
+                    key: r.key.iter().map(|v| v.to_string()).collect(),
+                    kind: r.kind,
+                    changed_columns: r
+                        .changed
+                        .iter()
+                        .filter_map(|&i| columns.get(i).cloned())
+                        .collect(),
+                    evidence: r.evidence.clone(),
+                })
+                .collect()
+        };
+        let d = e.diff.divergence();
+        let p = &e.public;
+        let overflow = e
+            .diff
+            .leaves
+            .iter()
+            .filter(|l| l.counts.iter().sum::<u64>() > l.rows.len() as u64)
+            .map(|l| l.evidence.clone())
+            .min_by_key(|ev| ev.first_seen)
+            .or_else(|| e.diff.carried.overflow.clone());
+        store.save(
+            id,
+            &SavedPair {
+                state: p.state,
+                rows,
+                overflow,
+                pending: p.pending,
+                in_flight: p.in_flight,
+                confirmed: p.confirmed,
+                oldest_in_flight: d.oldest_in_flight,
+                oldest_confirmed: d.oldest_confirmed,
+                publisher_rows: p.publisher_rows,
+                subscriber_rows: p.subscriber_rows,
+                missing_window: p.missing_window.clone(),
+                last_success: p.last_success.clone(),
+                last_pass_end: p.last_pass_end.clone(),
+                error: p.error.clone(),
+            },
+        );
     }
 
     pub fn snapshot(&self) -> Vec<PairStatus> {
@@ -163,7 +346,7 @@ impl Status {
         let now = SystemTime::now();
         let mut pairs = self.pairs.write().unwrap();
         let Some(e) = pairs.get_mut(id) else { return };
-        let labels = [id.0.as_str(), id.1.as_str(), id.2.as_str()];
+        let labels = id.labels();
         e.public.last_pass_end = Some(rfc3339(now));
         e.public.last_duration_seconds = Some(duration.as_secs_f64());
         m.duration
@@ -171,7 +354,7 @@ impl Status {
             .observe(duration.as_secs_f64());
         match result {
             Err(message) => {
-                tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, error = %message, "pass failed");
+                tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, error = %message, "pass failed");
                 e.public.state = State::Error;
                 e.public.error = Some(message);
                 // Nothing reports converged from stale data.
@@ -191,7 +374,9 @@ impl Status {
                 e.public.chunks_matched = pass.chunks_matched;
                 e.public.chunks_mismatched = pass.chunks_mismatched;
                 e.public.last_success = Some(rfc3339(now));
-                e.diff.replace(pass.findings, now);
+                e.public.restored = false;
+                e.restored_rows.clear();
+                e.diff.replace(pass.findings, now, e.confirm_after);
                 e.comparison = Some(pass.comparison);
                 let rows = |role: &str, db: &str, n: u64| {
                     m.table_rows
@@ -217,23 +402,26 @@ impl Status {
                         .unwrap_or_default()
                         .as_secs_f64(),
                 );
-                let d = refresh(e, m, &labels, now);
-                let result = if d.pending.total() + d.confirmed.total() == 0 {
-                    "converged"
-                } else {
+                let d = refresh(e, m, &labels);
+                let result = if d.confirmed.total() > 0 {
                     "divergent"
+                } else if d.total() > 0 {
+                    "pending"
+                } else {
+                    "converged"
                 };
                 m.validations
                     .with_label_values(&[labels[0], labels[1], labels[2], result])
                     .inc();
                 if e.public.schema_mismatch {
-                    tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, schema = ?e.public.schema, "schema differs between publisher and subscriber");
+                    tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, schema = ?e.public.schema, "schema differs between publisher and subscriber");
                 }
                 if !e.public.schema.unsupported.is_empty() {
-                    tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, columns = ?e.public.schema.unsupported, "columns of types driftwatch cannot compare exactly are skipped");
+                    tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, columns = ?e.public.schema.unsupported, "columns of types driftwatch cannot compare exactly are skipped");
                 }
             }
         }
+        self.save(id, e);
     }
 
     /// Publishes a recheck: the diff state was updated by `f`.
@@ -241,33 +429,95 @@ impl Status {
         &self,
         m: &Metrics,
         id: &PairId,
-        f: impl FnOnce(&mut DiffState, SystemTime),
+        f: impl FnOnce(&mut DiffState, SystemTime, Duration),
     ) {
         let now = SystemTime::now();
         let mut pairs = self.pairs.write().unwrap();
         let Some(e) = pairs.get_mut(id) else { return };
-        f(&mut e.diff, now);
-        refresh(e, m, &[id.0.as_str(), id.1.as_str(), id.2.as_str()], now);
+        f(&mut e.diff, now, e.confirm_after);
+        refresh(e, m, &id.labels());
+        self.save(id, e);
     }
 
-    /// Re-evaluates confirmation as time passes (a pending difference does not become
-    /// confirmed without a re-check; this only refreshes what is shown).
-    pub fn next_confirmation(&self, id: &PairId) -> Option<SystemTime> {
-        self.with(id, |e| {
-            e.diff.next_confirmation(SystemTime::now(), e.confirm_after)
-        })
-        .flatten()
+    /// Shows where a pair's rechecks read replication positions.
+    pub fn set_positions(&self, id: &PairId, positions: Option<String>) {
+        if let Some(e) = self.pairs.write().unwrap().get_mut(id) {
+            e.public.positions = positions;
+        }
+    }
+
+    /// When a pair's earliest unconfirmed difference is due for a recheck.
+    pub fn next_confirmation(&self, id: &PairId, positions: bool) -> Option<SystemTime> {
+        self.with(id, |e| e.diff.next_recheck(e.confirm_after, positions))
+            .flatten()
     }
 }
 
+fn sample(key: Vec<String>, kind: Kind, changed_columns: Vec<String>, e: &Evidence) -> Sample {
+    Sample {
+        key,
+        kind,
+        changed_columns,
+        status: e.status,
+        confirmed: e.status == RowStatus::Confirmed,
+        first_seen: rfc3339(e.first_seen),
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Sets the divergence metrics of a pair.
+fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
+    for k in Kind::ALL {
+        for status in RowStatus::ALL {
+            m.divergent_rows
+                .with_label_values(&[labels[0], labels[1], labels[2], k.as_str(), status.as_str()])
+                .set(d.of(status).get(k) as i64);
+        }
+    }
+    m.confirmed_row_count_difference
+        .with_label_values(labels)
+        .set(d.confirmed.missing as i64 - d.confirmed.extra as i64);
+    for (status, since) in [
+        (RowStatus::Confirmed, d.oldest_confirmed),
+        (RowStatus::InFlight, d.oldest_in_flight),
+    ] {
+        let l = [labels[0], labels[1], labels[2], status.as_str()];
+        match since {
+            Some(t) => m.first_seen.with_label_values(&l).set(unix(t)),
+            None => {
+                let _ = m.first_seen.remove_label_values(&l);
+            }
+        }
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// Recomputes a pair's divergence figures from its diff state and shows them.
-fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) -> Divergence {
-    let d = e.diff.divergence(now, e.confirm_after);
+fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
+    let d = e.diff.divergence();
     e.public.pending = d.pending;
+    e.public.in_flight = d.in_flight;
     e.public.confirmed = d.confirmed;
+    e.public.divergent_since = d.oldest_confirmed.map(rfc3339);
+    e.public.in_flight_since = d.oldest_in_flight.map(rfc3339);
     e.public.state = if d.confirmed.total() > 0 {
         State::Divergent
-    } else if d.pending.total() > 0 {
+    } else if d.total() > 0 {
         State::Pending
     } else {
         State::Converged
@@ -276,7 +526,7 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) 
         .diff
         .missing_window()
         .map(|(a, b)| (a.to_string(), b.to_string()));
-    e.public.script = (d.pending.total() + d.confirmed.total() > 0).then(|| {
+    e.public.script = (d.total() > 0).then(|| {
         let p = &e.public;
         let u = crate::http::url_part;
         format!(
@@ -295,24 +545,21 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3], now: SystemTime) 
         .diff
         .rows()
         .take(SAMPLE_ROWS)
-        .map(|r| Sample {
-            key: r.key.iter().map(|v| v.to_string()).collect(),
-            kind: r.kind,
-            changed_columns: r
+        .map(|r| {
+            let changed = r
                 .changed
                 .iter()
                 .filter_map(|&i| columns.get(i).cloned())
-                .collect(),
-            confirmed: now.duration_since(r.first_seen).unwrap_or_default() >= e.confirm_after,
+                .collect();
+            sample(
+                r.key.iter().map(|v| v.to_string()).collect(),
+                r.kind,
+                changed,
+                &r.evidence,
+            )
         })
         .collect();
-    for k in Kind::ALL {
-        for (status, tally) in [("pending", &d.pending), ("confirmed", &d.confirmed)] {
-            m.divergent_rows
-                .with_label_values(&[labels[0], labels[1], labels[2], k.as_str(), status])
-                .set(tally.get(k) as i64);
-        }
-    }
+    show_divergence(m, labels, &d);
     m.converged
         .with_label_values(labels)
         .set((d.confirmed.total() == 0) as i64);

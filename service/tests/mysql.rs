@@ -133,6 +133,7 @@ async fn fix_scripts_converge_mariadb_pairs() {
             batch_statements: 7,
             redrive_batch_keys: 5,
             counts_in_header: true,
+            include_in_flight: false,
         };
         let (text, summary) = script_for(load_config(dir.path(), &toml), &options).await;
         assert_eq!(
@@ -221,6 +222,7 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         max_concurrent_queries: 2,
         max_rows_per_second: 0,
         statement_timeout: std::time::Duration::from_secs(30),
+        replication: driftwatch::config::Replication::Off,
     };
     let engine = driftwatch::engine::connect("pub", &config).unwrap();
     let table = TableRef::parse("t");
@@ -468,6 +470,7 @@ async fn cancel_all_kills_the_running_query() {
         max_concurrent_queries: 2,
         max_rows_per_second: 0,
         statement_timeout: std::time::Duration::from_secs(60),
+        replication: driftwatch::config::Replication::Off,
     };
     let engine = driftwatch::engine::connect("db", &config).unwrap();
     let q = TableQuery {

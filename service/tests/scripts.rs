@@ -23,6 +23,7 @@ fn options(dialect: Dialect, mode: Mode, guards: bool) -> Options {
         batch_statements: 7,
         redrive_batch_keys: 5,
         counts_in_header: true,
+        include_in_flight: false,
     }
 }
 

@@ -1,25 +1,146 @@
-//! Confirmation: replication is asynchronous, so a fresh difference may be in flight.
-//! A difference is pending until a check at least `confirm_after` after it was first
-//! seen still finds it; then it is confirmed.
+//! Confirmation: replication is asynchronous, so a difference may be a row in flight.
 //!
-//! Kept rows are tracked by key. Rows past the keep cap are tracked by the leaf range
-//! they were counted in (their counts stay exact; their confirmation is per range).
+//! A difference is confirmed only at a consistent point: either a recheck proved it
+//! against the subscriber's applied replication position (`consistent`, see
+//! `crate::replication`), or two sightings at least `confirm_after` apart saw the same
+//! publisher side of the row (its row hash, or its absence) and the subscriber still
+//! differing. A row whose publisher side changed between two sightings, or during one,
+//! starts over: it is in flight, however long it has differed, and keeps the time it was
+//! first seen so that a row broken for hours while hot stays visible. A `confirm_after`
+//! of zero opts out of all this (copies that are not replicated live): a difference is
+//! confirmed when first seen, unless its publisher side moved while it was read.
+//!
+//! Kept rows are tracked by key. Rows past the keep cap are tracked by the leaf range they
+//! were counted in, with the publisher's digest of that range as their publisher side.
+//! This module decides statuses; it reads no database and publishes nothing.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
 use super::localize::{Findings, Kind, Leaf};
-use crate::engine::KeyRange;
+use crate::engine::{BucketDigest, KeyRange};
 use crate::value::{key_bytes, Key, Value};
+
+/// Where a difference stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Seen, the publisher's side unchanged so far, not yet re-checked at a consistent point.
+    Pending,
+    /// The publisher's side changed between sightings or during one: being written.
+    InFlight,
+    /// Proven at a consistent point.
+    Confirmed,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Pending, Status::InFlight, Status::Confirmed];
+
+    /// The `status` label of `driftwatch_table_divergent_rows`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::InFlight => "in_flight",
+            Status::Confirmed => "confirmed",
+        }
+    }
+}
+
+/// One sighting of a difference: what the publisher's side was, and how it was seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting {
+    pub at: SystemTime,
+    /// The publisher's side (row hash, or digest of a range); `None`: no such row.
+    pub publisher: Option<u128>,
+    /// The publisher's side changed while it was being read.
+    pub moved: bool,
+    /// Proven against the subscriber's applied replication position.
+    pub consistent: bool,
+}
+
+/// What confirmation knows of one difference: a row, or the rows of a range past the cap.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evidence {
+    /// The first sighting of a difference here (ages, "divergent since").
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+    /// The publisher's side at the last sighting.
+    pub publisher: Option<u128>,
+    /// The first sighting with this publisher side.
+    pub stable_since: SystemTime,
+    /// How often the publisher's side was seen changing while the difference lasted.
+    pub moves: u32,
+    pub status: Status,
+}
+
+impl Evidence {
+    /// The evidence after a sighting, given what was known before (if anything).
+    pub fn sighted(prev: Option<&Evidence>, s: Sighting, confirm_after: Duration) -> Evidence {
+        let Some(prev) = prev else {
+            return Evidence {
+                first_seen: s.at,
+                last_seen: s.at,
+                publisher: s.publisher,
+                stable_since: s.at,
+                moves: s.moved as u32,
+                status: if s.moved {
+                    Status::InFlight
+                } else if s.consistent || confirm_after.is_zero() {
+                    Status::Confirmed
+                } else {
+                    Status::Pending
+                },
+            };
+        };
+        let mut e = Evidence {
+            last_seen: s.at,
+            publisher: s.publisher,
+            ..prev.clone()
+        };
+        if s.moved || prev.publisher != s.publisher {
+            e.stable_since = s.at;
+            e.moves = prev.moves.saturating_add(1);
+            e.status = Status::InFlight;
+        } else if s.consistent
+            || prev.status == Status::Confirmed
+            || s.at.duration_since(prev.stable_since).unwrap_or_default() >= confirm_after
+        {
+            e.status = Status::Confirmed;
+        }
+        e
+    }
+
+    /// When this difference should be looked at again to move it on (none once confirmed):
+    /// with positions as soon as the subscriber can have caught up, backing off while the
+    /// row keeps changing; without, once `confirm_after` has passed since the publisher's
+    /// side last changed.
+    fn due(&self, confirm_after: Duration, positions: bool) -> Option<SystemTime> {
+        if self.status == Status::Confirmed {
+            return None;
+        }
+        let spacing = if positions {
+            (MIN_RECHECK * 2u32.pow(self.moves.min(6))).min(confirm_after.max(MIN_RECHECK))
+        } else {
+            confirm_after
+        };
+        let from = if positions {
+            self.last_seen
+        } else {
+            self.stable_since
+        };
+        Some((from + spacing).max(self.last_seen + MIN_RECHECK))
+    }
+}
+
+/// The shortest time between two rechecks of one difference.
+pub const MIN_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct TrackedRow {
     pub key: Key,
     pub kind: Kind,
     pub changed: Vec<usize>,
-    pub first_seen: SystemTime,
+    pub evidence: Evidence,
 }
 
 #[derive(Debug, Clone)]
@@ -27,21 +148,39 @@ pub struct TrackedLeaf {
     pub range: KeyRange,
     pub counts: [u64; 3],
     pub rows: Vec<TrackedRow>,
-    /// When this range was first seen diverging: the age of its rows past the cap.
-    pub first_seen: SystemTime,
+    /// The publisher's rows in the range when it was last localized.
+    pub publisher_rows: u64,
+    /// The rows past the cap (when the counts exceed the kept rows), as one.
+    pub evidence: Evidence,
     pub missing_window: Option<(Value, Value)>,
+}
+
+impl TrackedLeaf {
+    fn overflows(&self) -> bool {
+        self.counts.iter().sum::<u64>() > self.rows.len() as u64
+    }
+}
+
+/// What a pair's differences were before a restart, by key, until a pass finds them again.
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    pub rows: HashMap<Vec<u8>, Evidence>,
+    /// The rows that were past the cap, as one.
+    pub overflow: Option<Evidence>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct DiffState {
     pub leaves: Vec<TrackedLeaf>,
-    /// Counts of leaves dropped past the leaf cap (confirmed by the pass that saw them).
+    /// Counts of leaves dropped past the leaf cap.
     pub untracked: [u64; 3],
-    pub untracked_first_seen: Option<SystemTime>,
+    pub untracked_evidence: Option<Evidence>,
+    /// Restored from the state store: carried into the next full pass.
+    pub carried: Carried,
 }
 
-/// Divergent rows by kind and status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Divergent rows by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Tally {
     pub missing: u64,
     pub extra: u64,
@@ -70,44 +209,145 @@ impl Tally {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+/// Divergent rows by status and kind, with the oldest first sighting of each status.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Divergence {
     pub pending: Tally,
+    pub in_flight: Tally,
     pub confirmed: Tally,
+    pub oldest_in_flight: Option<SystemTime>,
+    /// When the oldest confirmed difference was first seen ("divergent since").
+    pub oldest_confirmed: Option<SystemTime>,
+}
+
+impl Divergence {
+    pub fn of(&self, s: Status) -> &Tally {
+        match s {
+            Status::Pending => &self.pending,
+            Status::InFlight => &self.in_flight,
+            Status::Confirmed => &self.confirmed,
+        }
+    }
+
+    fn add(&mut self, kind: Kind, n: u64, e: &Evidence) {
+        if n == 0 {
+            return;
+        }
+        let (tally, oldest) = match e.status {
+            Status::Pending => (&mut self.pending, None),
+            Status::InFlight => (&mut self.in_flight, Some(&mut self.oldest_in_flight)),
+            Status::Confirmed => (&mut self.confirmed, Some(&mut self.oldest_confirmed)),
+        };
+        tally.add(kind, n);
+        if let Some(o) = oldest {
+            *o = Some(o.map_or(e.first_seen, |t| t.min(e.first_seen)));
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.pending.total() + self.in_flight.total() + self.confirmed.total()
+    }
+}
+
+/// The publisher's side of a range past the cap, as one value.
+fn digest_side(d: BucketDigest) -> Option<u128> {
+    Some(d.sum ^ (d.count as u128).rotate_left(64))
+}
+
+/// The differences proven so far: which rows of a fresh diff a script may write.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Tracked rows by key: confirmed or not, and their publisher side.
+    rows: HashMap<Vec<u8>, (bool, Option<u128>)>,
+    /// Ranges whose rows past the cap are confirmed.
+    ranges: Vec<KeyRange>,
+}
+
+impl Verified {
+    /// Whether a row, with the publisher side a fresh diff saw, was proven: confirmed
+    /// with that same publisher side, or (`ordered`: the value model orders keys as the
+    /// databases do) within a range whose rows past the cap are confirmed.
+    pub fn covers(&self, key: &[Value], publisher: Option<u128>, ordered: bool) -> bool {
+        match self.rows.get(&key_bytes(key)) {
+            Some(&(confirmed, p)) => confirmed && p == publisher,
+            None => ordered && self.ranges.iter().any(|r| r.contains(key)),
+        }
+    }
+}
+
+/// A range as a map key (ranges compare by value, and values have no hash).
+fn range_id(r: &KeyRange) -> RangeId {
+    (
+        r.lead_lo,
+        r.lead_hi,
+        r.after.as_deref().map(key_bytes),
+        r.upto.as_deref().map(key_bytes),
+    )
+}
+
+type RangeId = (Option<i64>, Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// What a recheck found in one tracked range.
+#[derive(Debug)]
+pub struct Rechecked {
+    pub range: KeyRange,
+    pub findings: Findings,
 }
 
 impl DiffState {
-    /// Replaces the whole state with a full pass's findings, carrying first-seen times
-    /// over for differences seen before.
-    pub fn replace(&mut self, findings: Findings, now: SystemTime) {
-        let known = self.first_seen_by_key();
-        let overflow_since = self.earliest_overflow();
+    /// Replaces the whole state with a full pass's findings, carrying what was known of
+    /// each difference seen before.
+    pub fn replace(&mut self, findings: Findings, now: SystemTime, confirm_after: Duration) {
+        let mut known = self.evidence_by_key();
+        known.extend(std::mem::take(&mut self.carried.rows));
+        let overflow = self.overflow_evidence();
+        let old_leaves: HashMap<RangeId, Evidence> = self
+            .leaves
+            .iter()
+            .map(|l| (range_id(&l.range), l.evidence.clone()))
+            .collect();
         self.leaves = findings
             .leaves
             .into_iter()
-            .map(|l| track(l, &known, overflow_since, now))
+            .map(|l| {
+                let prev = old_leaves.get(&range_id(&l.range)).or(overflow.as_ref());
+                track(l, &known, prev, now, confirm_after)
+            })
             .collect();
-        self.set_untracked(findings.counts, now, overflow_since);
+        self.set_untracked(findings.counts, now, confirm_after);
     }
 
-    /// Re-checks: each old leaf is replaced by what a fresh localization of its range found.
-    pub fn update_leaves(&mut self, rechecked: Vec<(usize, Findings)>, now: SystemTime) {
-        let known = self.first_seen_by_key();
-        let mut by_index: HashMap<usize, Findings> = rechecked.into_iter().collect();
+    /// Rechecks: each tracked leaf whose range was rechecked is replaced by what was
+    /// found in that range now. A range no longer tracked (a full pass replaced the
+    /// leaves meanwhile) is left alone: the full pass is newer.
+    pub fn update_leaves(
+        &mut self,
+        rechecked: Vec<Rechecked>,
+        now: SystemTime,
+        confirm_after: Duration,
+    ) {
+        let known = self.evidence_by_key();
+        let mut by_range: HashMap<RangeId, Findings> = rechecked
+            .into_iter()
+            .map(|r| (range_id(&r.range), r.findings))
+            .collect();
         let old = std::mem::take(&mut self.leaves);
-        for (i, leaf) in old.into_iter().enumerate() {
-            match by_index.remove(&i) {
+        for leaf in old {
+            match by_range.remove(&range_id(&leaf.range)) {
                 Some(f) => {
-                    let since = Some(leaf.first_seen);
-                    self.leaves
-                        .extend(f.leaves.into_iter().map(|l| track(l, &known, since, now)));
+                    let prev = Some(&leaf.evidence);
+                    self.leaves.extend(
+                        f.leaves
+                            .into_iter()
+                            .map(|l| track(l, &known, prev, now, confirm_after)),
+                    );
                 }
                 None => self.leaves.push(leaf),
             }
         }
     }
 
-    fn set_untracked(&mut self, total: [u64; 3], now: SystemTime, since: Option<SystemTime>) {
+    fn set_untracked(&mut self, total: [u64; 3], now: SystemTime, confirm_after: Duration) {
         let mut tracked = [0u64; 3];
         for l in &self.leaves {
             for (k, c) in l.counts.iter().enumerate() {
@@ -115,77 +355,71 @@ impl DiffState {
             }
         }
         self.untracked = [0, 1, 2].map(|k| total[k].saturating_sub(tracked[k]));
-        self.untracked_first_seen = if self.untracked.iter().any(|&c| c > 0) {
-            Some(since.unwrap_or(now))
+        // Past the leaf cap nothing is known of the publisher's side: a second full pass
+        // at least confirm_after later that still finds them confirms them.
+        self.untracked_evidence = if self.untracked.iter().any(|&c| c > 0) {
+            let s = Sighting {
+                at: now,
+                publisher: None,
+                moved: false,
+                consistent: false,
+            };
+            Some(Evidence::sighted(
+                self.untracked_evidence.as_ref(),
+                s,
+                confirm_after,
+            ))
         } else {
             None
         };
     }
 
-    fn first_seen_by_key(&self) -> HashMap<(Vec<u8>, Kind), SystemTime> {
-        self.leaves
-            .iter()
-            .flat_map(|l| l.rows.iter())
-            .map(|r| ((key_bytes(&r.key), r.kind), r.first_seen))
+    fn evidence_by_key(&self) -> HashMap<Vec<u8>, Evidence> {
+        self.rows()
+            .map(|r| (key_bytes(&r.key), r.evidence.clone()))
             .collect()
     }
 
-    fn earliest_overflow(&self) -> Option<SystemTime> {
-        let leaves = self
-            .leaves
+    /// The oldest evidence of rows past the cap (a restart's, or a leaf's).
+    fn overflow_evidence(&self) -> Option<Evidence> {
+        self.leaves
             .iter()
-            .filter(|l| l.counts.iter().sum::<u64>() > l.rows.len() as u64)
-            .map(|l| l.first_seen);
-        leaves.chain(self.untracked_first_seen).min()
+            .filter(|l| l.overflows())
+            .map(|l| l.evidence.clone())
+            .chain(self.carried.overflow.clone())
+            .min_by_key(|e| e.first_seen)
     }
 
-    /// Pending and confirmed rows by kind, as of `now`.
-    pub fn divergence(&self, now: SystemTime, confirm_after: Duration) -> Divergence {
-        let confirmed =
-            |since: SystemTime| now.duration_since(since).unwrap_or_default() >= confirm_after;
+    /// Divergent rows by status and kind.
+    pub fn divergence(&self) -> Divergence {
         let mut d = Divergence::default();
-        let mut put = |k: Kind, n: u64, since: SystemTime| {
-            if confirmed(since) {
-                d.confirmed.add(k, n)
-            } else {
-                d.pending.add(k, n)
-            }
-        };
         for l in &self.leaves {
             let mut kept = [0u64; 3];
             for r in &l.rows {
                 kept[r.kind as usize] += 1;
-                put(r.kind, 1, r.first_seen);
+                d.add(r.kind, 1, &r.evidence);
             }
             for k in Kind::ALL {
-                put(k, l.counts[k as usize] - kept[k as usize], l.first_seen);
+                d.add(k, l.counts[k as usize] - kept[k as usize], &l.evidence);
             }
         }
-        if let Some(since) = self.untracked_first_seen {
+        if let Some(e) = &self.untracked_evidence {
             for k in Kind::ALL {
-                put(k, self.untracked[k as usize], since);
+                d.add(k, self.untracked[k as usize], e);
             }
         }
         d
     }
 
-    /// When the oldest pending difference becomes due for confirmation.
-    pub fn next_confirmation(
-        &self,
-        now: SystemTime,
-        confirm_after: Duration,
-    ) -> Option<SystemTime> {
-        let due = |since: SystemTime| since + confirm_after;
+    /// When the earliest difference that is not confirmed should be re-checked.
+    pub fn next_recheck(&self, confirm_after: Duration, positions: bool) -> Option<SystemTime> {
         self.leaves
             .iter()
             .flat_map(|l| {
-                l.rows
-                    .iter()
-                    .map(|r| r.first_seen)
-                    .chain(std::iter::once(l.first_seen))
+                let overflow = l.overflows().then_some(&l.evidence);
+                l.rows.iter().map(|r| &r.evidence).chain(overflow)
             })
-            .map(due)
-            .filter(|&t| t > now)
+            .filter_map(|e| e.due(confirm_after, positions))
             .min()
     }
 
@@ -203,40 +437,77 @@ impl DiffState {
     pub fn rows(&self) -> impl Iterator<Item = &TrackedRow> {
         self.leaves.iter().flat_map(|l| l.rows.iter())
     }
+
+    /// What is proven now (see [`Verified`]).
+    pub fn verified(&self) -> Verified {
+        Verified {
+            rows: self
+                .rows()
+                .map(|r| {
+                    let confirmed = r.evidence.status == Status::Confirmed;
+                    (key_bytes(&r.key), (confirmed, r.evidence.publisher))
+                })
+                .collect(),
+            ranges: self
+                .leaves
+                .iter()
+                .filter(|l| l.overflows() && l.evidence.status == Status::Confirmed)
+                .map(|l| l.range.clone())
+                .collect(),
+        }
+    }
+
+    /// The tracked row of a key, if any.
+    pub fn row(&self, key: &[Value]) -> Option<&TrackedRow> {
+        self.rows().find(|r| r.key.as_slice() == key)
+    }
 }
 
 fn track(
     leaf: Leaf,
-    known: &HashMap<(Vec<u8>, Kind), SystemTime>,
-    overflow_since: Option<SystemTime>,
+    known: &HashMap<Vec<u8>, Evidence>,
+    prev_leaf: Option<&Evidence>,
     now: SystemTime,
+    confirm_after: Duration,
 ) -> TrackedLeaf {
     let rows: Vec<TrackedRow> = leaf
         .rows
         .into_iter()
         .map(|r| {
-            let first_seen = known
-                .get(&(key_bytes(&r.key), r.kind))
-                .copied()
-                .unwrap_or(now);
+            let s = Sighting {
+                at: now,
+                publisher: r.publisher_hash,
+                moved: r.moved,
+                consistent: r.consistent,
+            };
             TrackedRow {
+                evidence: Evidence::sighted(known.get(&key_bytes(&r.key)), s, confirm_after),
                 key: r.key,
                 kind: r.kind,
                 changed: r.changed,
-                first_seen,
             }
         })
         .collect();
-    let overflows = leaf.counts.iter().sum::<u64>() > rows.len() as u64;
-    let first_seen = match (overflows, overflow_since) {
-        (true, Some(since)) => since,
-        _ => rows.iter().map(|r| r.first_seen).min().unwrap_or(now),
+    let s = Sighting {
+        at: now,
+        publisher: digest_side(leaf.publisher_digest),
+        moved: leaf.moved,
+        consistent: leaf.consistent,
     };
+    let overflows = leaf.counts.iter().sum::<u64>() > rows.len() as u64;
+    let mut evidence = Evidence::sighted(prev_leaf, s, confirm_after);
+    if !overflows {
+        // Without rows past the cap, the leaf stands for its rows: its age is theirs.
+        if let Some(first) = rows.iter().map(|r| r.evidence.first_seen).min() {
+            evidence.first_seen = first;
+        }
+    }
     TrackedLeaf {
         range: leaf.range,
         counts: leaf.counts,
+        publisher_rows: leaf.publisher_digest.count,
         rows,
-        first_seen,
+        evidence,
         missing_window: leaf.missing_window,
     }
 }
@@ -246,17 +517,27 @@ mod tests {
     use super::super::localize::RowDiff;
     use super::*;
 
-    fn findings(keys: &[(i128, Kind)], extra_uncapped: u64) -> Findings {
+    const WAIT: Duration = Duration::from_secs(120);
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + s)
+    }
+
+    /// Findings of one leaf: (key, kind, publisher hash, moved, consistent).
+    fn findings(rows: &[(i128, Kind, Option<u128>, bool, bool)], extra_uncapped: u64) -> Findings {
         let mut f = Findings::new(usize::MAX);
         let mut counts = [0u64; 3];
-        let rows: Vec<RowDiff> = keys
+        let rows: Vec<RowDiff> = rows
             .iter()
-            .map(|&(k, kind)| {
+            .map(|&(k, kind, publisher_hash, moved, consistent)| {
                 counts[kind as usize] += 1;
                 RowDiff {
                     key: vec![Value::Int(k)],
                     kind,
                     changed: vec![],
+                    publisher_hash,
+                    moved,
+                    consistent,
                 }
             })
             .collect();
@@ -267,54 +548,139 @@ mod tests {
             counts,
             rows,
             missing_window: None,
+            publisher_digest: BucketDigest { count: 10, sum: 99 },
+            moved: false,
+            consistent: false,
         });
         f
     }
 
-    #[test]
-    fn differences_confirm_only_when_seen_again_after_the_delay() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let wait = Duration::from_secs(120);
-        let mut s = DiffState::default();
-        s.replace(findings(&[(1, Kind::Missing), (2, Kind::Changed)], 0), t0);
-        let d = s.divergence(t0, wait);
-        assert_eq!((d.pending.total(), d.confirmed.total()), (2, 0));
-        assert_eq!(s.next_confirmation(t0, wait), Some(t0 + wait));
-
-        // Re-checked later: key 1 still missing, key 2 fixed, key 3 new.
-        let t1 = t0 + wait;
-        s.replace(findings(&[(1, Kind::Missing), (3, Kind::Extra)], 0), t1);
-        let d = s.divergence(t1, wait);
-        assert_eq!(
-            d.confirmed,
-            Tally {
-                missing: 1,
-                extra: 0,
-                changed: 0
-            }
-        );
-        assert_eq!(
-            d.pending,
-            Tally {
-                missing: 0,
-                extra: 1,
-                changed: 0
-            }
-        );
-
-        // With no delay, everything is confirmed at once.
-        assert_eq!(s.divergence(t1, Duration::ZERO).confirmed.total(), 2);
+    fn status_of(s: &DiffState, k: i128) -> Option<Status> {
+        s.row(&[Value::Int(k)]).map(|r| r.evidence.status)
     }
 
     #[test]
-    fn rows_past_the_cap_are_counted_exactly_and_confirmed_by_range() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let wait = Duration::from_secs(60);
+    fn a_row_whose_publisher_side_stood_still_for_confirm_after_is_confirmed() {
         let mut s = DiffState::default();
-        s.replace(findings(&[(1, Kind::Extra)], 999), t0);
-        assert_eq!(s.divergence(t0, wait).pending.extra, 1000);
-        let t1 = t0 + wait;
-        s.update_leaves(vec![(0, findings(&[(1, Kind::Extra)], 999))], t1);
-        assert_eq!(s.divergence(t1, wait).confirmed.extra, 1000);
+        s.replace(
+            findings(&[(1, Kind::Missing, Some(7), false, false)], 0),
+            t(0),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Pending));
+        assert_eq!(s.next_recheck(WAIT, false), Some(t(0) + WAIT));
+        // Too early: still pending.
+        s.replace(
+            findings(&[(1, Kind::Missing, Some(7), false, false)], 0),
+            t(60),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Pending));
+        s.replace(
+            findings(&[(1, Kind::Changed, Some(7), false, false)], 0),
+            t(120),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
+        assert_eq!(s.divergence().confirmed.changed, 1);
+        assert_eq!(s.next_recheck(WAIT, false), None);
+    }
+
+    #[test]
+    fn a_hot_row_is_in_flight_however_long_it_differs() {
+        let mut s = DiffState::default();
+        for (i, at) in [0u64, 120, 240, 360, 480].into_iter().enumerate() {
+            let hash = Some(100 + i as u128);
+            s.replace(
+                findings(&[(1, Kind::Changed, hash, false, false)], 0),
+                t(at),
+                WAIT,
+            );
+        }
+        assert_eq!(status_of(&s, 1), Some(Status::InFlight));
+        let d = s.divergence();
+        assert_eq!((d.confirmed.total(), d.in_flight.changed), (0, 1));
+        assert_eq!(d.oldest_in_flight, Some(t(0)), "keeps its first sighting");
+        // Once it stands still for confirm_after and still differs, it is confirmed.
+        s.replace(
+            findings(&[(1, Kind::Changed, Some(104), false, false)], 0),
+            t(600),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
+    }
+
+    #[test]
+    fn a_row_written_during_the_diff_is_in_flight_even_with_positions() {
+        let mut s = DiffState::default();
+        s.replace(
+            findings(&[(1, Kind::Changed, Some(7), true, true)], 0),
+            t(0),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::InFlight));
+        // Proven at a consistent point: confirmed at once, whatever confirm_after says.
+        s.replace(
+            findings(&[(1, Kind::Changed, Some(7), false, true)], 0),
+            t(2),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
+    }
+
+    #[test]
+    fn a_confirmed_row_whose_publisher_side_changes_starts_over() {
+        let mut s = DiffState::default();
+        s.replace(
+            findings(&[(1, Kind::Missing, Some(7), false, true)], 0),
+            t(0),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
+        s.replace(
+            findings(&[(1, Kind::Missing, Some(8), false, false)], 0),
+            t(30),
+            WAIT,
+        );
+        assert_eq!(status_of(&s, 1), Some(Status::InFlight));
+        // Rechecks back off while it keeps changing (with positions).
+        assert_eq!(s.next_recheck(WAIT, true), Some(t(30) + MIN_RECHECK * 2));
+    }
+
+    #[test]
+    fn rows_past_the_cap_are_counted_exactly_and_confirmed_by_their_range() {
+        let mut s = DiffState::default();
+        s.replace(
+            findings(&[(1, Kind::Extra, None, false, false)], 999),
+            t(0),
+            WAIT,
+        );
+        assert_eq!(s.divergence().pending.extra, 1000);
+        let rechecked = Rechecked {
+            range: KeyRange::default(),
+            findings: findings(&[(1, Kind::Extra, None, false, false)], 999),
+        };
+        s.update_leaves(vec![rechecked], t(120), WAIT);
+        assert_eq!(s.divergence().confirmed.extra, 1000);
+    }
+
+    #[test]
+    fn restored_evidence_carries_into_the_next_pass() {
+        let mut before = DiffState::default();
+        before.replace(
+            findings(&[(1, Kind::Missing, Some(7), false, true)], 0),
+            t(0),
+            WAIT,
+        );
+        let mut after = DiffState::default();
+        after.carried.rows = before.evidence_by_key();
+        after.replace(
+            findings(&[(1, Kind::Missing, Some(7), false, false)], 0),
+            t(5),
+            WAIT,
+        );
+        assert_eq!(status_of(&after, 1), Some(Status::Confirmed));
+        let r = after.row(&[Value::Int(1)]).unwrap();
+        assert_eq!(r.evidence.first_seen, t(0));
     }
 }

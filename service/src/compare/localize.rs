@@ -14,14 +14,14 @@ use super::digest::digest;
 use super::schema::Comparison;
 use crate::database::Database;
 use crate::engine::{BucketDigest, DigestSpec, KeyRange, Result, Row, TableQuery};
-use crate::value::{key_bytes, Key, Value};
+use crate::value::{key_bytes, row_hash, Key, Value};
 
 /// Ranges larger than this are bisected before their rows are fetched.
 pub const FETCH_ROWS: u64 = 2048;
 /// Leaf ranges kept for rechecks; past this a recheck is a full pass.
 pub const MAX_LEAVES: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// On the publisher, not on the subscriber.
@@ -50,6 +50,15 @@ pub struct RowDiff {
     pub kind: Kind,
     /// Indexes of the changed columns in the comparison's column order.
     pub changed: Vec<usize>,
+    /// The publisher's side of the row at the last read: its row hash, or `None` where
+    /// the publisher has no such row. Confirmation compares it between sightings.
+    pub publisher_hash: Option<u128>,
+    /// The publisher's side changed between the read before the subscriber's and the
+    /// read after it: the row is being written, so its difference may be in flight.
+    pub moved: bool,
+    /// Seen after the subscriber had applied the publisher's position of a read taken
+    /// before, with the publisher's side the same at every read (see `compare::recheck`).
+    pub consistent: bool,
 }
 
 /// The differences found in one smallest range.
@@ -61,6 +70,13 @@ pub struct Leaf {
     pub rows: Vec<RowDiff>,
     /// Earliest and latest time_column value among the missing rows.
     pub missing_window: Option<(Value, Value)>,
+    /// The publisher's digest of the range when it was localized: the publisher's side
+    /// of the rows past the cap, which are not tracked one by one.
+    pub publisher_digest: BucketDigest,
+    /// The publisher's side of the range changed across the diff.
+    pub moved: bool,
+    /// The rows past the cap were seen at a consistent point (see [`RowDiff::consistent`]).
+    pub consistent: bool,
 }
 
 /// What localizing found, for a pass or a recheck.
@@ -135,7 +151,63 @@ pub struct RowChange {
     pub subscriber: Option<Row>,
 }
 
+/// The publisher's side of a range at one moment, to compare with later reads.
+#[derive(Debug)]
+pub enum Snapshot {
+    /// Row hashes by key, for a range small enough to hold.
+    Rows(HashMap<Vec<u8>, u128>),
+    /// The range's digest, for a larger one.
+    Digest(BucketDigest),
+}
+
+impl Snapshot {
+    /// Marks the differences a recheck of `range` found as proven where the publisher's
+    /// side is what this snapshot, taken before the position the subscriber has since
+    /// applied, saw, and did not move during the recheck.
+    pub fn mark_consistent(&self, range: &KeyRange, found: &mut Findings) {
+        for leaf in &mut found.leaves {
+            let whole = match self {
+                Snapshot::Digest(d) => {
+                    !leaf.moved && leaf.range == *range && leaf.publisher_digest == *d
+                }
+                Snapshot::Rows(_) => false,
+            };
+            leaf.consistent = whole;
+            for r in &mut leaf.rows {
+                r.consistent = !r.moved
+                    && match self {
+                        Snapshot::Rows(before) => {
+                            before.get(&key_bytes(&r.key)).copied() == r.publisher_hash
+                        }
+                        Snapshot::Digest(_) => whole,
+                    };
+            }
+        }
+    }
+}
+
 impl Pair<'_> {
+    /// The publisher's side of `range` now: its rows' hashes when it holds at most
+    /// [`FETCH_ROWS`] rows (as `rows_hint`, the count last seen, says), else its digest.
+    pub async fn publisher_snapshot(&self, range: &KeyRange, rows_hint: u64) -> Result<Snapshot> {
+        if rows_hint <= FETCH_ROWS {
+            let rows = self.publisher.rows(&self.cmp.publisher, range).await?;
+            return Ok(Snapshot::Rows(self.hashes(&rows)));
+        }
+        let spec = DigestSpec {
+            range: range.clone(),
+            bucket_width: None,
+        };
+        let d = digest(
+            self.publisher,
+            &self.cmp.publisher,
+            &spec,
+            self.cmp.strategy,
+        )
+        .await?;
+        Ok(Snapshot::Digest(d.get(&0).copied().unwrap_or_default()))
+    }
+
     async fn digest_both(&self, range: &KeyRange) -> Result<(BucketDigest, BucketDigest)> {
         let spec = DigestSpec {
             range: range.clone(),
@@ -176,10 +248,11 @@ impl Pair<'_> {
         s: BucketDigest,
         out: &mut Findings,
     ) -> Result<()> {
-        let mut stack = vec![(range, p.count, s.count)];
-        while let Some((range, pc, sc)) = stack.pop() {
+        let mut stack = vec![(range, p, s)];
+        while let Some((range, p, s)) = stack.pop() {
+            let (pc, sc) = (p.count, s.count);
             if pc == 0 || sc == 0 || pc.max(sc) <= FETCH_ROWS {
-                self.diff_range(range, pc, sc, out).await?;
+                self.diff_range(range, p, s, out).await?;
                 continue;
             }
             // Split at the median key of the larger side; both halves are non-empty there.
@@ -209,23 +282,26 @@ impl Pair<'_> {
             let Some(((left, l), (right, r))) = tracing::Instrument::instrument(step, span).await?
             else {
                 // The table shrank under us: diff what is there now.
-                self.diff_range(range, pc, sc, out).await?;
+                self.diff_range(range, p, s, out).await?;
                 continue;
             };
             for (half, (p, s)) in [(right, r), (left, l)] {
                 if p != s {
-                    stack.push((half, p.count, s.count));
+                    stack.push((half, p, s));
                 }
             }
         }
         Ok(())
     }
 
+    /// Diffs one range whose digests differ: the publisher's rows are read before and
+    /// after the subscriber's, so that a row written during the diff is told apart
+    /// (`moved`) from one that stood still while the subscriber differed.
     async fn diff_range(
         &self,
         range: KeyRange,
-        pc: u64,
-        sc: u64,
+        p: BucketDigest,
+        s: BucketDigest,
         out: &mut Findings,
     ) -> Result<()> {
         let mut leaf = Leaf {
@@ -233,25 +309,94 @@ impl Pair<'_> {
             counts: [0; 3],
             rows: Vec::new(),
             missing_window: None,
+            publisher_digest: p,
+            moved: false,
+            consistent: false,
         };
-        if sc == 0 || pc == 0 {
-            let (db, q, kind) = if sc == 0 {
+        let mut changes = Vec::new();
+        // The publisher's row hashes at the first read, where the range is small enough
+        // to read again.
+        let mut before: Option<HashMap<Vec<u8>, u128>> = None;
+        if s.count == 0 || p.count == 0 {
+            let (db, q, kind) = if s.count == 0 {
                 (self.publisher, &self.cmp.publisher, Kind::Missing)
             } else {
                 (self.subscriber, &self.cmp.subscriber, Kind::Extra)
             };
-            self.one_sided(db, q, kind, &mut leaf, out).await?;
+            if kind == Kind::Extra || p.count <= FETCH_ROWS {
+                before = Some(HashMap::new());
+            }
+            self.one_sided(db, q, kind, &mut leaf, out, before.as_mut())
+                .await?;
         } else {
-            let (p, s) = tokio::join!(
+            let (pr, sr) = tokio::join!(
                 self.publisher.rows(&self.cmp.publisher, &leaf.range),
                 self.subscriber.rows(&self.cmp.subscriber, &leaf.range)
             );
-            for change in self.merge(p?, s?, &mut leaf, out) {
-                self.send(change).await;
-            }
+            let pr = pr?;
+            before = Some(self.hashes(&pr));
+            changes = self.merge(pr, sr?, &mut leaf, out);
+        }
+        if leaf.counts.iter().any(|&c| c > 0) {
+            self.read_again(&mut leaf, before.as_ref()).await?;
+        }
+        for change in changes {
+            self.send(change).await;
         }
         if leaf.counts.iter().any(|&c| c > 0) {
             out.push(leaf);
+        }
+        Ok(())
+    }
+
+    /// The publisher's row hash of every row, by key.
+    fn hashes(&self, rows: &[Row]) -> HashMap<Vec<u8>, u128> {
+        let q = &self.cmp.publisher;
+        let mut buf = Vec::new();
+        rows.iter()
+            .map(|r| (key_bytes(&q.key_of(r)), row_hash(r, &mut buf)))
+            .collect()
+    }
+
+    /// Reads the publisher's side of a leaf again, after the subscriber's read: rows
+    /// whose publisher side changed meanwhile are marked `moved`, and carry the newer
+    /// hash. A range too large to hold is compared by its digest instead.
+    async fn read_again(
+        &self,
+        leaf: &mut Leaf,
+        before: Option<&HashMap<Vec<u8>, u128>>,
+    ) -> Result<()> {
+        match before {
+            Some(before) => {
+                let rows = self
+                    .publisher
+                    .rows(&self.cmp.publisher, &leaf.range)
+                    .await?;
+                let after = self.hashes(&rows);
+                leaf.moved = *before != after;
+                for r in &mut leaf.rows {
+                    let now = after.get(&key_bytes(&r.key)).copied();
+                    r.moved = now != r.publisher_hash;
+                    r.publisher_hash = now;
+                }
+            }
+            None => {
+                let spec = DigestSpec {
+                    range: leaf.range.clone(),
+                    bucket_width: None,
+                };
+                let d = digest(
+                    self.publisher,
+                    &self.cmp.publisher,
+                    &spec,
+                    self.cmp.strategy,
+                )
+                .await?;
+                leaf.moved = d.get(&0).copied().unwrap_or_default() != leaf.publisher_digest;
+                for r in &mut leaf.rows {
+                    r.moved = leaf.moved;
+                }
+            }
         }
         Ok(())
     }
@@ -264,11 +409,15 @@ impl Pair<'_> {
         kind: Kind,
         leaf: &mut Leaf,
         out: &mut Findings,
+        mut publisher_hashes: Option<&mut HashMap<Vec<u8>, u128>>,
     ) -> Result<()> {
         let (tx, mut rx) = mpsc::channel::<Vec<Row>>(4);
         let range = leaf.range.clone();
         let consume = async {
             while let Some(batch) = rx.recv().await {
+                if let (Kind::Missing, Some(h)) = (kind, publisher_hashes.as_deref_mut()) {
+                    h.extend(self.hashes(&batch));
+                }
                 for row in batch {
                     let (publisher, subscriber) = match kind {
                         Kind::Missing => (Some(row), None),
@@ -388,10 +537,17 @@ impl Pair<'_> {
         }
         if out.kept < out.cap {
             out.kept += 1;
+            let publisher_hash = change
+                .publisher
+                .as_ref()
+                .map(|r| row_hash(r, &mut Vec::new()));
             leaf.rows.push(RowDiff {
                 key: change.key.clone(),
                 kind: change.kind,
                 changed: change.changed.clone(),
+                publisher_hash,
+                moved: false,
+                consistent: false,
             });
         }
         self.changes.map(|_| change)

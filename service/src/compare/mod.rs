@@ -311,29 +311,78 @@ impl TableTarget<'_> {
         .await;
     }
 
-    /// Re-digests the given leaf ranges of one subscriber and localizes what still differs.
+    /// Re-checks tracked ranges of one subscriber (each with the publisher's row count
+    /// last seen in it). With `positions`, the publisher's side of every range is read
+    /// first, then its replication position, and the ranges are compared again only once
+    /// the subscriber has applied that position (waiting at most `wait`): a difference
+    /// whose publisher side stood still through all those reads is then proven. Without,
+    /// or when the subscriber does not get there in time, what is found is one more
+    /// sighting for confirmation by time.
     pub async fn recheck(
         &self,
         cmp: &Comparison,
         subscriber: &Database,
-        ranges: &[(usize, crate::engine::KeyRange)],
-    ) -> Result<Vec<(usize, Findings)>, String> {
+        ranges: &[(crate::engine::KeyRange, u64)],
+        positions: Option<&crate::replication::Positions<'_>>,
+        wait: std::time::Duration,
+    ) -> Result<Vec<confirm::Rechecked>, String> {
         let pair = Pair {
             publisher: self.publisher,
             subscriber,
             cmp,
             changes: None,
         };
+        let mut before = None;
+        if let Some(p) = positions {
+            let mut snapshots = Vec::with_capacity(ranges.len());
+            for (range, rows) in ranges {
+                snapshots.push(
+                    pair.publisher_snapshot(range, *rows)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            match self.reach_position(p, wait).await {
+                Ok(true) => before = Some(snapshots),
+                Ok(false) => tracing::info!(
+                    group = %self.group, table = %self.config.name, subscriber = %subscriber.name,
+                    wait_seconds = wait.as_secs_f64(),
+                    "the subscriber did not apply the publisher's position in time: confirming by time"
+                ),
+                Err(e) => tracing::warn!(
+                    group = %self.group, table = %self.config.name, subscriber = %subscriber.name,
+                    error = %e, "cannot read replication positions: confirming by time"
+                ),
+            }
+        }
         let mut out = Vec::with_capacity(ranges.len());
-        for (i, range) in ranges {
+        for (i, (range, _)) in ranges.iter().enumerate() {
             let mut f = Findings::new(self.config.max_diff_rows);
             pair.recheck(range, &mut f)
                 .instrument(info_span!("bisect", database = %subscriber.name, range = %range))
                 .await
                 .map_err(|e| e.to_string())?;
-            out.push((*i, f));
+            if let Some(snapshots) = &before {
+                snapshots[i].mark_consistent(range, &mut f);
+            }
+            out.push(confirm::Rechecked {
+                range: range.clone(),
+                findings: f,
+            });
         }
         Ok(out)
+    }
+
+    /// Reads the publisher's position and waits until the subscriber has applied it.
+    async fn reach_position(
+        &self,
+        p: &crate::replication::Positions<'_>,
+        wait: std::time::Duration,
+    ) -> crate::engine::Result<bool> {
+        match p.mark().await? {
+            Some(position) => p.wait(&position, wait).await,
+            None => Ok(false),
+        }
     }
 }
 

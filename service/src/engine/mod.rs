@@ -31,6 +31,24 @@ pub enum Family {
     Mssql,
 }
 
+/// Where a subscriber's applied replication position is read (see `crate::replication`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// PostgreSQL logical replication: the subscription's slot on the publisher.
+    PostgresSlot(String),
+    /// MySQL or MariaDB replication with global transaction ids.
+    Gtid,
+}
+
+impl std::fmt::Display for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Feed::PostgresSlot(slot) => write!(f, "replication slot {slot:?}"),
+            Feed::Gtid => f.write_str("GTID replication"),
+        }
+    }
+}
+
 /// A table name as the config spells it: `schema.table` or `table`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableRef {
@@ -136,6 +154,23 @@ pub struct KeyRange {
     pub lead_hi: Option<i64>,
     pub after: Option<Key>,
     pub upto: Option<Key>,
+}
+
+impl KeyRange {
+    /// Whether `key` lies in the range, by the value model's order: exact wherever that
+    /// is the database's order too (integers, dates, uuids, binary-collated text), which
+    /// the caller must know.
+    pub fn contains(&self, key: &[Value]) -> bool {
+        let lead = key.first().and_then(Value::as_i64);
+        let lead_ok = match (self.lead_lo, self.lead_hi, lead) {
+            (None, None, _) => true,
+            (lo, hi, Some(k)) => lo.is_none_or(|lo| k >= lo) && hi.is_none_or(|hi| k < hi),
+            (_, _, None) => false,
+        };
+        lead_ok
+            && self.after.as_deref().is_none_or(|a| key > a)
+            && self.upto.as_deref().is_none_or(|u| key <= u)
+    }
 }
 
 impl std::fmt::Display for KeyRange {
@@ -400,6 +435,30 @@ pub trait Engine: Send + Sync {
         };
         let (n, ()) = tokio::join!(self.scan(q, range, rows_tx), encode);
         n
+    }
+
+    /// As a publisher: a replication position at or after every transaction that a read
+    /// finished before this call could see; `None` where the engine exposes none.
+    async fn replication_position(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Whether the replica that `feed` names has applied `position`, waiting at most
+    /// `wait` where the server can wait. PostgreSQL answers as the publisher (its slot's
+    /// confirmed position), MySQL and MariaDB as the replica.
+    async fn position_applied(
+        &self,
+        _feed: &Feed,
+        _position: &str,
+        _wait: std::time::Duration,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// As a subscriber: the one feed that replicates into this database, if it can be
+    /// told unambiguously from what the database shows.
+    async fn detect_feed(&self) -> Result<Option<Feed>> {
+        Ok(None)
     }
 
     /// A cheap round trip that proves the database answers.

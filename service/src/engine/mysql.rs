@@ -54,8 +54,8 @@ use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
     insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
-    ENCODED_BATCH, ROW_BATCH,
+    Feed, FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef,
+    TableSchema, ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
@@ -309,6 +309,15 @@ impl Mysql {
         n?;
         Ok(out)
     }
+
+    /// Whether the server is MariaDB (whose statements differ from MySQL's here and there).
+    async fn is_mariadb(&self, table: &TableRef) -> Result<bool> {
+        let version = self.fetch(table, "SELECT VERSION()", vec![]).await?;
+        Ok(version
+            .first()
+            .and_then(|r| r.first())
+            .is_some_and(|v| text(v).contains("MariaDB")))
+    }
 }
 
 fn error_text(e: &mysql_async::Error) -> String {
@@ -536,11 +545,6 @@ impl Engine for Mysql {
             .schema
             .clone()
             .unwrap_or_else(|| self.database.clone());
-        let text = |v: &My| match v {
-            My::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            My::NULL => String::new(),
-            other => other.as_sql(true),
-        };
         let key = || {
             vec![
                 My::Bytes(schema.clone().into_bytes()),
@@ -564,12 +568,7 @@ impl Engine for Mysql {
         }
         // MariaDB's json is longtext with a json_valid check on the column.
         let mut json_checked = Vec::new();
-        let version = self.fetch(table, "SELECT VERSION()", vec![]).await?;
-        if version
-            .first()
-            .and_then(|r| r.first())
-            .is_some_and(|v| text(v).contains("MariaDB"))
-        {
+        if self.is_mariadb(table).await? {
             for r in self
                 .fetch(
                     table,
@@ -799,11 +798,84 @@ impl Engine for Mysql {
     }
 
     async fn ping(&self) -> Result<()> {
-        let t = TableRef {
-            schema: None,
-            name: "-".into(),
+        self.fetch(&no_table(), "SELECT 1", vec![])
+            .await
+            .map(|_| ())
+    }
+
+    /// The GTIDs the server has executed: MariaDB's binlog position (the last GTID of
+    /// each domain), MySQL's executed set. Read after the rows, it covers every
+    /// transaction they could show.
+    async fn replication_position(&self) -> Result<Option<String>> {
+        let sql = if self.is_mariadb(&no_table()).await? {
+            "SELECT @@GLOBAL.gtid_binlog_pos"
+        } else {
+            "SELECT @@GLOBAL.gtid_executed"
         };
-        self.fetch(&t, "SELECT 1", vec![]).await.map(|_| ())
+        let rows = self.fetch(&no_table(), sql, vec![]).await?;
+        Ok(rows.first().and_then(|r| r.first()).map(text))
+    }
+
+    /// Asked of the replica, which waits on the server for at most `wait`
+    /// (MASTER_GTID_WAIT on MariaDB, WAIT_FOR_EXECUTED_GTID_SET on MySQL; both only read).
+    async fn position_applied(
+        &self,
+        feed: &Feed,
+        position: &str,
+        wait: std::time::Duration,
+    ) -> Result<bool> {
+        if *feed != Feed::Gtid {
+            return Ok(false);
+        }
+        let mariadb = self.is_mariadb(&no_table()).await?;
+        let (sql, applied) = if mariadb {
+            ("SELECT MASTER_GTID_WAIT(?, ?)", 0)
+        } else {
+            ("SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?)", 0)
+        };
+        let params = vec![My::from(position), My::from(wait.as_secs_f64())];
+        let rows = self.fetch(&no_table(), sql, params).await?;
+        let code = rows
+            .first()
+            .and_then(|r| r.first())
+            .map(text)
+            .and_then(|t| t.parse::<i64>().ok());
+        Ok(code == Some(applied))
+    }
+
+    /// A replica applying a primary's GTIDs: MariaDB with a replication SQL thread
+    /// running and a replicated GTID position; MySQL with GTID mode on and one running
+    /// applier channel.
+    async fn detect_feed(&self) -> Result<Option<Feed>> {
+        let t = no_table();
+        let one = |rows: Vec<Vec<My>>| rows.first().and_then(|r| r.first()).map(text);
+        let replica = if self.is_mariadb(&t).await? {
+            let pos = one(self
+                .fetch(&t, "SELECT @@GLOBAL.gtid_slave_pos", vec![])
+                .await?);
+            let running = one(self
+                .fetch(
+                    &t,
+                    "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+                     WHERE VARIABLE_NAME = 'SLAVES_RUNNING'",
+                    vec![],
+                )
+                .await?);
+            pos.is_some_and(|p| !p.is_empty())
+                && running.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) == 1
+        } else {
+            let mode = one(self.fetch(&t, "SELECT @@GLOBAL.gtid_mode", vec![]).await?);
+            let channels = one(self
+                .fetch(
+                    &t,
+                    "SELECT COUNT(*) FROM performance_schema.replication_applier_status \
+                     WHERE SERVICE_STATE = 'ON'",
+                    vec![],
+                )
+                .await?);
+            mode.as_deref() == Some("ON") && channels.as_deref() == Some("1")
+        };
+        Ok(replica.then_some(Feed::Gtid))
     }
 
     async fn cancel_all(&self) {
@@ -818,6 +890,23 @@ impl Engine for Mysql {
             let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
         }
         let _ = conn.disconnect().await;
+    }
+}
+
+/// A value as text: strings as they are, NULL as empty, numbers as SQL shows them.
+fn text(v: &My) -> String {
+    match v {
+        My::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        My::NULL => String::new(),
+        other => other.as_sql(true),
+    }
+}
+
+/// The table named in errors of statements about no table (pings, positions).
+fn no_table() -> TableRef {
+    TableRef {
+        schema: None,
+        name: "-".into(),
     }
 }
 

@@ -22,8 +22,9 @@ use tokio_postgres::{CancelToken, Client};
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
 use super::{
-    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, KeyRange, QueryColumn,
-    Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH, ROW_BATCH,
+    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, Feed, KeyRange,
+    QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH,
+    ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::value::{
@@ -777,17 +778,84 @@ impl Engine for Postgres {
     }
 
     async fn ping(&self) -> Result<()> {
-        let t = TableRef {
-            schema: None,
-            name: "-".into(),
+        self.query(&no_table(), "SELECT 1", &[]).await.map(|_| ())
+    }
+
+    /// The WAL insert position: at or after the commit record of every transaction a
+    /// read could see (with synchronous_commit off, a commit is visible before it is
+    /// written or flushed, so the write position would not do).
+    async fn replication_position(&self) -> Result<Option<String>> {
+        let rows = self
+            .query(&no_table(), "SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await?;
+        Ok(rows.first().map(|r| r.get::<_, String>(0)))
+    }
+
+    /// Asked of the publisher: the subscription's slot has a confirmed flush position at
+    /// or past `position`. A logical subscriber confirms a position only once every
+    /// transaction before it is applied and committed on its side (and, when it has
+    /// nothing pending, the position of the publisher's keepalive), so its rows then
+    /// show everything up to it. Needs no privilege: pg_replication_slots is public.
+    async fn position_applied(
+        &self,
+        feed: &Feed,
+        position: &str,
+        _wait: std::time::Duration,
+    ) -> Result<bool> {
+        let Feed::PostgresSlot(slot) = feed else {
+            return Ok(false);
         };
-        self.query(&t, "SELECT 1", &[]).await.map(|_| ())
+        let rows = self
+            .query(
+                &no_table(),
+                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots \
+                 WHERE slot_name = $2 AND database = current_database()",
+                &[&position, slot],
+            )
+            .await?;
+        match rows.first() {
+            None => Err(EngineError::Query {
+                database: self.name.clone(),
+                table: "-".into(),
+                message: format!(
+                    "no logical replication slot {slot:?} for this database (set replication_slot to the subscription's slot)"
+                ),
+            }),
+            Some(r) => Ok(r.get::<_, Option<bool>>(0).unwrap_or(false)),
+        }
+    }
+
+    /// The subscriber's one enabled subscription in this database, by its slot's name.
+    /// (These columns of pg_subscription are readable by every role.)
+    async fn detect_feed(&self) -> Result<Option<Feed>> {
+        let rows = self
+            .query(
+                &no_table(),
+                "SELECT s.subslotname::text FROM pg_subscription s \
+                 JOIN pg_database d ON d.oid = s.subdbid \
+                 WHERE d.datname = current_database() AND s.subenabled \
+                 AND s.subslotname IS NOT NULL",
+                &[],
+            )
+            .await?;
+        Ok(match rows.as_slice() {
+            [one] => Some(Feed::PostgresSlot(one.get::<_, String>(0))),
+            _ => None,
+        })
     }
 
     async fn cancel_all(&self) {
         for token in self.pool.in_use() {
             let _ = token.cancel_query(self.tls.clone()).await;
         }
+    }
+}
+
+/// The table named in errors of statements about no table (pings, positions).
+fn no_table() -> TableRef {
+    TableRef {
+        schema: None,
+        name: "-".into(),
     }
 }
 

@@ -5,6 +5,12 @@
 //! The script is written while the diff runs, a chunk at a time, so its first bytes go
 //! out early and memory stays bounded. It must never run anything against a database
 //! itself: it only reads, through the comparison, and writes text.
+//!
+//! It writes only verified differences: rows confirmed at a consistent point (see
+//! `compare::confirm`) whose publisher side the fresh diff finds unchanged. A row in
+//! flight is listed by key, not scripted: inserting a row that replication is about to
+//! deliver breaks PostgreSQL and MySQL replication (a duplicate key on the subscriber
+//! stops the apply), and updating one races it.
 
 pub mod dialect;
 
@@ -58,6 +64,8 @@ pub struct Options {
     pub redrive_batch_keys: usize,
     /// Write the counts in the header (the caller holds the body until the diff ends).
     pub counts_in_header: bool,
+    /// Script rows that are not verified too (in flight, or not re-checked yet).
+    pub include_in_flight: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +96,12 @@ pub struct Summary {
     pub extra: u64,
     pub changed: u64,
     pub statements: u64,
+    /// Differing rows left out because they are not verified.
+    pub in_flight: u64,
 }
+
+/// Keys listed in the "in flight, not scripted" section, at most (the count is exact).
+const IN_FLIGHT_LISTED: usize = 1000;
 
 /// The subscriber a script is for: the one named, or the group's first.
 pub fn subscriber_of(
@@ -138,6 +151,24 @@ pub async fn generate(
     let t = g
         .table(table)
         .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
+    // Differences are proven first: the CLI (a runtime of its own) confirms from scratch,
+    // the service re-checks what it tracks, at a consistent point where it can.
+    let id = crate::status::PairId::new(group, table, subscriber);
+    let passed = rt
+        .status
+        .with(&id, |e| e.public.last_success.is_some())
+        .unwrap_or(false);
+    if !options.include_in_flight {
+        if passed {
+            rt.recheck(g, t).await;
+        } else {
+            rt.confirm(g, t).await;
+        }
+    }
+    let verified = rt
+        .status
+        .with(&id, |e| e.diff.verified())
+        .unwrap_or_default();
     let (tx, mut rx) = mpsc::channel::<RowChange>(256);
     let target = TableTarget {
         group,
@@ -164,8 +195,26 @@ pub async fn generate(
         drop(target); // closes the change channel
         result.map(|_| ()).map_err(ScriptError::Compare)
     };
+    // The value model orders these keys as the databases do (no collated text).
+    let q = &comparison.publisher;
+    let ordered = q.binary_collation
+        || q.key.iter().all(|&i| {
+            !matches!(
+                q.columns[i].compare_as,
+                crate::value::LogicalType::Text | crate::value::LogicalType::Json
+            )
+        });
     let write = async {
+        let mut buf = Vec::new();
         while let Some(change) = rx.recv().await {
+            let publisher = change
+                .publisher
+                .as_ref()
+                .map(|r| crate::value::row_hash(r, &mut buf));
+            if !options.include_in_flight && !verified.covers(&change.key, publisher, ordered) {
+                writer.hold(&change);
+                continue;
+            }
             let text = writer.change(&change)?;
             // A receiver that hung up ends the diff too (try_join drops the pass).
             if !text.is_empty() && out.send(text).await.is_err() {
@@ -179,6 +228,7 @@ pub async fn generate(
         let _ = out.send(s).await;
     };
     send(writer.finish()).await;
+    send(writer.in_flight_section()).await;
     if let Some((banner, file)) = writer.member_section()? {
         send(banner).await;
         // In pieces, so that a member section of millions of rows never sits in memory.
@@ -236,6 +286,8 @@ struct Writer<'a> {
     /// Redrive: the member's section, spilled to disk so memory stays bounded.
     member: Option<std::fs::File>,
     started: bool,
+    /// Keys of rows left out as not verified (the first [`IN_FLIGHT_LISTED`]).
+    held: Vec<String>,
 }
 
 impl<'a> Writer<'a> {
@@ -259,7 +311,40 @@ impl<'a> Writer<'a> {
             pending_keys: Vec::new(),
             member,
             started: false,
+            held: Vec::new(),
         })
+    }
+
+    /// Leaves a row out as not verified; it is listed in the in-flight section.
+    fn hold(&mut self, change: &RowChange) {
+        self.summary.in_flight += 1;
+        if self.held.len() < IN_FLIGHT_LISTED {
+            let key: Vec<String> = change.key.iter().map(|v| v.to_string()).collect();
+            let key = key.join(", ").replace(['\n', '\r'], " ");
+            self.held
+                .push(format!("--   ({key}) {}\n", change.kind.as_str()));
+        }
+    }
+
+    /// The commented list of rows left out as not verified (empty when there are none).
+    fn in_flight_section(&self) -> String {
+        if self.summary.in_flight == 0 {
+            return String::new();
+        }
+        let mut s = format!(
+            "\n-- In flight, not scripted: {} differing rows are not verified (their publisher side changed\n             -- between sightings, or they were not yet re-checked at a consistent point). Replication may\n             -- still deliver them; writing them could break it. Fetch the script again later, or ask for\n             -- them on purpose (include_in_flight=true, --include-in-flight).\n",
+            self.summary.in_flight
+        );
+        for line in &self.held {
+            s.push_str(line);
+        }
+        if self.summary.in_flight > self.held.len() as u64 {
+            s.push_str(&format!(
+                "--   … and {} more\n",
+                self.summary.in_flight - self.held.len() as u64
+            ));
+        }
+        s
     }
 
     fn d(&self) -> Dialect {
@@ -374,10 +459,18 @@ impl<'a> Writer<'a> {
             );
         }
         match counts {
-            Some(c) => h.push_str(&format!(
-                "-- Counts: {} missing, {} extra, {} changed ({} statements)\n",
-                c.missing, c.extra, c.changed, c.statements
-            )),
+            Some(c) => {
+                h.push_str(&format!(
+                    "-- Counts: {} missing, {} extra, {} changed ({} statements)\n",
+                    c.missing, c.extra, c.changed, c.statements
+                ));
+                if c.in_flight > 0 {
+                    h.push_str(&format!(
+                        "-- In flight, not scripted: {} rows (listed at the end)\n",
+                        c.in_flight
+                    ));
+                }
+            }
             None => h.push_str(
                 "-- Counts: at the end of the script (it is written while the comparison runs).\n",
             ),

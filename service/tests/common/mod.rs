@@ -641,11 +641,7 @@ pub async fn run_pass(
     }
     let mut out = Vec::new();
     for status in rt.status.snapshot() {
-        let id = (
-            status.group.clone(),
-            status.table.clone(),
-            status.subscriber.clone(),
-        );
+        let id = driftwatch::status::PairId::new(&status.group, &status.table, &status.subscriber);
         let rows = rt
             .status
             .with(&id, |e| {
