@@ -66,6 +66,8 @@ pub fn create(dir: &Path, listen: &str) -> Result<DemoSetup> {
     let config_path = dir.join("driftwatch.toml");
     remove_database(&publisher_path)?;
     remove_database(&subscriber_path)?;
+    // The state of a previous demo speaks of databases that are gone.
+    remove_database(&dir.join("state").join(crate::state::FILE_NAME))?;
 
     let data = Dataset::generate();
     let drift = Drift::plan(&data)?;
@@ -879,6 +881,8 @@ fn write_config(path: &Path, listen: &str, publisher: &Path, subscriber: &Path) 
         r#"# driftwatch demo: an embedded SQLite publisher and subscriber with known drift
 [server]
 listen = {listen}
+# Differences and their status survive a restart of the service here.
+state_dir = "state"
 
 [defaults]
 interval = "30s"

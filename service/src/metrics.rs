@@ -23,6 +23,7 @@ pub struct Metrics {
     pub last_success: GaugeVec,
     pub duration: HistogramVec,
     pub validations: IntCounterVec,
+    pub rechecks: IntCounterVec,
     pub errors: IntCounterVec,
     pub rows_scanned: IntCounterVec,
     pub rows_fetched: IntCounterVec,
@@ -75,6 +76,7 @@ impl Metrics {
                 h
             },
             validations: counter("validations_total", "Passes by result: converged, pending (differences, none confirmed), divergent (confirmed differences) or error", &["group", "table", "subscriber", "result"]),
+            rechecks: counter("rechecks_total", "Rechecks of differences not confirmed yet, by whether they waited for the subscriber's replication position (positions = true) or rested on time", &["group", "table", "subscriber", "positions"]),
             errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
             rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),

@@ -217,6 +217,15 @@ impl Runtime {
                 continue;
             }
             let feed = self.feed(&g.publisher, &id.subscriber).await;
+            self.metrics
+                .rechecks
+                .with_label_values(&[
+                    g.name.as_str(),
+                    t.name.as_str(),
+                    id.subscriber.as_str(),
+                    if feed.is_some() { "true" } else { "false" },
+                ])
+                .inc();
             let positions = feed.map(|feed| Positions {
                 publisher: target.publisher,
                 subscriber: sub,

@@ -184,15 +184,37 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
             .unwrap()
                 > 1.7e9
         );
+        // The first pass saw the differences unconfirmed; a recheck confirmed them.
         assert!(
             m.pair(
                 "driftwatch_validations_total",
                 e.table,
-                &[("result", "divergent")]
+                &[("result", "pending")]
             )
             .unwrap()
                 >= 1.0
         );
+        let confirmed_diff = e.missing as f64 - e.extra as f64;
+        assert_eq!(
+            m.pair(
+                "driftwatch_table_confirmed_row_count_difference",
+                e.table,
+                &[]
+            ),
+            Some(confirmed_diff)
+        );
+        for kind in ["missing", "extra", "changed"] {
+            assert_eq!(
+                m.pair(
+                    "driftwatch_table_divergent_rows",
+                    e.table,
+                    &[("kind", kind), ("status", "in_flight")],
+                ),
+                Some(0.0),
+                "{} {kind}",
+                e.table
+            );
+        }
         assert!(
             m.pair(
                 "driftwatch_table_chunks",

@@ -310,7 +310,10 @@ impl DiffState {
             .leaves
             .into_iter()
             .map(|l| {
-                let prev = old_leaves.get(&range_id(&l.range)).or(overflow.as_ref());
+                let prev = match old_leaves.get(&range_id(&l.range)) {
+                    Some(e) => Some(LeafBefore::Same(e)),
+                    None => overflow.as_ref().map(LeafBefore::Other),
+                };
                 track(l, &known, prev, now, confirm_after)
             })
             .collect();
@@ -335,7 +338,7 @@ impl DiffState {
         for leaf in old {
             match by_range.remove(&range_id(&leaf.range)) {
                 Some(f) => {
-                    let prev = Some(&leaf.evidence);
+                    let prev = Some(LeafBefore::Same(&leaf.evidence));
                     self.leaves.extend(
                         f.leaves
                             .into_iter()
@@ -463,10 +466,20 @@ impl DiffState {
     }
 }
 
+/// What was known of a leaf's rows past the cap before a sighting.
+#[derive(Clone, Copy)]
+enum LeafBefore<'a> {
+    /// A leaf of the very same range: its publisher digest compares.
+    Same(&'a Evidence),
+    /// Rows past the cap elsewhere (the chunk plan moved, or a restart): their age and
+    /// status carry over, but digests of other ranges do not compare.
+    Other(&'a Evidence),
+}
+
 fn track(
     leaf: Leaf,
     known: &HashMap<Vec<u8>, Evidence>,
-    prev_leaf: Option<&Evidence>,
+    prev_leaf: Option<LeafBefore>,
     now: SystemTime,
     confirm_after: Duration,
 ) -> TrackedLeaf {
@@ -495,7 +508,15 @@ fn track(
         consistent: leaf.consistent,
     };
     let overflows = leaf.counts.iter().sum::<u64>() > rows.len() as u64;
-    let mut evidence = Evidence::sighted(prev_leaf, s, confirm_after);
+    let mut evidence = match prev_leaf {
+        Some(LeafBefore::Same(e)) => Evidence::sighted(Some(e), s, confirm_after),
+        Some(LeafBefore::Other(e)) if !s.moved => Evidence {
+            last_seen: now,
+            publisher: s.publisher,
+            ..e.clone()
+        },
+        Some(LeafBefore::Other(_)) | None => Evidence::sighted(None, s, confirm_after),
+    };
     if !overflows {
         // Without rows past the cap, the leaf stands for its rows: its age is theirs.
         if let Some(first) = rows.iter().map(|r| r.evidence.first_seen).min() {

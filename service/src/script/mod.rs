@@ -151,24 +151,6 @@ pub async fn generate(
     let t = g
         .table(table)
         .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
-    // Differences are proven first: the CLI (a runtime of its own) confirms from scratch,
-    // the service re-checks what it tracks, at a consistent point where it can.
-    let id = crate::status::PairId::new(group, table, subscriber);
-    let passed = rt
-        .status
-        .with(&id, |e| e.public.last_success.is_some())
-        .unwrap_or(false);
-    if !options.include_in_flight {
-        if passed {
-            rt.recheck(g, t).await;
-        } else {
-            rt.confirm(g, t).await;
-        }
-    }
-    let verified = rt
-        .status
-        .with(&id, |e| e.diff.verified())
-        .unwrap_or_default();
     let (tx, mut rx) = mpsc::channel::<RowChange>(256);
     let target = TableTarget {
         group,
@@ -187,6 +169,24 @@ pub async fn generate(
     if !options.counts_in_header {
         out.send(writer.header(None)).await.map_err(|_| gone())?;
     }
+    // Differences are proven first: the CLI (a runtime of its own) confirms from scratch,
+    // the service re-checks what it tracks, at a consistent point where it can.
+    let id = crate::status::PairId::new(group, table, subscriber);
+    let passed = rt
+        .status
+        .with(&id, |e| e.public.last_success.is_some())
+        .unwrap_or(false);
+    if !options.include_in_flight {
+        if passed {
+            rt.recheck(g, t).await;
+        } else {
+            rt.confirm(g, t).await;
+        }
+    }
+    let verified = rt
+        .status
+        .with(&id, |e| e.diff.verified())
+        .unwrap_or_default();
     let pass = async {
         let result = target
             .full_pass(vec![Ok(comparison.clone())])
