@@ -301,17 +301,17 @@ impl DiffState {
         let mut known = self.evidence_by_key();
         known.extend(std::mem::take(&mut self.carried.rows));
         let overflow = self.overflow_evidence();
-        let old_leaves: HashMap<RangeId, Evidence> = self
+        let old_leaves: HashMap<RangeId, (Evidence, bool)> = self
             .leaves
             .iter()
-            .map(|l| (range_id(&l.range), l.evidence.clone()))
+            .map(|l| (range_id(&l.range), (l.evidence.clone(), l.overflows())))
             .collect();
         self.leaves = findings
             .leaves
             .into_iter()
             .map(|l| {
                 let prev = match old_leaves.get(&range_id(&l.range)) {
-                    Some(e) => Some(LeafBefore::Same(e)),
+                    Some((e, overflowed)) => Some(LeafBefore::Same(e, *overflowed)),
                     None => overflow.as_ref().map(LeafBefore::Other),
                 };
                 track(l, &known, prev, now, confirm_after)
@@ -338,7 +338,7 @@ impl DiffState {
         for leaf in old {
             match by_range.remove(&range_id(&leaf.range)) {
                 Some(f) => {
-                    let prev = Some(LeafBefore::Same(&leaf.evidence));
+                    let prev = Some(LeafBefore::Same(&leaf.evidence, leaf.overflows()));
                     self.leaves.extend(
                         f.leaves
                             .into_iter()
@@ -469,8 +469,9 @@ impl DiffState {
 /// What was known of a leaf's rows past the cap before a sighting.
 #[derive(Clone, Copy)]
 enum LeafBefore<'a> {
-    /// A leaf of the very same range: its publisher digest compares.
-    Same(&'a Evidence),
+    /// A leaf of the very same range: its publisher digest compares; and whether it had
+    /// rows past the cap (a row first kept now was among them).
+    Same(&'a Evidence, bool),
     /// Rows past the cap elsewhere (the chunk plan moved, or a restart): their age and
     /// status carry over, but digests of other ranges do not compare.
     Other(&'a Evidence),
@@ -483,6 +484,25 @@ fn track(
     now: SystemTime,
     confirm_after: Duration,
 ) -> TrackedLeaf {
+    let s = Sighting {
+        at: now,
+        publisher: digest_side(leaf.publisher_digest),
+        moved: leaf.moved,
+        consistent: leaf.consistent,
+    };
+    let overflows = leaf.counts.iter().sum::<u64>() > leaf.rows.len() as u64;
+    let mut evidence = match prev_leaf {
+        Some(LeafBefore::Same(e, _)) => Evidence::sighted(Some(e), s, confirm_after),
+        Some(LeafBefore::Other(e)) if !s.moved => Evidence {
+            last_seen: now,
+            publisher: s.publisher,
+            ..e.clone()
+        },
+        Some(LeafBefore::Other(_)) | None => Evidence::sighted(None, s, confirm_after),
+    };
+    // A row kept now that was past the cap before was tracked with its range: it has the
+    // range's standing, whose publisher digest covers it.
+    let was_past_cap = matches!(prev_leaf, Some(LeafBefore::Same(_, true)));
     let rows: Vec<TrackedRow> = leaf
         .rows
         .into_iter()
@@ -493,30 +513,22 @@ fn track(
                 moved: r.moved,
                 consistent: r.consistent,
             };
+            let evidence = match known.get(&key_bytes(&r.key)) {
+                Some(e) => Evidence::sighted(Some(e), s, confirm_after),
+                None if was_past_cap && !r.moved => Evidence {
+                    publisher: r.publisher_hash,
+                    ..evidence.clone()
+                },
+                None => Evidence::sighted(None, s, confirm_after),
+            };
             TrackedRow {
-                evidence: Evidence::sighted(known.get(&key_bytes(&r.key)), s, confirm_after),
+                evidence,
                 key: r.key,
                 kind: r.kind,
                 changed: r.changed,
             }
         })
         .collect();
-    let s = Sighting {
-        at: now,
-        publisher: digest_side(leaf.publisher_digest),
-        moved: leaf.moved,
-        consistent: leaf.consistent,
-    };
-    let overflows = leaf.counts.iter().sum::<u64>() > rows.len() as u64;
-    let mut evidence = match prev_leaf {
-        Some(LeafBefore::Same(e)) => Evidence::sighted(Some(e), s, confirm_after),
-        Some(LeafBefore::Other(e)) if !s.moved => Evidence {
-            last_seen: now,
-            publisher: s.publisher,
-            ..e.clone()
-        },
-        Some(LeafBefore::Other(_)) | None => Evidence::sighted(None, s, confirm_after),
-    };
     if !overflows {
         // Without rows past the cap, the leaf stands for its rows: its age is theirs.
         if let Some(first) = rows.iter().map(|r| r.evidence.first_seen).min() {
@@ -683,6 +695,28 @@ mod tests {
         };
         s.update_leaves(vec![rechecked], t(120), WAIT);
         assert_eq!(s.divergence().confirmed.extra, 1000);
+    }
+
+    #[test]
+    fn rows_first_kept_by_a_recheck_have_the_standing_of_their_range() {
+        // A pass kept one row of the leaf and counted 24 past the cap; a recheck of that
+        // range keeps five: all 25 are confirmed together, none starts over as pending.
+        let mut s = DiffState::default();
+        s.replace(
+            findings(&[(1, Kind::Missing, Some(1), false, false)], 24),
+            t(0),
+            WAIT,
+        );
+        let rows: Vec<(i128, Kind, Option<u128>, bool, bool)> = (1..=5)
+            .map(|k| (k, Kind::Missing, Some(k as u128), false, false))
+            .collect();
+        let rechecked = Rechecked {
+            range: KeyRange::default(),
+            findings: findings(&rows, 20),
+        };
+        s.update_leaves(vec![rechecked], t(120), WAIT);
+        let d = s.divergence();
+        assert_eq!((d.confirmed.total(), d.pending.total()), (25, 0));
     }
 
     #[test]
