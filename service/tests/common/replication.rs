@@ -66,11 +66,13 @@ fn read_lossy(path: &Path) -> String {
 /// A TCP proxy on 127.0.0.1 to `target` that delivers every byte `latency` after it
 /// arrived, in each direction. Bytes are queued with their arrival time and released at
 /// arrival + latency, so throughput is not limited by the delay (a connection's bytes keep
-/// flowing while earlier ones wait). Connecting itself is not delayed. Dropping it (or
-/// [`DelayProxy::stop`]) closes the listener and every connection through it.
+/// flowing while earlier ones wait). Connecting itself is not delayed. The latency can be
+/// changed while connections run ([`DelayProxy::set_latency`]; bytes stay in order).
+/// Dropping it (or [`DelayProxy::stop`]) closes the listener and every connection through
+/// it.
 pub struct DelayProxy {
     addr: SocketAddr,
-    latency: Duration,
+    latency: Arc<AtomicU64>,
     stop: CancellationToken,
 }
 
@@ -82,6 +84,8 @@ impl DelayProxy {
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let token = stop.clone();
+        let latency = Arc::new(AtomicU64::new(latency.as_nanos() as u64));
+        let shared = latency.clone();
         tokio::spawn(async move {
             loop {
                 let inbound = tokio::select! {
@@ -91,7 +95,7 @@ impl DelayProxy {
                         Err(_) => continue,
                     },
                 };
-                let token = token.clone();
+                let (token, latency) = (token.clone(), shared.clone());
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         return; // the client sees the connection closed, as for a refusal
@@ -103,7 +107,7 @@ impl DelayProxy {
                     tokio::select! {
                         _ = token.cancelled() => {}
                         _ = futures::future::join(
-                            delayed_pipe(ri, wo, latency),
+                            delayed_pipe(ri, wo, latency.clone()),
                             delayed_pipe(ro, wi, latency),
                         ) => {}
                     }
@@ -126,7 +130,13 @@ impl DelayProxy {
     }
 
     pub fn latency(&self) -> Duration {
+        Duration::from_nanos(self.latency.load(Ordering::Relaxed))
+    }
+
+    /// Bytes arriving from now on are delayed by `latency`.
+    pub fn set_latency(&self, latency: Duration) {
         self.latency
+            .store(latency.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Closes the listener and every connection through it (replication then fails to
@@ -145,7 +155,7 @@ impl Drop for DelayProxy {
 /// One direction: a reader that timestamps chunks into a queue as fast as they come, and a
 /// writer that releases each at its time. End of stream is passed on (as a shutdown of the
 /// write side) after the bytes before it.
-async fn delayed_pipe<R, W>(mut from: R, mut to: W, latency: Duration)
+async fn delayed_pipe<R, W>(mut from: R, mut to: W, latency: Arc<AtomicU64>)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -157,8 +167,9 @@ where
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let delay = Duration::from_nanos(latency.load(Ordering::Relaxed));
                     if tx
-                        .send((Instant::now() + latency, buf[..n].to_vec()))
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
                         .is_err()
                     {
                         break;
@@ -441,7 +452,10 @@ impl Drop for PgCluster {
 
 /// PostgreSQL logical replication between two test clusters, the subscription connecting
 /// to the publisher through a [`DelayProxy`]. Usage: `start`, create the tables on both
-/// sides (`execute_both`), seed the publisher if wanted, then `publish`.
+/// sides (`execute_both`), seed the publisher if wanted, then `publish`. The proxy delays
+/// by the pair's latency once `publish` returns; the subscription and its initial copy are
+/// made without delay (they take dozens of round trips, 10 s and more at 250 ms each way,
+/// and tell nothing about replication under lag).
 pub struct PgLogicalPair {
     // Field order is drop order: the subscriber stops before its publisher goes away.
     pub subscriber: PgCluster,
@@ -451,6 +465,7 @@ pub struct PgLogicalPair {
     pub publication: String,
     /// The subscription on the subscriber; also the name of its slot on the publisher.
     pub subscription: String,
+    latency: Duration,
 }
 
 impl PgLogicalPair {
@@ -459,13 +474,14 @@ impl PgLogicalPair {
         let (publisher, subscriber) = tokio::join!(PgCluster::start(&[]), PgCluster::start(&[]));
         publisher.create_database(PAIR_DB).await;
         subscriber.create_database(PAIR_DB).await;
-        let proxy = DelayProxy::start(publisher.addr(), latency).await;
+        let proxy = DelayProxy::start(publisher.addr(), Duration::ZERO).await;
         PgLogicalPair {
             subscriber,
             proxy,
             publisher,
             publication: "dw_pub".into(),
             subscription: "dw_sub".into(),
+            latency,
         }
     }
 
@@ -497,7 +513,7 @@ impl PgLogicalPair {
 
     /// Publishes `tables`, subscribes through the proxy and waits (up to 2 minutes) until
     /// the initial copy of every table is done and the apply worker took over
-    /// (pg_subscription_rel.srsubstate = 'r').
+    /// (pg_subscription_rel.srsubstate = 'r'); then sets the proxy to the pair's latency.
     pub async fn publish(&self, tables: &[&str]) {
         self.publisher
             .connect(PAIR_DB)
@@ -529,6 +545,7 @@ impl PgLogicalPair {
                 .unwrap();
             let (ready, all): (i64, i64) = (row.get(0), row.get(1));
             if ready == tables.len() as i64 && all == ready {
+                self.proxy.set_latency(self.latency);
                 return;
             }
             assert!(
@@ -806,7 +823,8 @@ fn my_opts(url: &str) -> mysql_async::Opts {
 
 /// MariaDB GTID replication between two test instances: a primary (binary log, ROW
 /// format, gtid_strict_mode, server_id 1) and a replica (server_id 2, writable, no binary
-/// log of its own) whose replication connection goes through a [`DelayProxy`].
+/// log of its own) whose replication connection goes through a [`DelayProxy`], delaying by
+/// the latency given once `start` returns (the connection is made without).
 pub struct MariaDbReplica {
     // Field order is drop order: the replica stops before its primary goes away.
     pub replica: MariaDbServer,
@@ -832,7 +850,7 @@ impl MariaDbReplica {
                 "--skip-slave-start",
             ]),
         );
-        let proxy = DelayProxy::start(primary.addr(), latency).await;
+        let proxy = DelayProxy::start(primary.addr(), Duration::ZERO).await;
         let pair = MariaDbReplica {
             replica,
             proxy,
@@ -858,6 +876,7 @@ impl MariaDbReplica {
         }
         pair.create_database(PAIR_DB).await;
         pair.wait_caught_up(Duration::from_secs(60)).await.unwrap();
+        pair.proxy.set_latency(latency);
         pair
     }
 
