@@ -95,6 +95,14 @@ ensure_mariadb() {
 
 ensure_mariadb
 
+# The replication tests start their own mariadbd instances (a primary and a replica), so
+# they need the server's binaries even where a server already answers.
+if [ ! -x /usr/sbin/mariadbd ] || ! command -v mariadb-install-db >/dev/null; then
+    say "MariaDB: installing Debian's mariadb-server (the replication tests start their own instances)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server
+fi
+
 # ---- the engines' own clients, which apply generated scripts in the tests ---------------
 if ! command -v sqlite3 >/dev/null || ! command -v psql >/dev/null; then
     say "installing the sqlite3 and psql clients"

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this module
 
+pub mod replication;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
