@@ -1143,6 +1143,21 @@ pub struct LoadSpec {
     pub insert_share: f64,
     pub delete_share: f64,
     pub seed: u64,
+    /// Ids the random updates and deletes never touch (where a test injects drift).
+    pub spare: Option<std::ops::RangeInclusive<i64>>,
+}
+
+impl LoadSpec {
+    /// A random id in 1..=top (above the hot rows when `cold`), outside `spare`.
+    fn pick(&self, rng: &mut StdRng, top: i64, cold: bool) -> i64 {
+        let low = if cold { self.hot_rows + 1 } else { 1 };
+        loop {
+            let id = rng.random_range(low..=top);
+            if !self.spare.as_ref().is_some_and(|s| s.contains(&id)) {
+                return id;
+            }
+        }
+    }
 }
 
 impl Default for LoadSpec {
@@ -1155,6 +1170,7 @@ impl Default for LoadSpec {
             insert_share: 0.3,
             delete_share: 0.1,
             seed: 1,
+            spare: None,
         }
     }
 }
@@ -1290,12 +1306,12 @@ impl Load {
                     let mut ops: Vec<(i64, usize, String)> = Vec::new();
                     let hot = rng.random_range(1..=spec.hot_rows);
                     ops.push((hot, 0, update_sql(&mut rng, hot)));
-                    let any = rng.random_range(1..=top);
+                    let any = spec.pick(&mut rng, top, false);
                     if any != hot {
                         ops.push((any, 1, update_sql(&mut rng, any)));
                     }
                     if rng.random_bool(spec.delete_share) {
-                        let victim = rng.random_range(spec.hot_rows + 1..=top);
+                        let victim = spec.pick(&mut rng, top, true);
                         if victim != any {
                             ops.push((victim, 3, format!("DELETE FROM orders WHERE id = {victim}")));
                         }
