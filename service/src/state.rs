@@ -90,7 +90,7 @@ impl StateStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         let conn = open_checked(&path)?;
-        let saved = read_all(&conn).map_err(|m| err(m))?;
+        let saved = read_all(&conn).map_err(err)?;
         let (tx, rx) = mpsc::channel();
         let writer_path = path.clone();
         let writer = std::thread::Builder::new()

@@ -1,9 +1,10 @@
 //! A real Prometheus (Debian's package; `scripts/test.sh` installs it) scrapes the service
 //! running over the demo's SQLite pair every second, with deploy/prometheus/alerts.yml
 //! loaded (its `for:` durations shortened to seconds). Through Prometheus' HTTP API: the
-//! divergence and schema alerts fire for the demo's tables; every PromQL expression of
-//! every dashboard panel returns data; and once the service's fix scripts are applied to
-//! the subscriber (with sqlite3), the divergence alerts resolve.
+//! divergence, row count and schema alerts fire for the demo's tables; every PromQL
+//! expression of every dashboard panel returns data; and once the service's fix scripts
+//! are applied to the subscriber (with sqlite3), the divergence and row count alerts
+//! resolve.
 //!
 //! Without a `prometheus` binary the test says SKIPPED and passes, unless
 //! DRIFTWATCH_REQUIRE_PROMETHEUS is set.
@@ -281,22 +282,27 @@ async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
     let want: BTreeSet<(String, String)> = [
         ("DriftwatchConfirmedDivergence", "customers"),
         ("DriftwatchConfirmedDivergence", "order_lines"),
+        // The order lines of the demo's gap are missing: confirmed, so counted.
+        ("DriftwatchRowCountDifference", "order_lines"),
         ("DriftwatchSchemaMismatch", "customers"),
     ]
     .iter()
     .map(|(a, t)| (a.to_string(), t.to_string()))
     .collect();
     prometheus
-        .wait("the divergence and schema alerts to fire", || async {
-            let firing: BTreeSet<(String, String)> = prometheus
-                .alerts()
-                .await
-                .into_iter()
-                .filter(|(_, _, state)| state == "firing")
-                .map(|(alert, table, _)| (alert, table))
-                .collect();
-            want.is_subset(&firing).then_some(())
-        })
+        .wait(
+            "the divergence, row count and schema alerts to fire",
+            || async {
+                let firing: BTreeSet<(String, String)> = prometheus
+                    .alerts()
+                    .await
+                    .into_iter()
+                    .filter(|(_, _, state)| state == "firing")
+                    .map(|(alert, table, _)| (alert, table))
+                    .collect();
+                want.is_subset(&firing).then_some(())
+            },
+        )
         .await;
 
     // Every dashboard query, once rate() windows hold a few scrapes.
@@ -324,8 +330,8 @@ async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
     );
 
     // The fix scripts, from the service's script endpoint, applied to the subscriber; a
-    // pass now: the divergence alerts resolve. The schema alert stays: a script changes
-    // rows, never columns.
+    // pass now: the divergence and row count alerts resolve. The schema alert stays: a
+    // script changes rows, never columns.
     let client = reqwest::Client::new();
     for table in ["customers", "order_lines"] {
         let base = format!("http://{target}/api/v1/groups/demo/tables/{table}");
@@ -353,11 +359,11 @@ async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
         assert_eq!(validate.status().as_u16(), 202, "{table}");
     }
     prometheus
-        .wait("the divergence alerts to resolve", || async {
+        .wait("the divergence and row count alerts to resolve", || async {
             let active = prometheus.alerts().await;
-            let divergent = active
-                .iter()
-                .any(|(alert, _, _)| alert == "DriftwatchConfirmedDivergence");
+            let divergent = active.iter().any(|(alert, _, _)| {
+                alert == "DriftwatchConfirmedDivergence" || alert == "DriftwatchRowCountDifference"
+            });
             let schema = active.contains(&(
                 "DriftwatchSchemaMismatch".to_string(),
                 "customers".to_string(),
