@@ -307,6 +307,7 @@ mod tests {
                     publisher: Some(u128::MAX - 1),
                     stable_since: t,
                     moves: 0,
+                    proofs: 2,
                     status: crate::compare::confirm::Status::Confirmed,
                 },
             }],

@@ -541,9 +541,15 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
         .as_ref()
         .map(|c| c.column_names())
         .unwrap_or_default();
-    e.public.sample = e
-        .diff
-        .rows()
+    // Confirmed rows first, then those in flight: what needs acting on leads.
+    let mut rows: Vec<_> = e.diff.rows().collect();
+    rows.sort_by_key(|r| match r.evidence.status {
+        RowStatus::Confirmed => 0,
+        RowStatus::InFlight => 1,
+        RowStatus::Pending => 2,
+    });
+    e.public.sample = rows
+        .into_iter()
         .take(SAMPLE_ROWS)
         .map(|r| {
             let changed = r

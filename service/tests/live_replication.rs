@@ -96,10 +96,22 @@ fn total(p: &Json, status: &str) -> u64 {
 struct Scrapes {
     series: BTreeMap<String, Vec<Option<String>>>,
     n: usize,
+    /// Unix time of the first scrape: promtool's time 0.
+    t0: f64,
 }
+
+/// Promtool's seconds per real second: one scrape a second is one sample a "minute".
+const COMPRESSION: f64 = 60.0;
 
 impl Scrapes {
     fn add(&mut self, metrics: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        if self.n == 0 {
+            self.t0 = now;
+        }
         for line in metrics.lines() {
             if line.starts_with('#') || !line.starts_with("driftwatch_") {
                 continue;
@@ -110,9 +122,24 @@ impl Scrapes {
             let Some((series, value)) = line.rsplit_once(' ') else {
                 continue;
             };
+            // Timestamps move to promtool's compressed clock, so that the rules reading
+            // time() against them (staleness, ages) judge them as they would live.
+            let value = match value.parse::<f64>() {
+                Ok(v)
+                    if series
+                        .split('{')
+                        .next()
+                        .unwrap_or("")
+                        .ends_with("_timestamp_seconds")
+                        && v > 0.0 =>
+                {
+                    format!("{:.0}", (v - self.t0) * COMPRESSION)
+                }
+                _ => value.to_string(),
+            };
             let column = self.series.entry(series.to_string()).or_default();
             column.resize(self.n, None);
-            column.push(Some(value.to_string()));
+            column.push(Some(value));
         }
         self.n += 1;
     }

@@ -1,6 +1,6 @@
 //! Confirmation: replication is asynchronous, so a difference may be a row in flight.
 //!
-//! A difference is confirmed only at a consistent point: either a recheck proved it
+//! A difference is confirmed only at a consistent point: either two rechecks proved it
 //! against the subscriber's applied replication position (`consistent`, see
 //! `crate::replication`), or two sightings at least `confirm_after` apart saw the same
 //! publisher side of the row (its row hash, or its absence) and the subscriber still
@@ -70,12 +70,22 @@ pub struct Evidence {
     pub stable_since: SystemTime,
     /// How often the publisher's side was seen changing while the difference lasted.
     pub moves: u32,
+    /// Sightings proven at a replication position since the publisher side last changed.
+    #[serde(default)]
+    pub proofs: u32,
     pub status: Status,
 }
 
 impl Evidence {
     /// The evidence after a sighting, given what was known before (if anything).
+    ///
+    /// A proof at a replication position is needed twice, on two rechecks with the
+    /// publisher's side unchanged at every sighting in between: reads alone
+    /// cannot see a row that came and went between the publisher's two reads (inserted
+    /// and deleted again, or changed and changed back), which the subscriber, applying
+    /// in between, may show; twice is what such a passing row does not survive.
     pub fn sighted(prev: Option<&Evidence>, s: Sighting, confirm_after: Duration) -> Evidence {
+        let proof = (s.consistent && !s.moved) as u32;
         let Some(prev) = prev else {
             return Evidence {
                 first_seen: s.at,
@@ -83,9 +93,10 @@ impl Evidence {
                 publisher: s.publisher,
                 stable_since: s.at,
                 moves: s.moved as u32,
+                proofs: proof,
                 status: if s.moved {
                     Status::InFlight
-                } else if s.consistent || confirm_after.is_zero() {
+                } else if confirm_after.is_zero() {
                     Status::Confirmed
                 } else {
                     Status::Pending
@@ -100,12 +111,17 @@ impl Evidence {
         if s.moved || prev.publisher != s.publisher {
             e.stable_since = s.at;
             e.moves = prev.moves.saturating_add(1);
+            e.proofs = proof;
             e.status = Status::InFlight;
-        } else if s.consistent
-            || prev.status == Status::Confirmed
-            || s.at.duration_since(prev.stable_since).unwrap_or_default() >= confirm_after
-        {
-            e.status = Status::Confirmed;
+        } else {
+            // A sighting without a position (a full pass) neither proves nor disproves.
+            e.proofs = prev.proofs.saturating_add(proof);
+            if e.proofs >= 2
+                || prev.status == Status::Confirmed
+                || s.at.duration_since(prev.stable_since).unwrap_or_default() >= confirm_after
+            {
+                e.status = Status::Confirmed;
+            }
         }
         e
     }
@@ -646,29 +662,33 @@ mod tests {
     #[test]
     fn a_row_written_during_the_diff_is_in_flight_even_with_positions() {
         let mut s = DiffState::default();
-        s.replace(
-            findings(&[(1, Kind::Changed, Some(7), true, true)], 0),
-            t(0),
-            WAIT,
-        );
+        let sight = |s: &mut DiffState, moved, at| {
+            s.replace(
+                findings(&[(1, Kind::Changed, Some(7), moved, true)], 0),
+                t(at),
+                WAIT,
+            )
+        };
+        sight(&mut s, true, 0);
         assert_eq!(status_of(&s, 1), Some(Status::InFlight));
-        // Proven at a consistent point: confirmed at once, whatever confirm_after says.
-        s.replace(
-            findings(&[(1, Kind::Changed, Some(7), false, true)], 0),
-            t(2),
-            WAIT,
-        );
+        // Proven at a replication position twice running: confirmed, whatever
+        // confirm_after says; once is not enough (a passing row can fool one proof).
+        sight(&mut s, false, 2);
+        assert_eq!(status_of(&s, 1), Some(Status::InFlight));
+        sight(&mut s, false, 3);
         assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
     }
 
     #[test]
     fn a_confirmed_row_whose_publisher_side_changes_starts_over() {
         let mut s = DiffState::default();
-        s.replace(
-            findings(&[(1, Kind::Missing, Some(7), false, true)], 0),
-            t(0),
-            WAIT,
-        );
+        for at in [0, 1] {
+            s.replace(
+                findings(&[(1, Kind::Missing, Some(7), false, true)], 0),
+                t(at),
+                WAIT,
+            );
+        }
         assert_eq!(status_of(&s, 1), Some(Status::Confirmed));
         s.replace(
             findings(&[(1, Kind::Missing, Some(8), false, false)], 0),
@@ -722,16 +742,18 @@ mod tests {
     #[test]
     fn restored_evidence_carries_into_the_next_pass() {
         let mut before = DiffState::default();
-        before.replace(
-            findings(&[(1, Kind::Missing, Some(7), false, true)], 0),
-            t(0),
-            WAIT,
-        );
+        for at in [0, 120] {
+            before.replace(
+                findings(&[(1, Kind::Missing, Some(7), false, false)], 0),
+                t(at),
+                WAIT,
+            );
+        }
         let mut after = DiffState::default();
         after.carried.rows = before.evidence_by_key();
         after.replace(
             findings(&[(1, Kind::Missing, Some(7), false, false)], 0),
-            t(5),
+            t(125),
             WAIT,
         );
         assert_eq!(status_of(&after, 1), Some(Status::Confirmed));
