@@ -74,6 +74,8 @@ impl Tally {
 pub struct Divergence {
     pub pending: Tally,
     pub confirmed: Tally,
+    /// First seen of the oldest confirmed difference ("divergent since").
+    pub confirmed_since: Option<SystemTime>,
 }
 
 impl DiffState {
@@ -145,8 +147,9 @@ impl DiffState {
             |since: SystemTime| now.duration_since(since).unwrap_or_default() >= confirm_after;
         let mut d = Divergence::default();
         let mut put = |k: Kind, n: u64, since: SystemTime| {
-            if confirmed(since) {
-                d.confirmed.add(k, n)
+            if n > 0 && confirmed(since) {
+                d.confirmed.add(k, n);
+                d.confirmed_since = Some(d.confirmed_since.map_or(since, |s| s.min(since)));
             } else {
                 d.pending.add(k, n)
             }
@@ -301,6 +304,8 @@ mod tests {
                 changed: 0
             }
         );
+
+        assert_eq!(d.confirmed_since, Some(t0), "key 1, first seen at t0");
 
         // With no delay, everything is confirmed at once.
         assert_eq!(s.divergence(t1, Duration::ZERO).confirmed.total(), 2);
