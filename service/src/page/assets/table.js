@@ -215,14 +215,16 @@
       scripts(p);
       DW.problem(null);
       DW.updated();
+      return true;
     } catch (e) {
       DW.problem(`Could not fetch the status: ${e.message}`);
+      return false;
     }
   }
 
   let first = true;
   DW.every(5, async () => {
-    await refresh();
-    if (first && subscriber) { first = false; loadRows(); }
+    // The rows wait for the status (and so for the token, when one is needed).
+    if ((await refresh()) && first) { first = false; loadRows(); }
   });
 })();
