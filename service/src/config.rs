@@ -342,10 +342,18 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         Some(u) => match url::Url::parse(u.get_ref()) {
             Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => Some(u.get_ref().clone()),
             Ok(_) => {
-                return Err(src.err(u.span(), "server.grafana_url", "must be an http:// or https:// URL"))
+                return Err(src.err(
+                    u.span(),
+                    "server.grafana_url",
+                    "must be an http:// or https:// URL",
+                ))
             }
             Err(e) => {
-                return Err(src.err(u.span(), "server.grafana_url", format!("{:?} is not a URL: {e}", u.get_ref())))
+                return Err(src.err(
+                    u.span(),
+                    "server.grafana_url",
+                    format!("{:?} is not a URL: {e}", u.get_ref()),
+                ))
             }
         },
         None => None,
@@ -708,7 +716,10 @@ strategy = "streamed"
         assert_eq!(parse_str(GOOD).unwrap().server.grafana_url, None);
         let url = "https://grafana.example/d/driftwatch-table/driftwatch-table";
         let with = format!("[server]\ngrafana_url = \"{url}\"\n{GOOD}");
-        assert_eq!(parse_str(&with).unwrap().server.grafana_url.as_deref(), Some(url));
+        assert_eq!(
+            parse_str(&with).unwrap().server.grafana_url.as_deref(),
+            Some(url)
+        );
         let e = parse_str(&with.replace("https://", "file://")).unwrap_err();
         assert_eq!((e.line, e.key.as_str()), (2, "server.grafana_url"), "{e}");
         let e = parse_str(&with.replace(url, "grafana")).unwrap_err();

@@ -278,7 +278,11 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
         .await;
     assert_eq!(code, 200, "{body}");
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let expected = setup.expected.iter().find(|e| e.table == "order_lines").unwrap();
+    let expected = setup
+        .expected
+        .iter()
+        .find(|e| e.table == "order_lines")
+        .unwrap();
     assert_eq!(page["total"], expected.missing);
     let rows = page["rows"].as_array().unwrap();
     assert_eq!(rows.len() as u64, expected.missing - 400);
@@ -291,11 +295,22 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
     for r in rows {
         assert_eq!(r["kind"], "missing");
         assert!(r["values"][placed_at]["subscriber"].is_null());
-        let t = r["values"][placed_at]["publisher"]["text"].as_str().unwrap();
+        let t = r["values"][placed_at]["publisher"]["text"]
+            .as_str()
+            .unwrap();
         let t = t.trim_matches('"');
-        assert!(gap.0.as_str() <= t && t <= gap.1.as_str(), "{t} outside the gap");
+        assert!(
+            gap.0.as_str() <= t && t <= gap.1.as_str(),
+            "{t} outside the gap"
+        );
     }
-    for bad in ["?kind=lost", "?limit=0", "?limit=201", "?offset=-1", "?dialect=tsql"] {
+    for bad in [
+        "?kind=lost",
+        "?limit=0",
+        "?limit=201",
+        "?offset=-1",
+        "?dialect=tsql",
+    ] {
         let (code, body) = svc.get(&format!("{rows_path}{bad}")).await;
         assert_eq!(code, 400, "{bad}: {body}");
     }

@@ -44,7 +44,13 @@ pub struct KeySpans {
 impl KeySpans {
     /// A mismatched range: `before` publisher rows precede it in key order, and it holds
     /// `publisher_rows` and `subscriber_rows`. Ranges come in key order.
-    pub fn push(&mut self, before: u64, publisher_rows: u64, subscriber_rows: u64, range: KeyRange) {
+    pub fn push(
+        &mut self,
+        before: u64,
+        publisher_rows: u64,
+        subscriber_rows: u64,
+        range: KeyRange,
+    ) {
         let span = Span {
             start: before,
             end: before + publisher_rows,
@@ -53,7 +59,9 @@ impl KeySpans {
             range,
         };
         match self.spans.last_mut() {
-            Some(last) if last.end == span.start && publisher_rows > 0 && last.publisher_rows > 0 => {
+            Some(last)
+                if last.end == span.start && publisher_rows > 0 && last.publisher_rows > 0 =>
+            {
                 merge(last, span)
             }
             _ => self.spans.push(span),
@@ -119,7 +127,10 @@ mod tests {
         let spans = s.finish(1000);
         assert_eq!(spans.len(), 2);
         assert_eq!((spans[0].from, spans[0].to), (0.4, 0.6));
-        assert_eq!((spans[0].publisher_rows, spans[0].subscriber_rows), (200, 20));
+        assert_eq!(
+            (spans[0].publisher_rows, spans[0].subscriber_rows),
+            (200, 20)
+        );
         assert_eq!(spans[0].range, "k1 >= 40 and k1 < 60");
         // Rows only the subscriber holds: a mark of no width where they lie.
         assert_eq!((spans[1].from, spans[1].to), (0.9, 0.9));

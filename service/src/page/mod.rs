@@ -105,7 +105,10 @@ async fn asset(Path(file): Path<String>) -> Response {
         _ => return error(StatusCode::NOT_FOUND, "no such asset"),
     };
     (
-        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "no-cache")],
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         body,
     )
         .into_response()
@@ -158,9 +161,7 @@ async fn rows(
         Ok(Ok(page)) => Json(page).into_response(),
         Ok(Err(e @ RowsError::Lookup(_))) => error(StatusCode::NOT_FOUND, &e.to_string()),
         Ok(Err(e @ RowsError::NoPass(..))) => error(StatusCode::CONFLICT, &e.to_string()),
-        Ok(Err(e @ RowsError::Engine(_))) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
-        }
+        Ok(Err(e @ RowsError::Engine(_))) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(

@@ -282,7 +282,12 @@ mod tests {
 
     #[test]
     fn a_page_reads_only_the_ranges_it_lies_in() {
-        let leaves = [leaf(0, [5, 0, 0]), leaf(10, [0, 3, 0]), leaf(20, [5, 0, 1]), leaf(30, [4, 0, 0])];
+        let leaves = [
+            leaf(0, [5, 0, 0]),
+            leaf(10, [0, 3, 0]),
+            leaf(20, [5, 0, 1]),
+            leaf(30, [4, 0, 0]),
+        ];
         let all = |c: &[u64; 3]| c.iter().sum::<u64>();
         let lo = |r: &[KeyRange]| r.iter().map(|r| r.lead_lo.unwrap()).collect::<Vec<_>>();
         let (r, skip) = ranges_of_page(&leaves, all, 0, 5);
@@ -305,7 +310,10 @@ mod tests {
         assert_eq!((c.length, c.unit), (500, "characters"));
         assert_eq!(c.text.chars().count(), CELL_CHARS + 1);
         let b = Cell::of(&Value::Bytes(vec![0xab; 3]));
-        assert_eq!((b.text.as_str(), b.length, b.unit, b.cut), ("0xababab", 3, "bytes", false));
+        assert_eq!(
+            (b.text.as_str(), b.length, b.unit, b.cut),
+            ("0xababab", 3, "bytes", false)
+        );
         assert!(Cell::of(&Value::Null).null);
     }
 }

@@ -111,7 +111,7 @@ const DW = (() => {
   }
 
   /** The key-space strip: the publisher's rows in key order, mismatches marked. */
-  function strip(p, width = 260) {
+  function strip(p, width = 200) {
     const h = 22;
     const ranges = p.mismatched_ranges || [];
     const rows = p.publisher_rows;
@@ -133,12 +133,13 @@ const DW = (() => {
   }
 
   /** Divergent rows after each of the last passes; failed passes marked at the bottom. */
-  function sparkline(history, width = 130) {
+  function sparkline(history, width = 110) {
     const h = 26;
     history = history || [];
     const value = (x) => (x.confirmed || 0) + (x.pending || 0) + (x.in_flight || 0);
     const max = Math.max(1, ...history.map(value));
-    const step = history.length > 1 ? (width - 4) / (history.length - 1) : 0;
+    // The right end is kept for the latest value, written out.
+    const step = history.length > 1 ? (width - 32) / (history.length - 1) : 0;
     const pts = history.map((x, i) => [2 + i * step, h - 4 - (value(x) / max) * (h - 8)]);
     const last = history.length ? history[history.length - 1] : null;
     const label = history.length
