@@ -123,13 +123,43 @@ command -v prometheus >/dev/null || {
 }
 export DRIFTWATCH_REQUIRE_PROMETHEUS=1
 
+# ---- the status page's browser test: Debian's Chromium, node's playwright-core -----------
+# Playwright's own browser download is not used: it drives /usr/bin/chromium.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    say "installing Debian's chromium and chromium-driver (the status page's browser test)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    say "installing Debian's nodejs and npm (the status page's browser test)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+browser=service/tests/browser
+# npm ci only when node_modules was not installed from this very lock file (and npm's
+# cache keeps a re-install offline).
+if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-from-lock" 2>/dev/null; then
+    say "npm ci in $browser"
+    (cd "$browser" && npm ci --no-audit --no-fund --prefer-offline &&
+        cp package-lock.json node_modules/.installed-from-lock)
+fi
+
 say "cargo test (unit, property, end-to-end, Prometheus, OpenTelemetry export)"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets "${@:2}" 2>&1 | tee "$log"
-# One closing line for the whole run, summed over every test binary.
+blog=$(mktemp)
+trap 'rm -f "$log" "$blog"' EXIT
+status=0
+cargo test --workspace --all-targets "${@:2}" 2>&1 | tee "$log" || status=1
+
+say "the status page in headless Chromium ($browser)"
+cargo build -p driftwatch --bin driftwatch
+DRIFTWATCH_BIN="${CARGO_TARGET_DIR:-target}/debug/driftwatch" \
+    node --test --test-concurrency=1 "$browser/page.test.mjs" 2>&1 | tee "$blog" || status=1
+# One closing line for the whole run, summed over every test binary and the browser test
+# (node's runner closes with "# pass N" and "# fail N").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
+     /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 }
+     END { printf "%d passed, %d failed\n", p, f }' "$log" "$blog"
 # No SQL Server can run here: its live suite runs only against a server named by the
 # environment; say so at the end, where nobody misses it.
 if [ -z "${DRIFTWATCH_TEST_MSSQL_URL:-}" ]; then
@@ -137,3 +167,4 @@ if [ -z "${DRIFTWATCH_TEST_MSSQL_URL:-}" ]; then
 else
     echo "SQL Server live suite ran against $DRIFTWATCH_TEST_MSSQL_URL"
 fi
+exit "$status"

@@ -86,6 +86,8 @@ pub struct ServerConfig {
     pub redrive_batch_keys: usize,
     /// Where the service keeps each table's differences across restarts (none: memory).
     pub state_dir: Option<PathBuf>,
+    /// The Grafana dashboard a table links to from the status page (http or https).
+    pub grafana_url: Option<String>,
 }
 
 #[derive(Clone)]
@@ -173,6 +175,7 @@ struct RawServer {
     script_batch_statements: Option<Spanned<usize>>,
     redrive_batch_keys: Option<Spanned<usize>>,
     state_dir: Option<Spanned<String>>,
+    grafana_url: Option<Spanned<String>>,
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
@@ -354,6 +357,27 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             }
             Some(token)
         }
+        None => None,
+    };
+
+    let grafana_url = match &raw.server.grafana_url {
+        Some(u) => match url::Url::parse(u.get_ref()) {
+            Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => Some(u.get_ref().clone()),
+            Ok(_) => {
+                return Err(src.err(
+                    u.span(),
+                    "server.grafana_url",
+                    "must be an http:// or https:// URL",
+                ))
+            }
+            Err(e) => {
+                return Err(src.err(
+                    u.span(),
+                    "server.grafana_url",
+                    format!("{:?} is not a URL: {e}", u.get_ref()),
+                ))
+            }
+        },
         None => None,
     };
 
@@ -644,6 +668,7 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 .state_dir
                 .as_ref()
                 .map(|d| base_dir.join(d.get_ref())),
+            grafana_url,
         },
         databases,
         groups,
@@ -739,6 +764,21 @@ strategy = "streamed"
             c.groups[0].tables[0].temporal_precision,
             TemporalPrecision::Truncate
         );
+    }
+
+    #[test]
+    fn grafana_url_is_optional_and_must_be_http() {
+        assert_eq!(parse_str(GOOD).unwrap().server.grafana_url, None);
+        let url = "https://grafana.example/d/driftwatch-table/driftwatch-table";
+        let with = format!("[server]\ngrafana_url = \"{url}\"\n{GOOD}");
+        assert_eq!(
+            parse_str(&with).unwrap().server.grafana_url.as_deref(),
+            Some(url)
+        );
+        let e = parse_str(&with.replace("https://", "file://")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "server.grafana_url"), "{e}");
+        let e = parse_str(&with.replace(url, "grafana")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (2, "server.grafana_url"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The HTTP surface (axum): `/metrics`, `/healthz`, `/readyz`, the HTML overview at `/`,
-//! `/api/v1/status`, `POST /api/v1/groups/{group}/tables/{table}/validate`, and
+//! The HTTP surface (axum): `/metrics`, `/healthz`, `/readyz`, the status page (`/`,
+//! `/tables/…`, its assets and `/runbook`, from [`crate::page`]), `/api/v1/status`, `POST /api/v1/groups/{group}/tables/{table}/validate`, and
 //! `GET /api/v1/groups/{group}/tables/{table}/script` (a fresh diff as a script, streamed).
 //!
 //! Only tables named in the config can be addressed. `/api/*` needs the bearer token
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
@@ -38,9 +38,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/groups/{group}/tables/{table}/validate",
             post(validate),
         )
+        .merge(crate::page::api_routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), require_token));
     Router::new()
-        .route("/", get(index))
+        .merge(crate::page::routes())
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -49,7 +50,7 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-fn error(code: StatusCode, message: &str) -> Response {
+pub(crate) fn error(code: StatusCode, message: &str) -> Response {
     (code, Json(json!({ "error": message }))).into_response()
 }
 
@@ -106,6 +107,9 @@ fn visible(app: &App) -> Vec<PairStatus> {
     if !app.row_data {
         for p in &mut pairs {
             p.sample.clear();
+            for r in &mut p.mismatched_ranges {
+                r.range.clear();
+            }
         }
     }
     pairs
@@ -114,7 +118,15 @@ fn visible(app: &App) -> Vec<PairStatus> {
 async fn status(State(app): State<Arc<App>>) -> Response {
     let pairs = visible(&app);
     let converged = pairs.iter().all(|p| p.state == PairState::Converged);
-    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "converged": converged, "tables": pairs }))
+    let rt = &app.runtime;
+    // `up` is known once the first connections were tried.
+    let ready = app.ready.load(Ordering::Acquire);
+    let databases: Vec<_> = rt
+        .databases
+        .keys()
+        .map(|d| json!({ "name": d, "up": ready.then(|| rt.metrics.up.with_label_values(&[d]).get() == 1) }))
+        .collect();
+    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "converged": converged, "databases": databases, "tables": pairs }))
         .into_response()
 }
 
@@ -342,116 +354,4 @@ pub fn url_part(s: &str) -> String {
             }
         })
         .collect()
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
-async fn index(State(app): State<Arc<App>>) -> Html<String> {
-    let pairs = visible(&app);
-    let mut rows = String::new();
-    for p in &pairs {
-        let state = format!("{:?}", p.state).to_lowercase();
-        let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
-        let mut detail = String::new();
-        if let Some(e) = &p.error {
-            detail.push_str(&format!("<div class=err>{}</div>", esc(e)));
-        }
-        if p.schema_mismatch {
-            let s = &p.schema;
-            detail.push_str(&format!(
-                "<div>schema differs: publisher only [{}], subscriber only [{}], types [{}]</div>",
-                esc(&s.publisher_only.join(", ")),
-                esc(&s.subscriber_only.join(", ")),
-                esc(&s.type_mismatch.join("; "))
-            ));
-        }
-        if !p.schema.unsupported.is_empty() || !p.schema.excluded.is_empty() {
-            detail.push_str(&format!(
-                "<div>not compared: {}</div>",
-                esc(&p
-                    .schema
-                    .unsupported
-                    .iter()
-                    .chain(&p.schema.excluded)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "))
-            ));
-        }
-        if let Some(script) = p.script.as_ref().filter(|_| app.row_data) {
-            detail.push_str(&format!(
-                "<div>scripts: <a href=\"{0}\">fix</a> · <a href=\"{0}&amp;mode=redrive\">redrive</a></div>",
-                esc(script)
-            ));
-        }
-        if let Some((a, b)) = &p.missing_window {
-            detail.push_str(&format!(
-                "<div>missing rows between {} and {}</div>",
-                esc(a),
-                esc(b)
-            ));
-        }
-        if !p.sample.is_empty() {
-            let items: Vec<String> = p
-                .sample
-                .iter()
-                .map(|s| {
-                    let cols = if s.changed_columns.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", s.changed_columns.join(", "))
-                    };
-                    format!(
-                        "<li>{:?} key ({}){}{}</li>",
-                        s.kind,
-                        esc(&s.key.join(", ")),
-                        esc(&cols),
-                        if s.confirmed { "" } else { " – pending" }
-                    )
-                })
-                .collect();
-            detail.push_str(&format!(
-                "<details><summary>first differing rows</summary><ul>{}</ul></details>",
-                items.join("")
-            ));
-        }
-        rows.push_str(&format!(
-            "<tr class={state}><td>{}</td><td>{}</td><td>{} → {}</td><td>{state}</td><td>{}</td><td>{}</td>\
-             <td>{} / {} / {}</td><td>{} / {} / {}</td><td>{}</td><td>{}</td></tr>",
-            esc(&p.group),
-            esc(&p.table),
-            esc(&p.publisher),
-            esc(&p.subscriber),
-            n(p.publisher_rows),
-            n(p.subscriber_rows),
-            p.confirmed.missing,
-            p.confirmed.extra,
-            p.confirmed.changed,
-            p.pending.missing,
-            p.pending.extra,
-            p.pending.changed,
-            esc(p.last_success.as_deref().unwrap_or("never")),
-            detail
-        ));
-    }
-    Html(format!(
-        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=10>\
-         <title>driftwatch</title><style>\
-         body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}\
-         .converged td:nth-child(4){{color:#080}}.divergent td:nth-child(4),.error td:nth-child(4),.err{{color:#b00}}\
-         .pending td:nth-child(4){{color:#a60}}</style></head><body>\
-         <h1>driftwatch</h1><p>Every figure is the result of the last completed pass. \
-         <a href=/metrics>metrics</a> · <a href=/api/v1/status>status JSON</a></p>\
-         <table><tr><th>group</th><th>table</th><th>publisher → subscriber</th><th>state</th>\
-         <th>publisher rows</th><th>subscriber rows</th><th>confirmed missing / extra / changed</th>\
-         <th>pending missing / extra / changed</th><th>last success</th><th>detail</th></tr>{rows}</table>\
-         </body></html>"
-    ))
 }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod page;
 pub mod replication;
 pub mod scheduler;
 pub mod script;

@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::compare::confirm::{Status as RowStatus, MIN_RECHECK};
+use crate::compare::confirm::MIN_RECHECK;
 use crate::compare::localize::MAX_LEAVES;
 use crate::compare::TableTarget;
 use crate::config::{Config, GroupConfig, TableConfig};
@@ -187,22 +187,20 @@ impl Runtime {
         // A subscriber that cannot apply a position within this is lagging more than
         // confirm_after, which confirmation by time could not tell apart either.
         let wait = t.confirm_after.clamp(MIN_RECHECK, Duration::from_secs(30));
+        // Slack, so that differences due within a moment are rechecked with the rest.
+        let now = SystemTime::now() + Duration::from_millis(200);
         for (id, sub) in Self::pair_ids(g, t).iter().zip(&target.subscribers) {
+            let positions = self.known_feed(&g.publisher, &id.subscriber);
             let work = self.status.with(id, |e| {
                 let untracked =
                     e.diff.untracked.iter().any(|&c| c > 0) || e.diff.leaves.len() >= MAX_LEAVES;
-                // Leaves with something left to prove; confirmed ones wait for the next pass.
+                // Leaves with a difference due; the others wait for their time (rows that
+                // keep changing back off) or, confirmed, for the next pass.
                 let ranges: Vec<(KeyRange, u64)> = e
                     .diff
                     .leaves
                     .iter()
-                    .filter(|l| {
-                        l.rows
-                            .iter()
-                            .any(|r| r.evidence.status != RowStatus::Confirmed)
-                            || (l.counts.iter().sum::<u64>() > l.rows.len() as u64
-                                && l.evidence.status != RowStatus::Confirmed)
-                    })
+                    .filter(|l| l.due(e.confirm_after, positions).is_some_and(|d| d <= now))
                     .map(|l| (l.range.clone(), l.publisher_rows))
                     .collect();
                 (e.comparison.clone(), ranges, untracked)
@@ -254,7 +252,13 @@ impl Runtime {
     pub async fn confirm(&self, g: &GroupConfig, t: &TableConfig) {
         self.pass(g, t).await;
         let deadline = SystemTime::now() + 2 * t.confirm_after + 2 * MIN_RECHECK;
+        let mut not_before = SystemTime::now();
         while let Some(due) = self.next_confirmation(g, t).filter(|&d| d <= deadline) {
+            // A recheck that failed leaves its differences due: never spin on them.
+            let due = due.max(not_before);
+            if due > deadline {
+                break;
+            }
             let unproven: u64 = Self::pair_ids(g, t)
                 .iter()
                 .filter_map(|id| self.status.get(id))
@@ -267,6 +271,7 @@ impl Runtime {
             );
             tokio::time::sleep(due.duration_since(SystemTime::now()).unwrap_or_default()).await;
             self.recheck(g, t).await;
+            not_before = SystemTime::now() + MIN_RECHECK;
         }
     }
 

@@ -6,7 +6,7 @@
 //! store (when one is configured), so that a restart resumes from it. Nothing here
 //! queries a database.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +53,9 @@ pub struct PairStatus {
     pub table: String,
     pub publisher: String,
     pub subscriber: String,
+    /// The table's configured filter: the rows are counted with it.
+    pub filter: Option<String>,
+    pub time_column: Option<String>,
     pub state: State,
     pub error: Option<String>,
     pub strategy: Option<Resolved>,
@@ -83,12 +86,29 @@ pub struct PairStatus {
     pub sample: Vec<Sample>,
     /// Where a fix script for this pair is served, while it differs.
     pub script: Option<String>,
+    /// Where the last pass's mismatched chunks and buckets lie in the key order.
+    pub mismatched_ranges: Vec<crate::compare::keyspace::KeySpan>,
+    /// The divergence after each of the last [`HISTORY_PASSES`] passes, oldest first.
+    pub history: VecDeque<HistoryPoint>,
     pub last_pass_end: Option<String>,
     pub last_success: Option<String>,
     pub last_duration_seconds: Option<f64>,
 }
 
 pub const SAMPLE_ROWS: usize = 20;
+
+/// Passes remembered per pair for the divergence sparkline (in memory only).
+pub const HISTORY_PASSES: usize = 60;
+
+/// What one pass left a pair with.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryPoint {
+    pub at: String,
+    pub confirmed: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub error: bool,
+}
 
 /// What the service keeps per pair besides what it shows.
 pub struct PairEntry {
@@ -143,6 +163,8 @@ impl Status {
                         table: t.name.clone(),
                         publisher: g.publisher.clone(),
                         subscriber: s.clone(),
+                        filter: t.filter.clone(),
+                        time_column: t.time_column.clone(),
                         state: State::Unknown,
                         error: None,
                         strategy: None,
@@ -163,6 +185,8 @@ impl Status {
                         missing_window: None,
                         sample: vec![],
                         script: None,
+                        mismatched_ranges: vec![],
+                        history: VecDeque::new(),
                         last_pass_end: None,
                         last_success: None,
                         last_duration_seconds: None,
@@ -362,6 +386,7 @@ impl Status {
                 m.validations
                     .with_label_values(&[labels[0], labels[1], labels[2], "error"])
                     .inc();
+                remember(&mut e.public, now, None);
             }
             Ok(pass) => {
                 e.public.error = None;
@@ -373,6 +398,7 @@ impl Status {
                 e.public.subscriber_rows = Some(pass.subscriber_rows);
                 e.public.chunks_matched = pass.chunks_matched;
                 e.public.chunks_mismatched = pass.chunks_mismatched;
+                e.public.mismatched_ranges = pass.mismatched_ranges;
                 e.public.last_success = Some(rfc3339(now));
                 e.public.restored = false;
                 e.restored_rows.clear();
@@ -403,6 +429,7 @@ impl Status {
                         .as_secs_f64(),
                 );
                 let d = refresh(e, m, &labels);
+                remember(&mut e.public, now, Some(&d));
                 let result = if d.confirmed.total() > 0 {
                     "divergent"
                 } else if d.total() > 0 {
@@ -507,6 +534,20 @@ fn unix(t: SystemTime) -> f64 {
         .as_secs_f64()
 }
 
+/// Adds a pass's outcome (`None`: it failed) to the pair's bounded history.
+fn remember(p: &mut PairStatus, now: SystemTime, d: Option<&Divergence>) {
+    if p.history.len() == HISTORY_PASSES {
+        p.history.pop_front();
+    }
+    p.history.push_back(HistoryPoint {
+        at: rfc3339(now),
+        confirmed: d.map_or(0, |d| d.confirmed.total()),
+        pending: d.map_or(0, |d| d.pending.total()),
+        in_flight: d.map_or(0, |d| d.in_flight.total()),
+        error: d.is_none(),
+    });
+}
+
 /// Recomputes a pair's divergence figures from its diff state and shows them.
 fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
     let d = e.diff.divergence();
@@ -570,4 +611,28 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
         .with_label_values(labels)
         .set((d.confirmed.total() == 0) as i64);
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_keeps_the_last_passes_only() {
+        let config = crate::config::parse(
+            "[databases.a]\nurl = \"sqlite:///nowhere/a.db\"\n[databases.b]\nurl = \"sqlite:///nowhere/b.db\"\n\
+             [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n[[groups.tables]]\nname = \"t\"\n",
+            std::path::Path::new("/test.toml"),
+        )
+        .unwrap();
+        let status = Status::new(&config);
+        let id = PairId::new("g", "t", "b");
+        let metrics = Metrics::new();
+        for i in 0..HISTORY_PASSES + 5 {
+            status.publish_pass(&metrics, &id, Err(format!("failure {i}")), Duration::ZERO);
+        }
+        let p = status.get(&id).unwrap();
+        assert_eq!(p.history.len(), HISTORY_PASSES);
+        assert!(p.history.iter().all(|h| h.error));
+    }
 }

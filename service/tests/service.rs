@@ -271,11 +271,72 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
         customers["schema"]["publisher_only"],
         serde_json::json!(["loyalty_tier"])
     );
+    // The page is served by the binary; its data comes from the API (the browser test
+    // in tests/browser/ looks at what it shows).
     let (code, page) = svc.get("/").await;
     assert_eq!(code, 200);
-    assert!(
-        page.contains("order_lines") && page.contains("divergent") && page.contains("loyalty_tier")
-    );
+    assert!(page.contains("/assets/status.js"), "{page}");
+    assert_eq!(svc.get("/assets/status.js").await.0, 200);
+    assert_eq!(svc.get("/tables/demo/order_lines").await.0, 200);
+    assert_eq!(svc.get("/tables/demo/nope").await.0, 404);
+    let (code, runbook) = svc.get("/runbook").await;
+    assert_eq!(code, 200);
+    assert!(runbook.contains("id=\"driftwatchconfirmeddivergence\""));
+    // Where the mismatches lie, as fractions of the publisher's key order.
+    let ranges = orders["mismatched_ranges"].as_array().unwrap();
+    assert!(!ranges.is_empty() && ranges.len() <= 200);
+    assert!(ranges.iter().all(|r| {
+        let (from, to) = (r["from"].as_f64().unwrap(), r["to"].as_f64().unwrap());
+        (0.0..=1.0).contains(&from) && from <= to && to <= 1.0
+    }));
+    assert!(orders["divergent_since"].is_string());
+    assert!(!orders["history"].as_array().unwrap().is_empty());
+
+    // The differing rows with their values, a page at a time: the last page of the
+    // missing order lines, every one inside the gap.
+    let rows_path = "/api/v1/groups/demo/tables/order_lines/rows";
+    let (code, body) = svc
+        .get(&format!("{rows_path}?kind=missing&offset=400&limit=200"))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let expected = setup
+        .expected
+        .iter()
+        .find(|e| e.table == "order_lines")
+        .unwrap();
+    assert_eq!(page["total"], expected.missing);
+    let rows = page["rows"].as_array().unwrap();
+    assert_eq!(rows.len() as u64, expected.missing - 400);
+    let placed_at = page["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "placed_at")
+        .unwrap();
+    for r in rows {
+        assert_eq!(r["kind"], "missing");
+        assert!(r["values"][placed_at]["subscriber"].is_null());
+        let t = r["values"][placed_at]["publisher"]["text"]
+            .as_str()
+            .unwrap();
+        let t = t.trim_matches('"');
+        assert!(
+            gap.0.as_str() <= t && t <= gap.1.as_str(),
+            "{t} outside the gap"
+        );
+    }
+    for bad in [
+        "?kind=lost",
+        "?limit=0",
+        "?limit=201",
+        "?offset=-1",
+        "?dialect=tsql",
+    ] {
+        let (code, body) = svc.get(&format!("{rows_path}{bad}")).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+    }
+    assert_eq!(svc.get("/api/v1/groups/demo/tables/nope/rows").await.0, 404);
 
     // Only configured tables can be addressed; a pass on demand is accepted.
     assert_eq!(
@@ -873,6 +934,9 @@ async fn the_api_requires_its_token_when_one_is_configured() {
             .as_u16(),
         200
     );
+    // The differing rows need it too; the page itself carries no data and stays open.
+    assert_eq!(svc.get("/api/v1/groups/g/tables/t/rows").await.0, 401);
+    assert_eq!(svc.get("/").await.0, 200);
     // Metrics and health stay open to scrapers and probes.
     assert_eq!(svc.get("/metrics").await.0, 200);
     assert_eq!(svc.get("/healthz").await.0, 200);
@@ -979,6 +1043,9 @@ async fn scripts_are_served_streamed_and_limited() {
     // Beyond loopback without a token: no row data.
     let open = Service::start_on("0.0.0.0:0", config).await;
     let (code, body) = open.get(path).await;
+    assert_eq!(code, 403, "{body}");
+    let rows = "/api/v1/groups/demo/tables/order_lines/rows";
+    let (code, body) = open.get(rows).await;
     assert_eq!(code, 403, "{body}");
     open.stop().await;
 }

@@ -175,6 +175,17 @@ impl TrackedLeaf {
     fn overflows(&self) -> bool {
         self.counts.iter().sum::<u64>() > self.rows.len() as u64
     }
+
+    /// When the earliest difference of this leaf that is not confirmed is due a recheck.
+    pub fn due(&self, confirm_after: Duration, positions: bool) -> Option<SystemTime> {
+        let overflow = self.overflows().then_some(&self.evidence);
+        self.rows
+            .iter()
+            .map(|r| &r.evidence)
+            .chain(overflow)
+            .filter_map(|e| e.due(confirm_after, positions))
+            .min()
+    }
 }
 
 /// What a pair's differences were before a restart, by key, until a pass finds them again.
@@ -434,11 +445,7 @@ impl DiffState {
     pub fn next_recheck(&self, confirm_after: Duration, positions: bool) -> Option<SystemTime> {
         self.leaves
             .iter()
-            .flat_map(|l| {
-                let overflow = l.overflows().then_some(&l.evidence);
-                l.rows.iter().map(|r| &r.evidence).chain(overflow)
-            })
-            .filter_map(|e| e.due(confirm_after, positions))
+            .filter_map(|l| l.due(confirm_after, positions))
             .min()
     }
 

@@ -7,6 +7,7 @@
 
 pub mod confirm;
 pub mod digest;
+pub mod keyspace;
 pub mod localize;
 pub mod plan;
 pub mod schema;
@@ -33,6 +34,8 @@ pub struct PairPass {
     pub chunks_matched: u64,
     pub chunks_mismatched: u64,
     pub findings: Findings,
+    /// Where the mismatched chunks and buckets lie in the publisher's key order.
+    pub mismatched_ranges: Vec<keyspace::KeySpan>,
 }
 
 /// One table, its publisher and its subscribers, as a pass sees them.
@@ -140,6 +143,7 @@ impl TableTarget<'_> {
                 chunks_matched: 0,
                 chunks_mismatched: 0,
                 findings: Findings::new(cfg.max_diff_rows),
+                spans: keyspace::KeySpans::default(),
             })
             .collect();
         let ctx: Vec<Option<(&Database, &Comparison)>> = comparisons
@@ -165,6 +169,7 @@ impl TableTarget<'_> {
                     chunks_matched: l.chunks_matched,
                     chunks_mismatched: l.chunks_mismatched,
                     findings: l.findings,
+                    mismatched_ranges: l.spans.finish(l.publisher_rows),
                 }),
             })
             .collect()
@@ -398,6 +403,7 @@ struct Lane {
     chunks_matched: u64,
     chunks_mismatched: u64,
     findings: Findings,
+    spans: keyspace::KeySpans,
 }
 
 /// A mismatched bucket, to localize.
@@ -416,27 +422,30 @@ impl Lane {
         theirs: &Digests,
     ) -> Vec<Work> {
         let count = |d: &Digests| d.values().map(|b| b.count).sum::<u64>();
+        let mut before = self.publisher_rows;
         self.publisher_rows += count(ours);
         self.subscriber_rows += count(theirs);
         let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
         buckets.sort_unstable();
         buckets.dedup();
-        let work: Vec<Work> = buckets
-            .into_iter()
-            .map(|b| {
-                (
-                    b,
-                    ours.get(&b).copied().unwrap_or_default(),
-                    theirs.get(&b).copied().unwrap_or_default(),
-                )
-            })
-            .filter(|(_, o, t)| o != t)
-            .map(|(b, ours, theirs)| Work {
-                range: plan::bucket_range(spec, b),
+        let mut work = Vec::new();
+        for b in buckets {
+            let ours = ours.get(&b).copied().unwrap_or_default();
+            let theirs = theirs.get(&b).copied().unwrap_or_default();
+            let rows_before = before;
+            before += ours.count;
+            if ours == theirs {
+                continue;
+            }
+            let range = plan::bucket_range(spec, b);
+            self.spans
+                .push(rows_before, ours.count, theirs.count, range.clone());
+            work.push(Work {
+                range,
                 ours,
                 theirs,
-            })
-            .collect();
+            });
+        }
         if work.is_empty() {
             self.chunks_matched += 1;
         } else {
