@@ -227,7 +227,9 @@ impl Status {
                     .with_label_values(&[labels[0], labels[1], labels[2], result])
                     .inc();
                 if e.public.schema_mismatch {
-                    tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, schema = ?e.public.schema, "schema differs between publisher and subscriber");
+                    let [publisher_only, subscriber_only, type_mismatch] =
+                        e.public.schema.drift_fields();
+                    tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, %publisher_only, %subscriber_only, %type_mismatch, "schema differs between publisher and subscriber");
                 }
                 if !e.public.schema.unsupported.is_empty() {
                     tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, columns = ?e.public.schema.unsupported, "columns of types driftwatch cannot compare exactly are skipped");
