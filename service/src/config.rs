@@ -69,6 +69,11 @@ pub struct ServerConfig {
     pub script_batch_statements: usize,
     /// Keys per no-op UPDATE in a redrive script.
     pub redrive_batch_keys: usize,
+    /// A request's head must arrive within this, counted from the connection's opening
+    /// or from the end of the previous response (so it also ends idle connections).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Clone)]
@@ -153,6 +158,8 @@ struct RawServer {
     script_time_limit: Option<Spanned<String>>,
     script_batch_statements: Option<Spanned<usize>>,
     redrive_batch_keys: Option<Spanned<usize>>,
+    header_read_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
@@ -588,6 +595,24 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 &raw.server.redrive_batch_keys,
                 "server.redrive_batch_keys",
                 1000,
+            )?,
+            header_read_timeout: match &raw.server.header_read_timeout {
+                Some(v) => {
+                    let key = "server.header_read_timeout";
+                    match src.duration(v.get_ref(), v.span(), key)? {
+                        d if d.is_zero() => {
+                            return Err(src.err(v.span(), key, "must be more than 0s"))
+                        }
+                        d => d,
+                    }
+                }
+                None => Duration::from_secs(10),
+            },
+            max_connections: positive(
+                src,
+                &raw.server.max_connections,
+                "server.max_connections",
+                256,
             )?,
         },
         databases,

@@ -8,11 +8,14 @@
 pub mod check;
 pub mod compare;
 pub mod config;
+pub mod connections;
 pub mod database;
 pub mod demo;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod passes;
 pub mod scheduler;
 pub mod script;
 pub mod status;
@@ -48,6 +51,7 @@ pub async fn serve(
         tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
     }
     let runtime = Arc::new(scheduler::Runtime::new(config)?);
+    events::register(&runtime.metrics);
     let scripts = Arc::new(tokio::sync::Semaphore::new(
         runtime.config.server.max_concurrent_scripts,
     ));
@@ -67,16 +71,20 @@ pub async fn serve(
         })
     };
     tracing::info!(%addr, "driftwatch listening");
+    let server = &app.runtime.config.server;
+    let limits = connections::Limits {
+        header_read_timeout: server.header_read_timeout,
+        max_connections: server.max_connections,
+    };
     let stop = cancel.clone();
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop.cancelled() => {}
-            }
-            stop.cancel();
-        })
-        .await?;
+    connections::serve(listener, http::router(app), limits, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop.cancelled() => {}
+        }
+        stop.cancel();
+    })
+    .await?;
     cancel.cancel();
     let _ = loops.await;
     Ok(())

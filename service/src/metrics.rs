@@ -24,6 +24,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     pub rows_scanned: IntCounterVec,
     pub rows_fetched: IntCounterVec,
+    /// Script requests and refused requests, as `events.rs` logs them.
+    pub http_audited: IntCounterVec,
 }
 
 const PAIR: &[&str] = &["group", "table", "subscriber"];
@@ -70,6 +72,7 @@ impl Metrics {
             errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
             rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),
+            http_audited: counter("http_audited_requests_total", "Script requests by outcome, and requests refused for want of a token (401) or of row-data clearance (403), by route template", &["route", "outcome"]),
             registry: registry.clone(),
         };
         let build = gauge(

@@ -85,7 +85,7 @@ pub struct Status {
     pairs: RwLock<BTreeMap<PairId, PairEntry>>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
