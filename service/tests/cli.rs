@@ -171,3 +171,100 @@ fn logs_on_a_pipe_carry_no_colour_and_the_schema_warning_as_fields() {
     assert_eq!(warning["table"], "t", "{warning}");
     assert!(warning.get("schema").is_none(), "{warning}");
 }
+
+#[test]
+fn script_requests_and_refusals_are_logged_as_one_json_line_each_without_the_token() {
+    let dir = temp_dir();
+    let config = schema_drift_config(dir.path());
+    std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("[server]\napi_token_file = \"token\"\n{text}"),
+    )
+    .unwrap();
+    let mut child = Running(
+        driftwatch()
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            assert!(!line.contains("s3cret"), "the token in a log line: {line}");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if tx.send(v).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| loop {
+        let v = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no log line {what:?}"));
+        if v["message"] == what {
+            return v;
+        }
+    };
+    let addr = next("driftwatch listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let get = |path: &str, token: bool| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let auth = if token {
+            "Authorization: Bearer s3cret\r\n"
+        } else {
+            ""
+        };
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let path = "/api/v1/groups/g/tables/t/script?subscriber=b";
+    assert!(get(path, false).starts_with("HTTP/1.1 401"));
+    let refused = next("request refused");
+    assert_eq!(
+        refused["route"],
+        "/api/v1/groups/{group}/tables/{table}/script"
+    );
+    assert_eq!(refused["path"], "/api/v1/groups/g/tables/t/script");
+    assert_eq!(refused["outcome"], "unauthorized");
+    assert!(refused["client"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    assert!(get(path, true).starts_with("HTTP/1.1 200"));
+    let served = next("script request");
+    for (field, value) in [
+        ("group", "g"),
+        ("table", "t"),
+        ("subscriber", "b"),
+        ("dialect", "sqlite"),
+        ("mode", "fix"),
+        ("outcome", "served"),
+    ] {
+        assert_eq!(served[field], value, "{field}: {served}");
+    }
+    assert!(served["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+}
