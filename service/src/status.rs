@@ -167,8 +167,11 @@ impl Status {
         e.public.last_pass_end = Some(rfc3339(now));
         e.public.last_duration_seconds = Some(duration.as_secs_f64());
         m.duration
-            .with_label_values(&labels)
+            .with_label_values(&labels[..1])
             .observe(duration.as_secs_f64());
+        m.last_duration
+            .with_label_values(&labels)
+            .set(duration.as_secs_f64());
         match result {
             Err(message) => {
                 tracing::warn!(group = %id.0, table = %id.1, subscriber = %id.2, error = %message, "pass failed");

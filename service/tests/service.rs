@@ -475,7 +475,7 @@ filter = "no_such_column > 0"
             .iter()
             .all(|(g, t)| {
                 m.pair(
-                    "driftwatch_validation_duration_seconds_count",
+                    "driftwatch_validations_total",
                     t,
                     &[("group", g)],
                 )
@@ -667,7 +667,7 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
     let svc = Service::start(load_config(dir.path(), &toml)).await;
     let first_pass = |m: &Metrics| {
         m.pair(
-            "driftwatch_validation_duration_seconds_count",
+            "driftwatch_validations_total",
             "orders",
             &[],
         )
