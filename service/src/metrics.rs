@@ -72,7 +72,7 @@ impl Metrics {
                 h
             },
             last_duration: {
-                let g = GaugeVec::new(Opts::new("validation_last_duration_seconds", &format!("Duration of the last pass{last}")), PAIR).expect("valid metric");
+                let g = GaugeVec::new(Opts::new("validation_last_duration_seconds", format!("Duration of the last pass{last}")), PAIR).expect("valid metric");
                 registry.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
