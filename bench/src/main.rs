@@ -24,11 +24,14 @@
 //! on the server is read or written. Kept databases carry a marker of what was loaded, so
 //! that a rerun with the same `--rows` skips the load (`--fresh` forces it).
 //!
+//! `--metrics-tables N` measures a /metrics scrape of N served tables instead (`metrics.rs`).
+//!
 //! Everything engine-specific (all SQL) is behind [`Engine`]: the PostgreSQL pair is in
 //! `postgres.rs`, the MariaDB pair in `mariadb.rs`. What the engines share (the difference
 //! set, verifying a load, the runs, the report) lives here and knows no engine.
 
 mod mariadb;
+mod metrics;
 mod postgres;
 
 use std::collections::HashMap;
@@ -82,6 +85,10 @@ struct Args {
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Instead of a pass: time /metrics when the service watches this many tables
+    /// (SQLite, in a temporary directory; no database server is touched).
+    #[arg(long)]
+    metrics_tables: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -927,12 +934,13 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let outcome = match args.engine {
-        EngineKind::Postgres => match Postgres::new(&args.pg_url) {
+    let outcome = match (args.metrics_tables, args.engine) {
+        (Some(tables), _) => metrics::run(tables, args.json).await,
+        (None, EngineKind::Postgres) => match Postgres::new(&args.pg_url) {
             Ok(engine) => run(&engine, &args).await,
             Err(e) => Err(e),
         },
-        EngineKind::Mariadb => match Mariadb::new(&args.mysql_url) {
+        (None, EngineKind::Mariadb) => match Mariadb::new(&args.mysql_url) {
             Ok(engine) => run(&engine, &args).await,
             Err(e) => Err(e),
         },

@@ -88,6 +88,11 @@ pub struct ServerConfig {
     pub state_dir: Option<PathBuf>,
     /// The Grafana dashboard a table links to from the status page (http or https).
     pub grafana_url: Option<String>,
+    /// A request's head must arrive within this, counted from the connection's opening
+    /// or from the end of the previous response (so it also ends idle connections).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 #[derive(Clone)]
@@ -176,6 +181,8 @@ struct RawServer {
     redrive_batch_keys: Option<Spanned<usize>>,
     state_dir: Option<Spanned<String>>,
     grafana_url: Option<Spanned<String>>,
+    header_read_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<usize>>,
 }
 
 /// Settings that [defaults] sets for everything and a table or database may override.
@@ -669,6 +676,24 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 .as_ref()
                 .map(|d| base_dir.join(d.get_ref())),
             grafana_url,
+            header_read_timeout: match &raw.server.header_read_timeout {
+                Some(v) => {
+                    let key = "server.header_read_timeout";
+                    match src.duration(v.get_ref(), v.span(), key)? {
+                        d if d.is_zero() => {
+                            return Err(src.err(v.span(), key, "must be more than 0s"))
+                        }
+                        d => d,
+                    }
+                }
+                None => Duration::from_secs(10),
+            },
+            max_connections: positive(
+                src,
+                &raw.server.max_connections,
+                "server.max_connections",
+                256,
+            )?,
         },
         databases,
         groups,

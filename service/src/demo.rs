@@ -849,6 +849,49 @@ fn insert_lines(tx: &Transaction<'_>, lines: &[OrderLine]) -> rusqlite::Result<(
 
 /// Removes a database file and its companions. A stale `-wal` or hot `-journal` left
 /// beside a fresh file would be replayed into it by SQLite, so they go too.
+/// A hub and an edge SQLite file holding `tables` identical small tables
+/// (`orders_0001`, …), and `many.toml` watching every one of them: the shape of a large
+/// deployment's /metrics, for the test of its size and the benchmark of its rendering.
+/// Replaces `hub.db`, `edge.db` and `many.toml` in `dir`, nothing else. Returns the
+/// config's path.
+pub fn many_tables(dir: &Path, tables: usize) -> Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir =
+        std::path::absolute(dir).with_context(|| format!("making {} absolute", dir.display()))?;
+    let mut config = String::from("[defaults]\ninterval = \"1h\"\n\n");
+    for name in ["hub", "edge"] {
+        let path = dir.join(format!("{name}.db"));
+        remove_database(&path)?;
+        let mut db =
+            Connection::open(&path).with_context(|| format!("creating {}", path.display()))?;
+        let tx = db.transaction()?;
+        for t in 1..=tables {
+            tx.execute_batch(&format!(
+                "CREATE TABLE orders_{t:04} (id INTEGER PRIMARY KEY, amount TEXT NOT NULL);\
+                 INSERT INTO orders_{t:04} VALUES (1, '10.50'), (2, '3.20'), (3, '7.00');"
+            ))
+            .with_context(|| format!("writing {}", path.display()))?;
+        }
+        tx.commit()?;
+        let url = match path.to_str() {
+            Some(p) => toml_string(&format!("sqlite://{p}")),
+            None => bail!(
+                "{} is not valid UTF-8, which a config URL needs",
+                path.display()
+            ),
+        };
+        config.push_str(&format!("[databases.{name}]\nurl = {url}\n\n"));
+    }
+    config.push_str("[[groups]]\nname = \"shop\"\npublisher = \"hub\"\nsubscribers = [\"edge\"]\n");
+    for t in 1..=tables {
+        config.push_str(&format!("\n[[groups.tables]]\nname = \"orders_{t:04}\"\n"));
+    }
+    let path = dir.join("many.toml");
+    remove_if_present(&path)?;
+    fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 fn remove_database(path: &Path) -> Result<()> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut name = OsString::from(path.as_os_str());

@@ -8,12 +8,15 @@
 pub mod check;
 pub mod compare;
 pub mod config;
+pub mod connections;
 pub mod database;
 pub mod demo;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod page;
+pub mod passes;
 pub mod replication;
 pub mod scheduler;
 pub mod script;
@@ -55,6 +58,7 @@ pub async fn serve(
     let mut runtime = scheduler::Runtime::new(config)?;
     runtime.open_state()?;
     let runtime = Arc::new(runtime);
+    events::register(&runtime.metrics);
     let scripts = Arc::new(tokio::sync::Semaphore::new(
         runtime.config.server.max_concurrent_scripts,
     ));
@@ -74,16 +78,20 @@ pub async fn serve(
         })
     };
     tracing::info!(%addr, "driftwatch listening");
+    let server = &app.runtime.config.server;
+    let limits = connections::Limits {
+        header_read_timeout: server.header_read_timeout,
+        max_connections: server.max_connections,
+    };
     let stop = cancel.clone();
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop.cancelled() => {}
-            }
-            stop.cancel();
-        })
-        .await?;
+    connections::serve(listener, http::router(app), limits, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = stop.cancelled() => {}
+        }
+        stop.cancel();
+    })
+    .await?;
     cancel.cancel();
     let _ = loops.await;
     Ok(())

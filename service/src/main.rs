@@ -139,10 +139,21 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             serve(config).await
         }
         Command::Demo { dir, listen } => {
-            let setup = driftwatch::demo::create(&dir, &listen)
+            // Bound before anything is printed: every URL shown below answers.
+            let listener = tokio::net::TcpListener::bind(listen.as_str())
+                .await
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                        "{listen} is already in use (another demo still running?); \
+                         pick a free address with --listen, e.g. --listen 127.0.0.1:0 for any free port"
+                    ),
+                    _ => anyhow::Error::new(e).context(format!("cannot listen on {listen}")),
+                })?;
+            let addr = listener.local_addr()?;
+            let setup = driftwatch::demo::create(&dir, &addr.to_string())
                 .with_context(|| format!("creating the demo in {}", dir.display()))?;
             let config = driftwatch::config::load(&setup.config_path)?;
-            let base = format!("http://{}", config.server.listen);
+            let base = format!("http://{addr}");
             println!(
                 "driftwatch demo: publisher {} and subscriber {}",
                 setup.publisher_path.display(),
@@ -161,11 +172,16 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "driftwatch".into());
             let config_path = setup.config_path.display();
+            // Into the demo's own directory, never wherever the newcomer happens to stand
+            // (often the repository itself).
+            let fix = setup.config_path.with_file_name("fix.sql");
             println!("       {exe} check --config {config_path}");
             println!(
-                "       {exe} diff --config {config_path} --group demo --table order_lines -o fix.sql\n"
+                "       {exe} diff --config {config_path} --group demo --table order_lines -o {}\n",
+                fix.display()
             );
-            serve(config).await
+            std::io::Write::flush(&mut std::io::stdout())?;
+            serve_on(config, listener).await
         }
         Command::Check {
             config,
@@ -318,6 +334,13 @@ async fn serve(config: driftwatch::config::Config) -> anyhow::Result<i32> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    serve_on(config, listener).await
+}
+
+async fn serve_on(
+    config: driftwatch::config::Config,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<i32> {
     driftwatch::serve(config, listener, driftwatch::shutdown_signal()).await?;
     Ok(0)
 }

@@ -22,11 +22,14 @@ pub struct Metrics {
     pub schema_mismatch: IntGaugeVec,
     pub last_success: GaugeVec,
     pub duration: HistogramVec,
+    pub last_duration: GaugeVec,
     pub validations: IntCounterVec,
     pub rechecks: IntCounterVec,
     pub errors: IntCounterVec,
     pub rows_scanned: IntCounterVec,
     pub rows_fetched: IntCounterVec,
+    /// Script requests and refused requests, as `events.rs` logs them.
+    pub http_audited: IntCounterVec,
 }
 
 const PAIR: &[&str] = &["group", "table", "subscriber"];
@@ -69,17 +72,25 @@ impl Metrics {
                 registry.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
+            // One histogram per group, not per table: 19 series per table were most of a
+            // large deployment's scrape. Per table, the last pass's duration is a gauge.
             duration: {
                 let buckets = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
-                let h = HistogramVec::new(HistogramOpts::new("validation_duration_seconds", "Duration of one pass").buckets(buckets), PAIR).expect("valid metric");
+                let h = HistogramVec::new(HistogramOpts::new("validation_duration_seconds", "Duration of one pass, over every table and subscriber of the group").buckets(buckets), &["group"]).expect("valid metric");
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
+            },
+            last_duration: {
+                let g = GaugeVec::new(Opts::new("validation_last_duration_seconds", format!("Duration of the last pass{last}")), PAIR).expect("valid metric");
+                registry.register(Box::new(g.clone())).expect("unique metric");
+                g
             },
             validations: counter("validations_total", "Passes by result: converged, pending (differences, none confirmed), divergent (confirmed differences) or error", &["group", "table", "subscriber", "result"]),
             rechecks: counter("rechecks_total", "Rechecks of differences not confirmed yet, by whether they waited for the subscriber's replication position (positions = true) or rested on time", &["group", "table", "subscriber", "positions"]),
             errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
             rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),
+            http_audited: counter("http_audited_requests_total", "Script requests by outcome, and requests refused for want of a token (401) or of row-data clearance (403), by route template", &["route", "outcome"]),
             registry: registry.clone(),
         };
         let build = gauge(

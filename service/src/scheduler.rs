@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::join_all;
 use rand::Rng;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -23,6 +22,7 @@ use crate::config::{Config, GroupConfig, TableConfig};
 use crate::database::Database;
 use crate::engine::{Feed, KeyRange};
 use crate::metrics::Metrics;
+use crate::passes::{PassInfo, PassRequests};
 use crate::replication::Positions;
 use crate::state::{StateError, StateStore};
 use crate::status::{PairId, Status};
@@ -37,7 +37,8 @@ pub struct Runtime {
     pub databases: BTreeMap<String, Arc<Database>>,
     pub metrics: Arc<Metrics>,
     pub status: Status,
-    triggers: HashMap<(String, String), Arc<Notify>>,
+    /// Passes asked for on demand, by table.
+    pub requests: PassRequests,
     /// Where each (publisher, subscriber) reads replication positions, once known.
     feeds: Mutex<HashMap<(String, String), Option<Feed>>>,
 }
@@ -59,18 +60,12 @@ impl Runtime {
                 Arc::new(Database::new(name, db, metrics.clone())?),
             );
         }
-        let mut triggers = HashMap::new();
-        for g in &config.groups {
-            for t in &g.tables {
-                triggers.insert((g.name.clone(), t.name.clone()), Arc::new(Notify::new()));
-            }
-        }
         Ok(Runtime {
             status: Status::new(&config),
+            requests: PassRequests::new(&config),
             config,
             databases,
             metrics,
-            triggers,
             feeds: Mutex::new(HashMap::new()),
         })
     }
@@ -286,15 +281,10 @@ impl Runtime {
             .min()
     }
 
-    /// Asks for a pass of a table now. False when the config names no such table.
-    pub fn trigger(&self, group: &str, table: &str) -> bool {
-        match self.triggers.get(&(group.to_string(), table.to_string())) {
-            Some(n) => {
-                n.notify_one();
-                true
-            }
-            None => false,
-        }
+    /// Asks for a pass of a table now: the pass that will answer (joined by further
+    /// requests until it starts). `None` when the config names no such table.
+    pub fn trigger(&self, group: &str, table: &str) -> Option<PassInfo> {
+        self.requests.request(group, table)
     }
 
     /// Runs every table's loop until `shutdown` is cancelled.
@@ -319,7 +309,10 @@ impl Runtime {
     async fn table_loop(&self, gi: usize, ti: usize, shutdown: CancellationToken) {
         let g = &self.config.groups[gi];
         let t = &g.tables[ti];
-        let trigger = self.triggers[&(g.name.clone(), t.name.clone())].clone();
+        let requested = self
+            .requests
+            .notifier(&g.name, &t.name)
+            .expect("every configured table has its requests");
         // Spread first passes over a tenth of the interval (at most 2 s at start).
         let first = jitter(t.interval / 10).min(Duration::from_secs(2));
         let mut next_full = tokio::time::Instant::now() + first;
@@ -335,12 +328,16 @@ impl Runtime {
             };
             let full = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = trigger.notified() => true,
+                // A pass that started meanwhile may have taken the request already.
+                _ = requested.notified() => if self.requests.queued(&g.name, &t.name) { true } else { continue },
                 _ = tokio::time::sleep_until(wake) => wake >= next_full,
             };
             let work = async {
                 if full {
+                    // Any full pass answers the requests made before it starts.
+                    self.requests.start(&g.name, &t.name);
                     self.pass(g, t).await;
+                    self.requests.finish(&g.name, &t.name);
                 } else {
                     self.recheck(g, t).await;
                 }

@@ -148,7 +148,7 @@ pub struct Status {
     store: Option<StateStore>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -374,8 +374,11 @@ impl Status {
         e.public.last_pass_end = Some(rfc3339(now));
         e.public.last_duration_seconds = Some(duration.as_secs_f64());
         m.duration
-            .with_label_values(&labels)
+            .with_label_values(&labels[..1])
             .observe(duration.as_secs_f64());
+        m.last_duration
+            .with_label_values(&labels)
+            .set(duration.as_secs_f64());
         match result {
             Err(message) => {
                 tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, error = %message, "pass failed");
@@ -441,7 +444,9 @@ impl Status {
                     .with_label_values(&[labels[0], labels[1], labels[2], result])
                     .inc();
                 if e.public.schema_mismatch {
-                    tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, schema = ?e.public.schema, "schema differs between publisher and subscriber");
+                    let [publisher_only, subscriber_only, type_mismatch] =
+                        e.public.schema.drift_fields();
+                    tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, %publisher_only, %subscriber_only, %type_mismatch, "schema differs between publisher and subscriber");
                 }
                 if !e.public.schema.unsupported.is_empty() {
                     tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, columns = ?e.public.schema.unsupported, "columns of types driftwatch cannot compare exactly are skipped");

@@ -17,6 +17,7 @@
 //! values or credentials.
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -311,11 +312,18 @@ pub fn init_with(options: Options) -> Result<Telemetry, TelemetryError> {
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match options.log_format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    // Colour codes only for a person at a terminal, never into a file,
+                    // a pipe or a journal.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
                     .fmt_fields(JsonFields::new())
                     .event_format(WithTraceIds(Format::default().json().flatten_event(true)))
                     .with_writer(std::io::stderr),

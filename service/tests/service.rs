@@ -557,12 +557,8 @@ filter = "no_such_column > 0"
             ]
             .iter()
             .all(|(g, t)| {
-                m.pair(
-                    "driftwatch_validation_duration_seconds_count",
-                    t,
-                    &[("group", g)],
-                )
-                .unwrap_or(0.0)
+                m.pair("driftwatch_validations_total", t, &[("group", g)])
+                    .unwrap_or(0.0)
                     >= 1.0
             })
         })
@@ -749,12 +745,8 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
     );
     let svc = Service::start(load_config(dir.path(), &toml)).await;
     let first_pass = |m: &Metrics| {
-        m.pair(
-            "driftwatch_validation_duration_seconds_count",
-            "orders",
-            &[],
-        )
-        .unwrap_or(0.0)
+        m.pair("driftwatch_validations_total", "orders", &[])
+            .unwrap_or(0.0)
             >= 1.0
     };
     let m = svc.wait_for(60, "the first pass", first_pass).await;

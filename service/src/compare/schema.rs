@@ -38,6 +38,17 @@ impl SchemaReport {
             && self.subscriber_only.is_empty()
             && self.type_mismatch.is_empty())
     }
+
+    /// The drift as readable lists, for the fields of a log line (text and JSON alike):
+    /// columns on the publisher only, on the subscriber only, and common columns whose
+    /// types differ (with why). An empty list is an empty string.
+    pub fn drift_fields(&self) -> [String; 3] {
+        [
+            self.publisher_only.join(", "),
+            self.subscriber_only.join(", "),
+            self.type_mismatch.join("; "),
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]

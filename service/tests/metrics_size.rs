@@ -1,0 +1,79 @@
+//! The size of a /metrics scrape of 1,000 tables, served by the real service over SQLite
+//! files: it must stay well under 1 MB, so that scraping a large deployment every 15 s
+//! stays cheap for both sides.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::net::TcpListener;
+
+/// Tables in the config, each with one subscriber.
+const TABLES: usize = 1_000;
+/// What a scrape of them may weigh on the wire (gzip, as Prometheus asks for it).
+const MAX_GZIP_BYTES: usize = 250_000;
+/// And uncompressed, as Prometheus holds it while parsing.
+const MAX_BYTES: usize = 2_000_000;
+/// Series per table and subscriber: the gauges and counters of one pair, no histogram.
+const MAX_SAMPLES_PER_TABLE: usize = 16;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_of_1000_tables_stays_well_under_a_megabyte() {
+    let dir = temp_dir();
+    let config = driftwatch::demo::many_tables(dir.path(), TABLES).unwrap();
+    let config = driftwatch::config::load(&config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        driftwatch::serve(config, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    // Every table's first pass published: every per-table series exists.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let body = loop {
+        let body = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let passed = body
+            .lines()
+            .filter(|l| l.starts_with("driftwatch_validations_total{"))
+            .count();
+        if passed == TABLES {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{passed} of {TABLES} tables passed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let samples = body.lines().filter(|l| !l.starts_with('#')).count();
+    let gzip = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzip.headers()["content-encoding"], "gzip");
+    let compressed = gzip.bytes().await.unwrap().len();
+    eprintln!(
+        "/metrics of {TABLES} tables: {} bytes, {compressed} gzip, {samples} samples",
+        body.len()
+    );
+    assert!(
+        samples <= TABLES * MAX_SAMPLES_PER_TABLE + 100,
+        "{samples} samples for {TABLES} tables"
+    );
+    assert!(body.len() < MAX_BYTES, "{} bytes uncompressed", body.len());
+    assert!(compressed < MAX_GZIP_BYTES, "{compressed} bytes gzip");
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
