@@ -62,7 +62,7 @@ use super::{
     ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
-use crate::value::{Decimal, EncodedRows, Key, LogicalType, Timestamp, Value};
+use crate::value::{Decimal, EncodedRows, Key, LogicalType, Offset, Timestamp, Value};
 
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: Duration = Duration::from_secs(60);
@@ -668,8 +668,9 @@ pub fn param(v: &Value) -> ColumnData<'static> {
         Value::Date(d) => ColumnData::Date(Some(date(*d as i64))),
         Value::Time(t) => ColumnData::Time(Some(time(*t))),
         Value::Timestamp(t) => ColumnData::DateTime2(Some(datetime2(t))),
-        Value::TimestampTz(t) => {
-            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(datetime2(t), 0)))
+        // The instant in UTC, and the offset beside it, as the wire holds them.
+        Value::TimestampTz(t, offset) => {
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(datetime2(t), offset.0)))
         }
         Value::Interval { .. } => ColumnData::String(Some(v.to_string().into())),
     }
@@ -1361,10 +1362,13 @@ impl FieldDecoder for Decoder {
             // The wire holds the instant in UTC, and the offset beside it (MS-TDS 2.2.5.5.1.8).
             (LogicalType::TimestampTz, D::DateTimeOffset(Some(dto))) => {
                 let dt = dto.datetime2();
-                Value::TimestampTz(ts(
-                    dt.date().days() as i64 - DAYS_0001_TO_1970,
-                    time_nanos(dt.time())?,
-                ))
+                Value::TimestampTz(
+                    ts(
+                        dt.date().days() as i64 - DAYS_0001_TO_1970,
+                        time_nanos(dt.time())?,
+                    ),
+                    Offset(dto.offset()),
+                )
             }
             (t, v) => return Err(format!("unexpected {v:?} for a {t} column")),
         })
@@ -1518,8 +1522,73 @@ mod tests {
             )
         };
         assert_eq!(at(120), at(-300));
-        assert_eq!(text(at(120)), "2024-06-14 02:00:00.0000001+00");
+        assert_eq!(text(at(120)), "2024-06-14 04:00:00.0000001+02:00");
+        assert_eq!(text(at(0)), "2024-06-14 02:00:00.0000001+00");
         assert_eq!(decode(L::Int, ColumnData::I32(None)), Value::Null);
+    }
+
+    /// A datetimeoffset keeps its offset from the wire to a fix script, and the instant
+    /// alone decides equality and the digest.
+    #[test]
+    fn a_datetimeoffset_is_scripted_with_its_own_offset() {
+        use crate::script::Dialect;
+        use sqlparser::ast::{Expr, SetExpr, Statement as Ast, Value as Lit};
+        // 2024-06-14 02:00:00.1234567 UTC, written at +09:45 (585 minutes).
+        let utc = DateTime2::new(Date::new(739_050), Time::new(72_001_234_567, 7));
+        let v = decode(
+            LogicalType::TimestampTz,
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 585))),
+        );
+        let col = QueryColumn {
+            name: "Moment".into(),
+            db_type: "datetimeoffset(7)".into(),
+            logical: LogicalType::TimestampTz,
+            compare_as: LogicalType::TimestampTz,
+            identity: false,
+            fraction_digits: Some(7),
+            compare_fraction: None,
+        };
+        let lit = Dialect::Tsql.literal(&col, &v).unwrap();
+        let sql = Dialect::Tsql.insert("[dbo].[t]", "[Moment]", &lit, "", false, false);
+        let ast = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MsSqlDialect {}, &sql)
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        let Ast::Insert(insert) = &ast[0] else {
+            panic!("{sql}")
+        };
+        let SetExpr::Values(values) = &*insert.source.as_ref().unwrap().body else {
+            panic!("{sql}")
+        };
+        let Expr::Value(written) = &values.rows[0][0] else {
+            panic!("{sql}")
+        };
+        assert_eq!(
+            written.value,
+            Lit::SingleQuotedString("2024-06-14T11:45:00.1234567+09:45".into()),
+            "{sql}"
+        );
+        // As a bound parameter too: the same instant, the same offset.
+        let ColumnData::DateTimeOffset(Some(p)) = param(&v) else {
+            panic!()
+        };
+        assert_eq!(p.offset(), 585);
+        assert_eq!(
+            decode(LogicalType::TimestampTz, param(&v)).to_string(),
+            v.to_string()
+        );
+        // Compared and encoded by the instant: equal to the same instant at +00:00.
+        let at_utc = decode(
+            LogicalType::TimestampTz,
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 0))),
+        );
+        assert_eq!(v, at_utc);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        v.encode(&mut a);
+        at_utc.encode(&mut b);
+        assert_eq!(a, b);
+        assert_eq!(
+            Dialect::Tsql.literal(&col, &at_utc).unwrap(),
+            "'2024-06-14T02:00:00.1234567+00:00'"
+        );
     }
 
     #[test]
@@ -1528,7 +1597,7 @@ mod tests {
         let (t, _) = crate::value::parse_timestamp("1969-12-31 23:59:59.1234567").unwrap();
         for (logical, v) in [
             (L::Timestamp, Value::Timestamp(t)),
-            (L::TimestampTz, Value::TimestampTz(t)),
+            (L::TimestampTz, Value::instant(t)),
             (L::Date, Value::Date(-719_162)),
             (L::Time, Value::Time(86_399_999_999_900)),
             (
