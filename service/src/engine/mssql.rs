@@ -112,6 +112,20 @@ pub struct ConnectOptions {
     credential: Credential,
 }
 
+/// How a connection checks the server's certificate, from `encrypt`,
+/// `trust_server_certificate` and `trust_server_certificate_ca` (the README's table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateCheck {
+    /// Against the system's trust store, and the host name (or hostname_in_certificate).
+    System,
+    /// Against the CA certificate in this file, and the host name.
+    Ca(String),
+    /// Not checked: trust_server_certificate, or encrypt=false, where only the login is
+    /// encrypted and, as with Microsoft's drivers, its certificate is not validated
+    /// (a stock SQL Server encrypts the login with a self-signed certificate).
+    Unchecked,
+}
+
 /// The URL parameters, for error messages.
 const PARAMETERS: &str = "encrypt, trust_server_certificate, trust_server_certificate_ca, \
      hostname_in_certificate, application_intent, instance, application_name, authentication, \
@@ -244,6 +258,18 @@ impl ConnectOptions {
         Ok(o)
     }
 
+    pub fn certificate_check(&self) -> CertificateCheck {
+        match (
+            &self.ca_file,
+            self.trust_server_certificate,
+            self.encryption,
+        ) {
+            (Some(ca), _, _) => CertificateCheck::Ca(ca.clone()),
+            (None, true, _) | (None, false, EncryptionLevel::Off) => CertificateCheck::Unchecked,
+            (None, false, _) => CertificateCheck::System,
+        }
+    }
+
     /// The tiberius configuration of a new connection, its credential read now.
     pub fn tiberius_config(
         &self,
@@ -260,11 +286,10 @@ impl ConnectOptions {
         c.database(&self.database);
         c.application_name(&self.application_name);
         c.encryption(self.encryption);
-        if self.trust_server_certificate {
-            c.trust_cert();
-        }
-        if let Some(ca) = &self.ca_file {
-            c.trust_cert_ca(ca);
+        match self.certificate_check() {
+            CertificateCheck::System => {}
+            CertificateCheck::Ca(file) => c.trust_cert_ca(file),
+            CertificateCheck::Unchecked => c.trust_cert(),
         }
         if let Some(h) = &self.hostname_in_certificate {
             c.hostname_in_certificate(h);
@@ -387,18 +412,26 @@ impl Mssql {
     }
 
     fn query_err(&self, table: &TableRef, e: tiberius::error::Error) -> EngineError {
-        match &e {
-            // 208: invalid object name.
-            tiberius::error::Error::Server(s) if s.code() == 208 => EngineError::TableNotFound {
+        match classify(&e) {
+            Failure::TableNotFound => EngineError::TableNotFound {
                 database: self.name.clone(),
                 table: table.to_string(),
             },
-            tiberius::error::Error::Server(_) => EngineError::Query {
+            Failure::Timeout => self.timeout_err(table),
+            Failure::Query => EngineError::Query {
                 database: self.name.clone(),
                 table: table.to_string(),
                 message: error_text(&e),
             },
-            _ => self.connect_err(error_text(&e)),
+            Failure::Connection => self.connect_err(error_text(&e)),
+        }
+    }
+
+    fn timeout_err(&self, table: &TableRef) -> EngineError {
+        EngineError::Timeout {
+            database: self.name.clone(),
+            table: table.to_string(),
+            limit: self.statement_timeout,
         }
     }
 
@@ -453,14 +486,7 @@ impl Mssql {
             };
             tokio::select! {
                 r = run => r,
-                () = &mut deadline => Err(EngineError::Query {
-                    database: self.name.clone(),
-                    table: table.to_string(),
-                    message: format!(
-                        "statement cancelled after the statement timeout of {:?}",
-                        self.statement_timeout
-                    ),
-                }),
+                () = &mut deadline => Err(self.timeout_err(table)),
                 () = cancel.cancelled() => Err(EngineError::Query {
                     database: self.name.clone(),
                     table: table.to_string(),
@@ -543,6 +569,43 @@ impl Mssql {
 async fn ping(c: &mut Conn) -> tiberius::Result<()> {
     c.simple_query("SELECT 1").await?.into_results().await?;
     Ok(())
+}
+
+/// What a failed statement says: about its table, its time limit, or the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    TableNotFound,
+    /// Past the statement timeout: the database answers (its `up` stays 1).
+    Timeout,
+    Query,
+    Connection,
+}
+
+pub fn classify(e: &tiberius::error::Error) -> Failure {
+    use tiberius::error::{Error, IoErrorKind};
+    match (e.code(), e) {
+        (Some(code), _) => server_failure(code),
+        // tiberius' command timeout: the server said nothing for the statement timeout.
+        (
+            None,
+            Error::Io {
+                kind: IoErrorKind::TimedOut,
+                ..
+            },
+        ) => Failure::Timeout,
+        (None, _) => Failure::Connection,
+    }
+}
+
+/// A server error, by its number.
+pub fn server_failure(code: u32) -> Failure {
+    match code {
+        // Invalid object name.
+        208 => Failure::TableNotFound,
+        // A lock wait past LOCK_TIMEOUT, which each session sets to the statement timeout.
+        1222 => Failure::Timeout,
+        _ => Failure::Query,
+    }
 }
 
 fn error_text(e: &tiberius::error::Error) -> String {
@@ -1613,6 +1676,78 @@ mod tests {
         ] {
             assert_eq!(decode(logical, param(&v)), v, "{v}");
         }
+    }
+
+    #[test]
+    fn encrypt_false_does_not_check_the_certificate_of_the_login() {
+        use CertificateCheck::*;
+        let ca = || Ca("/etc/ssl/sql-ca.pem".into());
+        for (query, check) in [
+            ("encrypt=false", Unchecked),
+            ("encrypt=false&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=false&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+            ("", System),
+            ("encrypt=true", System),
+            ("encrypt=true&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=true&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+            ("encrypt=strict", System),
+            ("encrypt=strict&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=strict&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+        ] {
+            let url = format!("mssql://u@h/db?{query}");
+            let o = ConnectOptions::parse(&url, Some("pw")).unwrap();
+            assert_eq!(o.certificate_check(), check, "{query}");
+            // tiberius panics on a contradictory trust configuration: none is built.
+            o.tiberius_config(Duration::from_secs(1)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_statement_past_its_timeout_is_a_timeout_not_a_lost_connection() {
+        use tiberius::error::{Error, IoErrorKind};
+        let io = |kind| Error::Io {
+            kind,
+            message: "-".into(),
+        };
+        assert_eq!(classify(&io(IoErrorKind::TimedOut)), Failure::Timeout);
+        assert_eq!(
+            classify(&io(IoErrorKind::ConnectionReset)),
+            Failure::Connection
+        );
+        assert_eq!(
+            classify(&Error::Protocol("bad packet".into())),
+            Failure::Connection
+        );
+        assert_eq!(server_failure(1222), Failure::Timeout);
+        assert_eq!(server_failure(208), Failure::TableNotFound);
+        assert_eq!(server_failure(8134), Failure::Query);
+        let db = DatabaseConfig {
+            url: "mssql://u@h/db".into(),
+            password: Some("pw".into()),
+            max_concurrent_queries: 1,
+            max_rows_per_second: 0,
+            statement_timeout: Duration::from_secs(90),
+        };
+        let engine = Mssql::new("hub", &db).unwrap();
+        let table = TableRef::parse("Sales.Orders");
+        let e = engine.query_err(&table, io(IoErrorKind::TimedOut));
+        assert_eq!(
+            e.to_string(),
+            "database hub: table Sales.Orders: statement timeout: ran past the statement_timeout of 1m 30s"
+        );
+        assert_eq!(e.reason(), "timeout");
+        assert!(EngineError::REASONS.contains(&e.reason()));
+        // The database answered: not a connection failure, so its `up` stays 1.
+        assert!(!e.is_connection());
     }
 
     #[test]
