@@ -11,7 +11,7 @@ use std::fmt::Write;
 use common::*;
 use driftwatch::engine::mssql::{
     choose_key, columns_statement, fraction_digits, keys_statement, logical_type, spell_type,
-    Statement, Statements,
+    ServerInfo, Statement, Statements,
 };
 use driftwatch::engine::{DigestSpec, KeyRange, QueryColumn, TableQuery, TableRef};
 use driftwatch::value::Value;
@@ -66,17 +66,9 @@ const UNSUPPORTED: &[&str] = &[
 fn every_type(filter: Option<&str>, binary_collation: bool) -> TableQuery {
     let columns = EVERY_TYPE
         .iter()
-        .map(|&(name, base, len, p, s)| {
-            let logical = logical_type(base).unwrap_or_else(|| panic!("{base} is compared"));
-            QueryColumn {
-                name: name.into(),
-                db_type: spell_type(base, len, p, s),
-                logical,
-                compare_as: logical,
-                identity: name == "OrderID",
-                fraction_digits: fraction_digits(base, s),
-                compare_fraction: None,
-            }
+        .map(|&(name, base, len, p, s)| QueryColumn {
+            identity: name == "OrderID",
+            ..column(name, base, len, p, s)
         })
         .collect();
     TableQuery {
@@ -108,6 +100,15 @@ fn every_statement_parses_as_tsql_and_matches_its_golden_file() {
         &columns_statement(&table),
     );
     render(&mut out, "introspection: keys", &keys_statement(&table));
+    render(
+        &mut out,
+        "server version, at connect (auto streams below 13.0 and on Babelfish)",
+        &Statement {
+            text: ServerInfo::STATEMENT.into(),
+            params: vec![],
+            columns: vec![],
+        },
+    );
     for (what, filter, bytewise) in [
         ("", None, false),
         (
@@ -169,7 +170,54 @@ fn every_statement_parses_as_tsql_and_matches_its_golden_file() {
         "key at, uuid key compared bytewise",
         &s.key_at(&range, 10),
     );
+    // What the benchmark times on the other engines: the pushdown digest of a whole table
+    // of its orders, here as SQL Server would hold them, so that its cost can be measured
+    // wherever a server runs.
+    let orders = TableQuery {
+        table: TableRef::parse("dbo.orders"),
+        columns: BENCH_ORDERS
+            .iter()
+            .map(|&(name, base, len, p, s)| column(name, base, len, p, s))
+            .collect(),
+        key: vec![0],
+        filter: None,
+        binary_collation: false,
+    };
+    let whole = DigestSpec {
+        range: KeyRange::default(),
+        bucket_width: None,
+    };
+    render(
+        &mut out,
+        "benchmark: pushdown digest of the whole orders table",
+        &Statements::new(&orders).unwrap().digest(&whole),
+    );
     golden("mssql_queries.sql", &out);
+}
+
+/// The benchmark's orders table in SQL Server types (sys.columns' view of it).
+const BENCH_ORDERS: &[(&str, &str, i16, u8, u8)] = &[
+    ("id", "bigint", 8, 19, 0),
+    ("customer_id", "int", 4, 10, 0),
+    ("status", "nvarchar", 32, 0, 0),
+    ("amount", "decimal", 9, 12, 2),
+    ("currency", "char", 3, 0, 0),
+    ("placed_at", "datetimeoffset", 10, 33, 6),
+    ("shipped_at", "datetime2", 8, 26, 6),
+    ("note", "nvarchar", 510, 0, 0),
+];
+
+fn column(name: &str, base: &str, len: i16, p: u8, s: u8) -> QueryColumn {
+    let logical = logical_type(base).unwrap_or_else(|| panic!("{base} is compared"));
+    QueryColumn {
+        name: name.into(),
+        db_type: spell_type(base, len, p, s),
+        logical,
+        compare_as: logical,
+        identity: false,
+        fraction_digits: fraction_digits(base, s),
+        compare_fraction: None,
+    }
 }
 
 #[test]

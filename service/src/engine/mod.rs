@@ -86,6 +86,9 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// The primary key's columns in key order; empty when the table has none.
     pub primary_key: Vec<String>,
+    /// Why this database cannot compute the pushdown digest, when it cannot (a server
+    /// too old, or one that only speaks the dialect): `auto` then streams.
+    pub pushdown_unavailable: Option<String>,
 }
 
 /// One side's view of a comparison: the table and the columns to read, in compare order.

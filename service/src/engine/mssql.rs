@@ -79,6 +79,8 @@ pub struct Mssql {
     name: String,
     options: ConnectOptions,
     statement_timeout: Duration,
+    /// What the server said about itself at the last connect (a failover may change it).
+    server: std::sync::Mutex<Option<ServerInfo>>,
     /// Idle connections, and the cancel tokens of those in use (shutdown).
     pool: Pool<Conn, CancellationToken>,
 }
@@ -110,6 +112,57 @@ pub struct ConnectOptions {
     readonly: bool,
     application_name: String,
     credential: Credential,
+}
+
+/// What a server says about itself when driftwatch connects: its version decides whether
+/// the pushdown digest can run there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The major version: 13 is SQL Server 2016 (ProductMajorVersion, or the top byte of
+    /// @@MICROSOFTVERSION where SERVERPROPERTY does not know it).
+    pub major: Option<i32>,
+    /// SERVERPROPERTY('EngineEdition'): 5 is Azure SQL Database and 8 Azure SQL Managed
+    /// Instance, which report 12 as their major version whatever engine they run.
+    pub edition: Option<i32>,
+    /// The first line of @@VERSION.
+    pub version: String,
+    /// Babelfish for PostgreSQL (or for Aurora PostgreSQL), which speaks TDS and T-SQL.
+    pub babelfish: bool,
+}
+
+impl ServerInfo {
+    pub const STATEMENT: &'static str =
+        "SELECT COALESCE(CAST(SERVERPROPERTY('ProductMajorVersion') AS int), \
+         @@MICROSOFTVERSION / 16777216), CAST(SERVERPROPERTY('EngineEdition') AS int), \
+         CAST(@@VERSION AS nvarchar(4000))";
+
+    pub fn new(major: Option<i32>, edition: Option<i32>, version: &str) -> ServerInfo {
+        ServerInfo {
+            major,
+            edition,
+            version: version.lines().next().unwrap_or("").trim().to_string(),
+            babelfish: version.contains("Babelfish"),
+        }
+    }
+
+    /// Why the pushdown digest cannot run on this server, when it cannot.
+    pub fn pushdown_unavailable(&self) -> Option<String> {
+        if self.babelfish {
+            // Its CONVERT has no binary style 2, and SUBSTRING over varbinary gives text.
+            return Some(
+                "it is Babelfish (@@VERSION), which cannot run the pushdown digest's T-SQL".into(),
+            );
+        }
+        match (self.major, self.edition) {
+            // Azure's engine is always the current one.
+            (_, Some(5 | 8)) => None,
+            // HASHBYTES takes at most 8,000 bytes before SQL Server 2016.
+            (Some(major), _) if major < 13 => Some(format!(
+                "it reports SQL Server version {major}, and the pushdown digest needs 13.0 (SQL Server 2016) or later"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// How a connection checks the server's certificate, from `encrypt`,
@@ -346,6 +399,7 @@ impl Mssql {
             name: name.to_string(),
             options,
             statement_timeout: db.statement_timeout,
+            server: std::sync::Mutex::new(None),
             pool: Pool::new(),
         })
     }
@@ -393,6 +447,29 @@ impl Mssql {
             .into_results()
             .await
             .map_err(|e| self.connect_err(error_text(&e)))?;
+        let info = conn
+            .simple_query(ServerInfo::STATEMENT)
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?
+            .into_row()
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?
+            .map(|r| {
+                let int = |i| r.try_get::<i32, _>(i).ok().flatten();
+                let version = r.try_get::<&str, _>(2).ok().flatten().unwrap_or("");
+                ServerInfo::new(int(0), int(1), version)
+            })
+            .unwrap_or_default();
+        let mut known = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if known.as_ref() != Some(&info) {
+            match info.pushdown_unavailable() {
+                Some(why) => {
+                    tracing::info!(database = %self.name, server = %info.version, "strategy auto uses streamed digests on this database, as {why}")
+                }
+                None => tracing::debug!(database = %self.name, server = %info.version, "connected"),
+            }
+            *known = Some(info);
+        }
         Ok(conn)
     }
 
@@ -1224,9 +1301,11 @@ impl Engine for Mssql {
                 )
             })
             .collect();
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner());
         Ok(TableSchema {
             columns,
             primary_key: choose_key(&keys),
+            pushdown_unavailable: server.as_ref().and_then(ServerInfo::pushdown_unavailable),
         })
     }
 
@@ -1748,6 +1827,36 @@ mod tests {
         assert!(EngineError::REASONS.contains(&e.reason()));
         // The database answered: not a connection failure, so its `up` stays 1.
         assert!(!e.is_connection());
+    }
+
+    #[test]
+    fn pushdown_needs_sql_server_2016_and_is_never_tried_on_babelfish() {
+        let at = |major, edition, version: &str| {
+            ServerInfo::new(major, edition, version).pushdown_unavailable()
+        };
+        let sql2014 =
+            "Microsoft SQL Server 2014 (SP3) (KB4022619) - 12.0.6024.0 (X64) \n\tSep  7 2018";
+        let why = at(Some(12), Some(3), sql2014).unwrap();
+        assert!(why.contains("version 12") && why.contains("13.0"), "{why}");
+        assert!(at(Some(11), Some(2), "Microsoft SQL Server 2012").is_some());
+        let sql2016 = "Microsoft SQL Server 2016 (RTM) - 13.0.1601.5";
+        assert_eq!(at(Some(13), Some(3), sql2016), None);
+        let sql2022 = "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6";
+        assert_eq!(at(Some(16), Some(2), sql2022), None);
+        // Azure SQL Database and Managed Instance say 12, and run the current engine.
+        let azure = "Microsoft SQL Azure (RTM) - 12.0.2000.8";
+        assert_eq!(at(Some(12), Some(5), azure), None);
+        assert_eq!(at(Some(12), Some(8), azure), None);
+        let babelfish = "Babelfish for Aurora PostgreSQL with SQL Server Compatibility - 12.0.2000.8\nOct 22 2023 17:48:32\nCopyright (c) Amazon Web Services\nPostgreSQL 15.4 on x86_64-pc-linux-gnu (Babelfish 3.4.0)";
+        let b = ServerInfo::new(Some(12), Some(3), babelfish);
+        assert!(b.babelfish);
+        assert_eq!(
+            b.version,
+            "Babelfish for Aurora PostgreSQL with SQL Server Compatibility - 12.0.2000.8"
+        );
+        assert!(b.pushdown_unavailable().unwrap().contains("Babelfish"));
+        // A server that says nothing of its version keeps pushdown.
+        assert_eq!(at(None, None, ""), None);
     }
 
     #[test]

@@ -626,6 +626,7 @@ impl Engine for Mysql {
         Ok(TableSchema {
             columns,
             primary_key: pk.iter().map(|r| text(&r[0])).collect(),
+            pushdown_unavailable: None,
         })
     }
 

@@ -596,6 +596,7 @@ impl Engine for Postgres {
         Ok(TableSchema {
             columns,
             primary_key: pk.iter().map(|r| r.get(0)).collect(),
+            pushdown_unavailable: None,
         })
     }
 

@@ -313,6 +313,7 @@ impl Engine for Sqlite {
             Ok(TableSchema {
                 columns,
                 primary_key: pk.into_iter().map(|(_, n)| n).collect(),
+                pushdown_unavailable: None,
             })
         })
         .await
