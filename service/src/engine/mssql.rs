@@ -39,7 +39,11 @@
 //! binary, varbinary, image → bytes; uniqueidentifier → uuid (RFC 4122 byte order);
 //! date → date; time(n) → time; datetime2(n), datetime, smalldatetime → timestamp
 //! (datetime as the milliseconds SQL Server shows: .000, .003, .007); datetimeoffset(n) →
-//! instant. Not compared, with a warning, as Data Sync does: xml, sql_variant, geography,
+//! instant, its offset kept beside it for fix scripts.
+//!
+//! At every new connection the server's version is read ([`ServerInfo`]): below SQL
+//! Server 13.0, and on Babelfish, the pushdown digest cannot run, which introspection
+//! reports (`TableSchema::pushdown_unavailable`) so that `auto` streams. Not compared, with a warning, as Data Sync does: xml, sql_variant, geography,
 //! geometry, hierarchyid, rowversion/timestamp, and CLR types.
 //!
 //! Must not: write, or interpolate into SQL anything but quoted identifiers, numbers the
