@@ -246,6 +246,34 @@ pub fn table_error(db: &Database, table: &TableRef, message: impl Into<String>) 
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_timeout_is_counted_under_its_reason_and_leaves_the_database_up() {
+        let metrics = Arc::new(Metrics::new());
+        let config = DatabaseConfig {
+            // Built without connecting: nothing is sent.
+            url: "mssql://u@h/db".into(),
+            password: Some("pw".into()),
+            max_concurrent_queries: 1,
+            max_rows_per_second: 0,
+            statement_timeout: Duration::from_secs(30),
+            replication: crate::config::Replication::Off,
+        };
+        let db = Database::new("hub", &config, metrics.clone()).unwrap();
+        let up = || metrics.up.with_label_values(&["hub"]).get();
+        let errors = |reason| metrics.errors.with_label_values(&["hub", reason]).get();
+        db.record::<()>(&Err(EngineError::Timeout {
+            database: "hub".into(),
+            table: "t".into(),
+            limit: config.statement_timeout,
+        }));
+        assert_eq!((up(), errors("timeout"), errors("connect")), (1, 1, 0));
+        db.record::<()>(&Err(EngineError::Connect {
+            database: "hub".into(),
+            message: "refused".into(),
+        }));
+        assert_eq!((up(), errors("timeout"), errors("connect")), (0, 1, 1));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_pacer_holds_the_average_rate() {
         let p = Pacer::new(1000);

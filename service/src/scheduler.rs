@@ -27,9 +27,6 @@ use crate::replication::Positions;
 use crate::state::{StateError, StateStore};
 use crate::status::{PairId, Status};
 
-/// Every value of [`crate::engine::EngineError::reason`].
-const ERROR_REASONS: [&str; 5] = ["connect", "table_not_found", "query", "decode", "config"];
-
 /// Everything a running driftwatch holds: the config, one [`Database`] per configured
 /// database, the metrics and the published status.
 pub struct Runtime {
@@ -52,7 +49,7 @@ impl Runtime {
         for (name, db) in &config.databases {
             // Every error series exists from the start, at 0: rate() then sees the first
             // error, and dashboards show 0 rather than no data.
-            for reason in ERROR_REASONS {
+            for reason in crate::engine::EngineError::REASONS {
                 metrics.errors.with_label_values(&[name.as_str(), reason]);
             }
             databases.insert(

@@ -28,8 +28,12 @@ pub enum Value {
     Time(u64),
     /// A timestamp without time zone.
     Timestamp(Timestamp),
-    /// An instant: a timestamp with time zone, normalized to UTC.
-    TimestampTz(Timestamp),
+    /// An instant (a timestamp with time zone), normalized to UTC, and the offset from UTC
+    /// it was written with. Compared, ordered and encoded by the instant alone, as SQL
+    /// Server's own `=` compares datetimeoffset ('10:00 +01:00' = '09:00 +00:00'), so an
+    /// offset never changes a digest; the offset is kept so that a fix script writes the
+    /// value as the publisher holds it. Engines that keep no offset give [`Offset::UTC`].
+    TimestampTz(Timestamp, Offset),
     /// RFC 4122 byte order.
     Uuid([u8; 16]),
     Json(String),
@@ -113,6 +117,35 @@ impl Timestamp {
     }
 }
 
+/// An offset from UTC in minutes east of Greenwich (SQL Server's datetimeoffset holds
+/// -14:00..=+14:00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Offset(pub i16);
+
+impl Offset {
+    pub const UTC: Offset = Offset(0);
+
+    /// The wall-clock time at this offset of the instant `utc`.
+    pub fn local(self, utc: Timestamp) -> Timestamp {
+        if utc.is_infinite() {
+            return utc;
+        }
+        Timestamp {
+            secs: utc.secs.saturating_add(i64::from(self.0) * 60),
+            nanos: utc.nanos,
+        }
+    }
+}
+
+impl fmt::Display for Offset {
+    /// `+09:45`, `-03:00`, `+00:00`: as SQL Server writes and reads it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { '-' } else { '+' };
+        let m = self.0.unsigned_abs();
+        write!(f, "{sign}{:02}:{:02}", m / 60, m % 60)
+    }
+}
+
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// A time of day may be 24:00:00 (PostgreSQL's, MySQL's), never past it.
 const NANOS_PER_DAY: u64 = 86_400 * NANOS_PER_SEC;
@@ -163,7 +196,7 @@ impl Fraction {
             // A time of day rounds up to 24:00:00 at most, as PostgreSQL's does.
             Value::Time(t) => Value::Time(self.nanos(t as i128) as u64),
             Value::Timestamp(t) => Value::Timestamp(self.timestamp(t)),
-            Value::TimestampTz(t) => Value::TimestampTz(self.timestamp(t)),
+            Value::TimestampTz(t, offset) => Value::TimestampTz(self.timestamp(t), offset),
             v => v,
         }
     }
@@ -199,12 +232,14 @@ impl Fraction {
                     (hi < NANOS_PER_DAY).then_some(Value::Time(hi)),
                 ))
             }
-            Value::Timestamp(t) | Value::TimestampTz(t) if !t.is_infinite() => {
+            Value::Timestamp(t) | Value::TimestampTz(t, _) if !t.is_infinite() => {
                 let lo = Timestamp::from_total_nanos(start(t.total_nanos()))?;
                 let hi = Timestamp::from_total_nanos(start(t.total_nanos()) + unit)?;
                 Some(match v {
-                    Value::Timestamp(_) => (Value::Timestamp(lo), Some(Value::Timestamp(hi))),
-                    _ => (Value::TimestampTz(lo), Some(Value::TimestampTz(hi))),
+                    Value::TimestampTz(_, o) => {
+                        (Value::TimestampTz(lo, *o), Some(Value::TimestampTz(hi, *o)))
+                    }
+                    _ => (Value::Timestamp(lo), Some(Value::Timestamp(hi))),
                 })
             }
             _ => None,
@@ -418,6 +453,11 @@ impl fmt::Display for Decimal {
 const CANONICAL_NAN: u64 = 0x7ff8_0000_0000_0000;
 
 impl Value {
+    /// An instant from an engine that keeps no offset (at UTC).
+    pub fn instant(t: Timestamp) -> Value {
+        Value::TimestampTz(t, Offset::UTC)
+    }
+
     /// A float, canonicalized: -0.0 becomes 0.0 and every NaN the same NaN.
     pub fn float(f: f64) -> Value {
         if f.is_nan() {
@@ -441,7 +481,7 @@ impl Value {
             Value::Date(_) => 7,
             Value::Time(_) => 8,
             Value::Timestamp(_) => 9,
-            Value::TimestampTz(_) => 10,
+            Value::TimestampTz(..) => 10,
             Value::Uuid(_) => 11,
             Value::Json(_) => TAG_JSON,
             Value::Interval { .. } => 13,
@@ -471,7 +511,8 @@ impl Value {
             Value::Bytes(b) => prefixed(b, out),
             Value::Date(d) => out.extend_from_slice(&d.to_le_bytes()),
             Value::Time(t) => out.extend_from_slice(&t.to_le_bytes()),
-            Value::Timestamp(t) | Value::TimestampTz(t) => {
+            // The instant only: see the variant.
+            Value::Timestamp(t) | Value::TimestampTz(t, _) => {
                 out.extend_from_slice(&t.secs.to_le_bytes());
                 out.extend_from_slice(&t.nanos.to_le_bytes());
             }
@@ -615,7 +656,7 @@ impl Ord for Value {
             (Bytes(a), Bytes(b)) => a.cmp(b),
             (Date(a), Date(b)) => a.cmp(b),
             (Time(a), Time(b)) => a.cmp(b),
-            (Timestamp(a), Timestamp(b)) | (TimestampTz(a), TimestampTz(b)) => a.cmp(b),
+            (Timestamp(a), Timestamp(b)) | (TimestampTz(a, _), TimestampTz(b, _)) => a.cmp(b),
             (Uuid(a), Uuid(b)) => a.cmp(b),
             (
                 Interval {
@@ -681,7 +722,9 @@ impl fmt::Display for Value {
             Value::Date(d) => f.write_str(&format_date(*d)),
             Value::Time(t) => f.write_str(&format_time(*t)),
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
-            Value::TimestampTz(t) => write!(f, "{}+00", format_timestamp(*t)),
+            Value::TimestampTz(t, Offset::UTC) => write!(f, "{}+00", format_timestamp(*t)),
+            // The wall clock at its offset, as SQL Server shows it.
+            Value::TimestampTz(t, o) => write!(f, "{}{o}", format_timestamp(o.local(*t))),
             Value::Uuid(u) => f.write_str(&format_uuid(u)),
             Value::Interval {
                 months,
@@ -1053,11 +1096,11 @@ mod tests {
                     want,
                     "{v} at {digits} digits, {rounding:?}"
                 );
-                let got = Value::TimestampTz(ts(v))
-                    .coerce(LogicalType::TimestampTz, at(digits, rounding));
+                let got =
+                    Value::instant(ts(v)).coerce(LogicalType::TimestampTz, at(digits, rounding));
                 assert_eq!(
                     got,
-                    Value::TimestampTz(ts(want)),
+                    Value::instant(ts(want)),
                     "{v} at {digits}, {rounding:?}"
                 );
             }
@@ -1080,7 +1123,7 @@ mod tests {
         // are left alone.
         for v in [
             Value::Timestamp(Timestamp::INFINITY),
-            Value::TimestampTz(Timestamp::NEG_INFINITY),
+            Value::instant(Timestamp::NEG_INFINITY),
             Value::Null,
             Value::Text("838:59:59.5".into()),
         ] {

@@ -346,7 +346,7 @@ fn rows() -> Vec<Vec<Value>> {
             Value::Date(-719_162),
             Value::Time(86_399_999_999_900),
             Value::Timestamp(ts(253_402_300_799, 999_999_900)),
-            Value::TimestampTz(ts(0, 100)),
+            Value::instant(ts(0, 100)),
             Value::Uuid(*b"\x12\x34\x56\x78\x9a\xbc\xde\xf0\x01\x02\x03\x04\x05\x06\x07\x08"),
         ],
         vec![

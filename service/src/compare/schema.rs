@@ -298,9 +298,19 @@ pub fn reconcile(
     let coarsened = pq
         .iter()
         .find_map(|c| Some((&c.name, c.compare_fraction?.digits)));
+    // A database that cannot run its family's pushdown digest (the engine says why).
+    let unavailable = [publisher, subscriber]
+        .into_iter()
+        .find_map(|side| Some((side.database, side.schema.pushdown_unavailable.as_ref()?)));
     let strategy = match cfg.strategy {
         Strategy::Streamed => Resolved::Streamed,
-        Strategy::Auto if same_family && exact_types && coarsened.is_none() => Resolved::Pushdown,
+        Strategy::Auto if same_family && exact_types && coarsened.is_none() => match unavailable {
+            Some((database, why)) => {
+                tracing::debug!(table = %cfg.name, database, "strategy auto: streamed digests, as {why}");
+                Resolved::Streamed
+            }
+            None => Resolved::Pushdown,
+        },
         Strategy::Auto => Resolved::Streamed,
         Strategy::Pushdown if !same_family => {
             return Err(SchemaError(format!(
@@ -308,12 +318,15 @@ pub fn reconcile(
                 publisher.database, publisher.family, subscriber.database, subscriber.family
             )))
         }
-        Strategy::Pushdown => match coarsened {
-            Some((name, digits)) => return Err(SchemaError(format!(
+        Strategy::Pushdown => match (unavailable, coarsened) {
+            (Some((database, why)), _) => return Err(SchemaError(format!(
+                "strategy = \"pushdown\" cannot run on {database}: {why}; use \"streamed\" or \"auto\""
+            ))),
+            (None, Some((name, digits))) => return Err(SchemaError(format!(
                 "strategy = \"pushdown\" cannot compare column {name} at {digits} fractional-second digits (temporal_precision): a database hashes the values it holds; use \"streamed\" or \"auto\""
             ))),
-            None if !exact_types => return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into())),
-            None => Resolved::Pushdown,
+            (None, None) if !exact_types => return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into())),
+            (None, None) => Resolved::Pushdown,
         },
     };
     let filter = cfg.filter.clone();
@@ -384,6 +397,7 @@ mod tests {
                 col("at", "timestamptz", Some(TimestampTz)),
             ],
             primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
         };
         let s = TableSchema {
             columns: vec![
@@ -394,6 +408,7 @@ mod tests {
                 col("only_sub", "TEXT", Some(Text)),
             ],
             primary_key: vec![],
+            pushdown_unavailable: None,
         };
         let side = |db, family, schema| Side {
             database: db,
@@ -420,6 +435,7 @@ mod tests {
         let no_key = TableSchema {
             columns: s.columns.clone(),
             primary_key: vec![],
+            pushdown_unavailable: None,
         };
         let e = reconcile(
             &cfg(),
@@ -461,6 +477,7 @@ mod tests {
                 temporal("edge", "timestamp without time zone", Timestamp, Some(6)),
             ],
             primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
         };
         let s = TableSchema {
             columns: vec![
@@ -472,6 +489,7 @@ mod tests {
                 temporal("edge", "DATETIME", Timestamp, None),
             ],
             primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
         };
         (p, s)
     }
@@ -489,6 +507,49 @@ mod tests {
             schema,
         };
         (side("pub", pf, p), side("sub", sf, s))
+    }
+
+    #[test]
+    fn a_database_that_cannot_push_down_is_streamed_by_auto_and_refused_by_pushdown() {
+        use LogicalType::*;
+        let schema = |unavailable: Option<&str>| TableSchema {
+            columns: vec![
+                col("id", "int", Some(Int)),
+                col("name", "nvarchar(50)", Some(Text)),
+            ],
+            primary_key: vec!["id".into()],
+            pushdown_unavailable: unavailable.map(str::to_string),
+        };
+        let (able, old) = (
+            schema(None),
+            schema(Some("it is SQL Server 12, older than 13.0")),
+        );
+        let (ps, ss) = sides(&able, Family::Mssql, &able, Family::Mssql);
+        assert_eq!(
+            reconcile(&cfg(), &ps, &ss).unwrap().strategy,
+            Resolved::Pushdown
+        );
+        let forced = TableConfig {
+            strategy: Strategy::Pushdown,
+            ..cfg()
+        };
+        for (p, s) in [(&old, &able), (&able, &old)] {
+            let (ps, ss) = sides(p, Family::Mssql, s, Family::Mssql);
+            assert_eq!(
+                reconcile(&cfg(), &ps, &ss).unwrap().strategy,
+                Resolved::Streamed
+            );
+            let e = reconcile(&forced, &ps, &ss).unwrap_err();
+            let db = if p.pushdown_unavailable.is_some() {
+                "pub"
+            } else {
+                "sub"
+            };
+            assert_eq!(
+                e.0,
+                format!("strategy = \"pushdown\" cannot run on {db}: it is SQL Server 12, older than 13.0; use \"streamed\" or \"auto\"")
+            );
+        }
     }
 
     #[test]
@@ -548,6 +609,7 @@ mod tests {
                 temporal("at", "timestamp(6) without time zone", Timestamp, Some(6)),
             ],
             primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
         };
         let s = TableSchema {
             columns: vec![
@@ -555,6 +617,7 @@ mod tests {
                 temporal("at", "timestamp(3) without time zone", Timestamp, Some(3)),
             ],
             primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
         };
         let (ps, ss) = sides(&p, Family::Postgres, &s, Family::Postgres);
         // Exact: the column is drift, and the rest is pushed down as before.

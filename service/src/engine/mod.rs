@@ -104,6 +104,9 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
     /// The primary key's columns in key order; empty when the table has none.
     pub primary_key: Vec<String>,
+    /// Why this database cannot compute the pushdown digest, when it cannot (a server
+    /// too old, or one that only speaks the dialect): `auto` then streams.
+    pub pushdown_unavailable: Option<String>,
 }
 
 /// One side's view of a comparison: the table and the columns to read, in compare order.
@@ -366,9 +369,27 @@ pub enum EngineError {
     },
     #[error("database {database}: {message}")]
     Config { database: String, message: String },
+    /// A statement ran past the database's statement_timeout and was cancelled: the
+    /// database answers, the table's query is too slow for the limit.
+    #[error("database {database}: table {table}: statement timeout: ran past the statement_timeout of {}", humantime::format_duration(*limit))]
+    Timeout {
+        database: String,
+        table: String,
+        limit: std::time::Duration,
+    },
 }
 
 impl EngineError {
+    /// Every value of [`EngineError::reason`] (each series exists from the start).
+    pub const REASONS: [&'static str; 6] = [
+        "connect",
+        "table_not_found",
+        "query",
+        "decode",
+        "config",
+        "timeout",
+    ];
+
     /// The `reason` label of `driftwatch_errors_total`.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -377,6 +398,7 @@ impl EngineError {
             EngineError::Query { .. } => "query",
             EngineError::Decode { .. } => "decode",
             EngineError::Config { .. } => "config",
+            EngineError::Timeout { .. } => "timeout",
         }
     }
 

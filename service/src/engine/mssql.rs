@@ -39,7 +39,11 @@
 //! binary, varbinary, image → bytes; uniqueidentifier → uuid (RFC 4122 byte order);
 //! date → date; time(n) → time; datetime2(n), datetime, smalldatetime → timestamp
 //! (datetime as the milliseconds SQL Server shows: .000, .003, .007); datetimeoffset(n) →
-//! instant. Not compared, with a warning, as Data Sync does: xml, sql_variant, geography,
+//! instant, its offset kept beside it for fix scripts.
+//!
+//! At every new connection the server's version is read ([`ServerInfo`]): below SQL
+//! Server 13.0, and on Babelfish, the pushdown digest cannot run, which introspection
+//! reports (`TableSchema::pushdown_unavailable`) so that `auto` streams. Not compared, with a warning, as Data Sync does: xml, sql_variant, geography,
 //! geometry, hierarchyid, rowversion/timestamp, and CLR types.
 //!
 //! Must not: write, or interpolate into SQL anything but quoted identifiers, numbers the
@@ -62,7 +66,7 @@ use super::{
     ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
-use crate::value::{Decimal, EncodedRows, Key, LogicalType, Timestamp, Value};
+use crate::value::{Decimal, EncodedRows, Key, LogicalType, Offset, Timestamp, Value};
 
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: Duration = Duration::from_secs(60);
@@ -79,6 +83,8 @@ pub struct Mssql {
     name: String,
     options: ConnectOptions,
     statement_timeout: Duration,
+    /// What the server said about itself at the last connect (a failover may change it).
+    server: std::sync::Mutex<Option<ServerInfo>>,
     /// Idle connections, and the cancel tokens of those in use (shutdown).
     pool: Pool<Conn, CancellationToken>,
 }
@@ -110,6 +116,71 @@ pub struct ConnectOptions {
     readonly: bool,
     application_name: String,
     credential: Credential,
+}
+
+/// What a server says about itself when driftwatch connects: its version decides whether
+/// the pushdown digest can run there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The major version: 13 is SQL Server 2016 (ProductMajorVersion, or the top byte of
+    /// @@MICROSOFTVERSION where SERVERPROPERTY does not know it).
+    pub major: Option<i32>,
+    /// SERVERPROPERTY('EngineEdition'): 5 is Azure SQL Database and 8 Azure SQL Managed
+    /// Instance, which report 12 as their major version whatever engine they run.
+    pub edition: Option<i32>,
+    /// The first line of @@VERSION.
+    pub version: String,
+    /// Babelfish for PostgreSQL (or for Aurora PostgreSQL), which speaks TDS and T-SQL.
+    pub babelfish: bool,
+}
+
+impl ServerInfo {
+    pub const STATEMENT: &'static str =
+        "SELECT COALESCE(CAST(SERVERPROPERTY('ProductMajorVersion') AS int), \
+         @@MICROSOFTVERSION / 16777216), CAST(SERVERPROPERTY('EngineEdition') AS int), \
+         CAST(@@VERSION AS nvarchar(4000))";
+
+    pub fn new(major: Option<i32>, edition: Option<i32>, version: &str) -> ServerInfo {
+        ServerInfo {
+            major,
+            edition,
+            version: version.lines().next().unwrap_or("").trim().to_string(),
+            babelfish: version.contains("Babelfish"),
+        }
+    }
+
+    /// Why the pushdown digest cannot run on this server, when it cannot.
+    pub fn pushdown_unavailable(&self) -> Option<String> {
+        if self.babelfish {
+            // Its CONVERT has no binary style 2, and SUBSTRING over varbinary gives text.
+            return Some(
+                "it is Babelfish (@@VERSION), which cannot run the pushdown digest's T-SQL".into(),
+            );
+        }
+        match (self.major, self.edition) {
+            // Azure's engine is always the current one.
+            (_, Some(5 | 8)) => None,
+            // HASHBYTES takes at most 8,000 bytes before SQL Server 2016.
+            (Some(major), _) if major < 13 => Some(format!(
+                "it reports SQL Server version {major}, and the pushdown digest needs 13.0 (SQL Server 2016) or later"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// How a connection checks the server's certificate, from `encrypt`,
+/// `trust_server_certificate` and `trust_server_certificate_ca` (the README's table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateCheck {
+    /// Against the system's trust store, and the host name (or hostname_in_certificate).
+    System,
+    /// Against the CA certificate in this file, and the host name.
+    Ca(String),
+    /// Not checked: trust_server_certificate, or encrypt=false, where only the login is
+    /// encrypted and, as with Microsoft's drivers, its certificate is not validated
+    /// (a stock SQL Server encrypts the login with a self-signed certificate).
+    Unchecked,
 }
 
 /// The URL parameters, for error messages.
@@ -244,6 +315,18 @@ impl ConnectOptions {
         Ok(o)
     }
 
+    pub fn certificate_check(&self) -> CertificateCheck {
+        match (
+            &self.ca_file,
+            self.trust_server_certificate,
+            self.encryption,
+        ) {
+            (Some(ca), _, _) => CertificateCheck::Ca(ca.clone()),
+            (None, true, _) | (None, false, EncryptionLevel::Off) => CertificateCheck::Unchecked,
+            (None, false, _) => CertificateCheck::System,
+        }
+    }
+
     /// The tiberius configuration of a new connection, its credential read now.
     pub fn tiberius_config(
         &self,
@@ -260,11 +343,10 @@ impl ConnectOptions {
         c.database(&self.database);
         c.application_name(&self.application_name);
         c.encryption(self.encryption);
-        if self.trust_server_certificate {
-            c.trust_cert();
-        }
-        if let Some(ca) = &self.ca_file {
-            c.trust_cert_ca(ca);
+        match self.certificate_check() {
+            CertificateCheck::System => {}
+            CertificateCheck::Ca(file) => c.trust_cert_ca(file),
+            CertificateCheck::Unchecked => c.trust_cert(),
         }
         if let Some(h) = &self.hostname_in_certificate {
             c.hostname_in_certificate(h);
@@ -321,6 +403,7 @@ impl Mssql {
             name: name.to_string(),
             options,
             statement_timeout: db.statement_timeout,
+            server: std::sync::Mutex::new(None),
             pool: Pool::new(),
         })
     }
@@ -368,6 +451,29 @@ impl Mssql {
             .into_results()
             .await
             .map_err(|e| self.connect_err(error_text(&e)))?;
+        let info = conn
+            .simple_query(ServerInfo::STATEMENT)
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?
+            .into_row()
+            .await
+            .map_err(|e| self.connect_err(error_text(&e)))?
+            .map(|r| {
+                let int = |i| r.try_get::<i32, _>(i).ok().flatten();
+                let version = r.try_get::<&str, _>(2).ok().flatten().unwrap_or("");
+                ServerInfo::new(int(0), int(1), version)
+            })
+            .unwrap_or_default();
+        let mut known = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if known.as_ref() != Some(&info) {
+            match info.pushdown_unavailable() {
+                Some(why) => {
+                    tracing::info!(database = %self.name, server = %info.version, "strategy auto uses streamed digests on this database, as {why}")
+                }
+                None => tracing::debug!(database = %self.name, server = %info.version, "connected"),
+            }
+            *known = Some(info);
+        }
         Ok(conn)
     }
 
@@ -387,18 +493,26 @@ impl Mssql {
     }
 
     fn query_err(&self, table: &TableRef, e: tiberius::error::Error) -> EngineError {
-        match &e {
-            // 208: invalid object name.
-            tiberius::error::Error::Server(s) if s.code() == 208 => EngineError::TableNotFound {
+        match classify(&e) {
+            Failure::TableNotFound => EngineError::TableNotFound {
                 database: self.name.clone(),
                 table: table.to_string(),
             },
-            tiberius::error::Error::Server(_) => EngineError::Query {
+            Failure::Timeout => self.timeout_err(table),
+            Failure::Query => EngineError::Query {
                 database: self.name.clone(),
                 table: table.to_string(),
                 message: error_text(&e),
             },
-            _ => self.connect_err(error_text(&e)),
+            Failure::Connection => self.connect_err(error_text(&e)),
+        }
+    }
+
+    fn timeout_err(&self, table: &TableRef) -> EngineError {
+        EngineError::Timeout {
+            database: self.name.clone(),
+            table: table.to_string(),
+            limit: self.statement_timeout,
         }
     }
 
@@ -453,14 +567,7 @@ impl Mssql {
             };
             tokio::select! {
                 r = run => r,
-                () = &mut deadline => Err(EngineError::Query {
-                    database: self.name.clone(),
-                    table: table.to_string(),
-                    message: format!(
-                        "statement cancelled after the statement timeout of {:?}",
-                        self.statement_timeout
-                    ),
-                }),
+                () = &mut deadline => Err(self.timeout_err(table)),
                 () = cancel.cancelled() => Err(EngineError::Query {
                     database: self.name.clone(),
                     table: table.to_string(),
@@ -543,6 +650,43 @@ impl Mssql {
 async fn ping(c: &mut Conn) -> tiberius::Result<()> {
     c.simple_query("SELECT 1").await?.into_results().await?;
     Ok(())
+}
+
+/// What a failed statement says: about its table, its time limit, or the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    TableNotFound,
+    /// Past the statement timeout: the database answers (its `up` stays 1).
+    Timeout,
+    Query,
+    Connection,
+}
+
+pub fn classify(e: &tiberius::error::Error) -> Failure {
+    use tiberius::error::{Error, IoErrorKind};
+    match (e.code(), e) {
+        (Some(code), _) => server_failure(code),
+        // tiberius' command timeout: the server said nothing for the statement timeout.
+        (
+            None,
+            Error::Io {
+                kind: IoErrorKind::TimedOut,
+                ..
+            },
+        ) => Failure::Timeout,
+        (None, _) => Failure::Connection,
+    }
+}
+
+/// A server error, by its number.
+pub fn server_failure(code: u32) -> Failure {
+    match code {
+        // Invalid object name.
+        208 => Failure::TableNotFound,
+        // A lock wait past LOCK_TIMEOUT, which each session sets to the statement timeout.
+        1222 => Failure::Timeout,
+        _ => Failure::Query,
+    }
 }
 
 fn error_text(e: &tiberius::error::Error) -> String {
@@ -668,8 +812,9 @@ pub fn param(v: &Value) -> ColumnData<'static> {
         Value::Date(d) => ColumnData::Date(Some(date(*d as i64))),
         Value::Time(t) => ColumnData::Time(Some(time(*t))),
         Value::Timestamp(t) => ColumnData::DateTime2(Some(datetime2(t))),
-        Value::TimestampTz(t) => {
-            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(datetime2(t), 0)))
+        // The instant in UTC, and the offset beside it, as the wire holds them.
+        Value::TimestampTz(t, offset) => {
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(datetime2(t), offset.0)))
         }
         Value::Interval { .. } => ColumnData::String(Some(v.to_string().into())),
     }
@@ -714,6 +859,13 @@ fn select_col(c: &QueryColumn) -> String {
     }
 }
 
+/// `decimal(12,2)` → `(12, 2)`.
+fn decimal_precision_scale(db_type: &str) -> Option<(u8, u8)> {
+    let args = db_type.split_once('(')?.1.strip_suffix(')')?;
+    let (p, s) = args.split_once(',')?;
+    Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
 /// `decimal(12,2)` → `decimal`.
 fn base_type(db_type: &str) -> &str {
     db_type.split('(').next().unwrap_or(db_type).trim()
@@ -738,8 +890,18 @@ pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> Strin
             // v: the text at the declared scale; z: v without trailing zeros.
             // Names no user column is likely to have: the filter sees them too.
             let (v, z) = (format!("dw_t{i}.dw_v"), format!("dw_z{i}.dw_v"));
+            let text = format!("CONVERT(varchar(42), {exact})");
+            // A type of no integer digits (decimal(p,p)) has no documented spelling of
+            // its integer zero ('.5' or '0.5'): given one, so that it hashes as decimal(p+1,p).
+            let text = match decimal_precision_scale(&c.db_type) {
+                Some((p, s)) if p == s => format!(
+                    "CASE WHEN LEFT({text}, 1) = '.' THEN '0' + {text} \
+                     WHEN LEFT({text}, 2) = '-.' THEN '-0' + SUBSTRING({text}, 2, 42) ELSE {text} END"
+                ),
+                _ => text,
+            };
             applies.push(format!(
-                " CROSS APPLY (SELECT CONVERT(varchar(42), {exact}) AS dw_v) AS dw_t{i}"
+                " CROSS APPLY (SELECT {text} AS dw_v) AS dw_t{i}"
             ));
             applies.push(format!(
                 " CROSS APPLY (SELECT LEFT({v}, LEN({v}) - PATINDEX('%[^0]%', REVERSE({v})) + 1) AS dw_v) AS dw_z{i}"
@@ -1160,9 +1322,11 @@ impl Engine for Mssql {
                 )
             })
             .collect();
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner());
         Ok(TableSchema {
             columns,
             primary_key: choose_key(&keys),
+            pushdown_unavailable: server.as_ref().and_then(ServerInfo::pushdown_unavailable),
         })
     }
 
@@ -1361,10 +1525,13 @@ impl FieldDecoder for Decoder {
             // The wire holds the instant in UTC, and the offset beside it (MS-TDS 2.2.5.5.1.8).
             (LogicalType::TimestampTz, D::DateTimeOffset(Some(dto))) => {
                 let dt = dto.datetime2();
-                Value::TimestampTz(ts(
-                    dt.date().days() as i64 - DAYS_0001_TO_1970,
-                    time_nanos(dt.time())?,
-                ))
+                Value::TimestampTz(
+                    ts(
+                        dt.date().days() as i64 - DAYS_0001_TO_1970,
+                        time_nanos(dt.time())?,
+                    ),
+                    Offset(dto.offset()),
+                )
             }
             (t, v) => return Err(format!("unexpected {v:?} for a {t} column")),
         })
@@ -1518,8 +1685,73 @@ mod tests {
             )
         };
         assert_eq!(at(120), at(-300));
-        assert_eq!(text(at(120)), "2024-06-14 02:00:00.0000001+00");
+        assert_eq!(text(at(120)), "2024-06-14 04:00:00.0000001+02:00");
+        assert_eq!(text(at(0)), "2024-06-14 02:00:00.0000001+00");
         assert_eq!(decode(L::Int, ColumnData::I32(None)), Value::Null);
+    }
+
+    /// A datetimeoffset keeps its offset from the wire to a fix script, and the instant
+    /// alone decides equality and the digest.
+    #[test]
+    fn a_datetimeoffset_is_scripted_with_its_own_offset() {
+        use crate::script::Dialect;
+        use sqlparser::ast::{Expr, SetExpr, Statement as Ast, Value as Lit};
+        // 2024-06-14 02:00:00.1234567 UTC, written at +09:45 (585 minutes).
+        let utc = DateTime2::new(Date::new(739_050), Time::new(72_001_234_567, 7));
+        let v = decode(
+            LogicalType::TimestampTz,
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 585))),
+        );
+        let col = QueryColumn {
+            name: "Moment".into(),
+            db_type: "datetimeoffset(7)".into(),
+            logical: LogicalType::TimestampTz,
+            compare_as: LogicalType::TimestampTz,
+            identity: false,
+            fraction_digits: Some(7),
+            compare_fraction: None,
+        };
+        let lit = Dialect::Tsql.literal(&col, &v).unwrap();
+        let sql = Dialect::Tsql.insert("[dbo].[t]", "[Moment]", &lit, "", false, false);
+        let ast = sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MsSqlDialect {}, &sql)
+            .unwrap_or_else(|e| panic!("{e}: {sql}"));
+        let Ast::Insert(insert) = &ast[0] else {
+            panic!("{sql}")
+        };
+        let SetExpr::Values(values) = &*insert.source.as_ref().unwrap().body else {
+            panic!("{sql}")
+        };
+        let Expr::Value(written) = &values.rows[0][0] else {
+            panic!("{sql}")
+        };
+        assert_eq!(
+            written.value,
+            Lit::SingleQuotedString("2024-06-14T11:45:00.1234567+09:45".into()),
+            "{sql}"
+        );
+        // As a bound parameter too: the same instant, the same offset.
+        let ColumnData::DateTimeOffset(Some(p)) = param(&v) else {
+            panic!()
+        };
+        assert_eq!(p.offset(), 585);
+        assert_eq!(
+            decode(LogicalType::TimestampTz, param(&v)).to_string(),
+            v.to_string()
+        );
+        // Compared and encoded by the instant: equal to the same instant at +00:00.
+        let at_utc = decode(
+            LogicalType::TimestampTz,
+            ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 0))),
+        );
+        assert_eq!(v, at_utc);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        v.encode(&mut a);
+        at_utc.encode(&mut b);
+        assert_eq!(a, b);
+        assert_eq!(
+            Dialect::Tsql.literal(&col, &at_utc).unwrap(),
+            "'2024-06-14T02:00:00.1234567+00:00'"
+        );
     }
 
     #[test]
@@ -1528,7 +1760,7 @@ mod tests {
         let (t, _) = crate::value::parse_timestamp("1969-12-31 23:59:59.1234567").unwrap();
         for (logical, v) in [
             (L::Timestamp, Value::Timestamp(t)),
-            (L::TimestampTz, Value::TimestampTz(t)),
+            (L::TimestampTz, Value::instant(t)),
             (L::Date, Value::Date(-719_162)),
             (L::Time, Value::Time(86_399_999_999_900)),
             (
@@ -1544,6 +1776,109 @@ mod tests {
         ] {
             assert_eq!(decode(logical, param(&v)), v, "{v}");
         }
+    }
+
+    #[test]
+    fn encrypt_false_does_not_check_the_certificate_of_the_login() {
+        use CertificateCheck::*;
+        let ca = || Ca("/etc/ssl/sql-ca.pem".into());
+        for (query, check) in [
+            ("encrypt=false", Unchecked),
+            ("encrypt=false&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=false&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+            ("", System),
+            ("encrypt=true", System),
+            ("encrypt=true&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=true&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+            ("encrypt=strict", System),
+            ("encrypt=strict&trust_server_certificate=true", Unchecked),
+            (
+                "encrypt=strict&trust_server_certificate_ca=/etc/ssl/sql-ca.pem",
+                ca(),
+            ),
+        ] {
+            let url = format!("mssql://u@h/db?{query}");
+            let o = ConnectOptions::parse(&url, Some("pw")).unwrap();
+            assert_eq!(o.certificate_check(), check, "{query}");
+            // tiberius panics on a contradictory trust configuration: none is built.
+            o.tiberius_config(Duration::from_secs(1)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_statement_past_its_timeout_is_a_timeout_not_a_lost_connection() {
+        use tiberius::error::{Error, IoErrorKind};
+        let io = |kind| Error::Io {
+            kind,
+            message: "-".into(),
+        };
+        assert_eq!(classify(&io(IoErrorKind::TimedOut)), Failure::Timeout);
+        assert_eq!(
+            classify(&io(IoErrorKind::ConnectionReset)),
+            Failure::Connection
+        );
+        assert_eq!(
+            classify(&Error::Protocol("bad packet".into())),
+            Failure::Connection
+        );
+        assert_eq!(server_failure(1222), Failure::Timeout);
+        assert_eq!(server_failure(208), Failure::TableNotFound);
+        assert_eq!(server_failure(8134), Failure::Query);
+        let db = DatabaseConfig {
+            url: "mssql://u@h/db".into(),
+            password: Some("pw".into()),
+            max_concurrent_queries: 1,
+            max_rows_per_second: 0,
+            statement_timeout: Duration::from_secs(90),
+            replication: crate::config::Replication::Off,
+        };
+        let engine = Mssql::new("hub", &db).unwrap();
+        let table = TableRef::parse("Sales.Orders");
+        let e = engine.query_err(&table, io(IoErrorKind::TimedOut));
+        assert_eq!(
+            e.to_string(),
+            "database hub: table Sales.Orders: statement timeout: ran past the statement_timeout of 1m 30s"
+        );
+        assert_eq!(e.reason(), "timeout");
+        assert!(EngineError::REASONS.contains(&e.reason()));
+        // The database answered: not a connection failure, so its `up` stays 1.
+        assert!(!e.is_connection());
+    }
+
+    #[test]
+    fn pushdown_needs_sql_server_2016_and_is_never_tried_on_babelfish() {
+        let at = |major, edition, version: &str| {
+            ServerInfo::new(major, edition, version).pushdown_unavailable()
+        };
+        let sql2014 =
+            "Microsoft SQL Server 2014 (SP3) (KB4022619) - 12.0.6024.0 (X64) \n\tSep  7 2018";
+        let why = at(Some(12), Some(3), sql2014).unwrap();
+        assert!(why.contains("version 12") && why.contains("13.0"), "{why}");
+        assert!(at(Some(11), Some(2), "Microsoft SQL Server 2012").is_some());
+        let sql2016 = "Microsoft SQL Server 2016 (RTM) - 13.0.1601.5";
+        assert_eq!(at(Some(13), Some(3), sql2016), None);
+        let sql2022 = "Microsoft SQL Server 2022 (RTM) - 16.0.1000.6";
+        assert_eq!(at(Some(16), Some(2), sql2022), None);
+        // Azure SQL Database and Managed Instance say 12, and run the current engine.
+        let azure = "Microsoft SQL Azure (RTM) - 12.0.2000.8";
+        assert_eq!(at(Some(12), Some(5), azure), None);
+        assert_eq!(at(Some(12), Some(8), azure), None);
+        let babelfish = "Babelfish for Aurora PostgreSQL with SQL Server Compatibility - 12.0.2000.8\nOct 22 2023 17:48:32\nCopyright (c) Amazon Web Services\nPostgreSQL 15.4 on x86_64-pc-linux-gnu (Babelfish 3.4.0)";
+        let b = ServerInfo::new(Some(12), Some(3), babelfish);
+        assert!(b.babelfish);
+        assert_eq!(
+            b.version,
+            "Babelfish for Aurora PostgreSQL with SQL Server Compatibility - 12.0.2000.8"
+        );
+        assert!(b.pushdown_unavailable().unwrap().contains("Babelfish"));
+        // A server that says nothing of its version keeps pushdown.
+        assert_eq!(at(None, None, ""), None);
     }
 
     #[test]
@@ -1589,5 +1924,501 @@ mod tests {
                 .unwrap_or_else(|| panic!("{url} was accepted"));
             assert!(e.contains(error), "{url}: {e}");
         }
+    }
+}
+
+/// The pushdown digest cannot run here, so its agreement with the streamed digest is proven
+/// type by type: for edge values as the server holds them, the text each column's T-SQL
+/// expression ([`hashed_col`]) is documented to produce, computed in Rust with T-SQL's
+/// semantics, equals a text that depends on the decoded value alone, so that two rows
+/// hash alike in a pushdown digest exactly when the streamed digest sees them equal.
+#[cfg(test)]
+mod pushdown_text {
+    use super::*;
+    use sha2::Digest;
+    use tiberius::numeric::Numeric;
+    use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
+
+    fn hex_upper(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02X}")).collect()
+    }
+
+    /// CONVERT(varchar, binary, 2): hexadecimal digits without the 0x prefix ("CAST and
+    /// CONVERT (Transact-SQL)", binary styles), in upper case as SQL Server writes them.
+    fn style_2(b: &[u8]) -> String {
+        hex_upper(b)
+    }
+
+    /// HASHBYTES('SHA2_256', CAST(x AS nvarchar(max))): SHA-256 of the UTF-16LE code units
+    /// that nvarchar stores.
+    fn hashbytes_nvarchar(s: &str) -> Vec<u8> {
+        let utf16: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        sha2::Sha256::digest(utf16).to_vec()
+    }
+
+    fn civil(days_from_0001: i64) -> String {
+        chrono::NaiveDate::from_num_days_from_ce_opt(days_from_0001 as i32 + 1)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    /// Style 121, "ODBC canonical (with milliseconds)": yyyy-mm-dd hh:mi:ss.fffffff for
+    /// datetime2(7) (the fraction at the type's scale: 3 digits for datetime).
+    fn style_121(days_from_0001: i64, hundred_ns: u64, digits: u32) -> String {
+        let secs = hundred_ns / 10_000_000;
+        let frac = (hundred_ns % 10_000_000) / 10u64.pow(7 - digits);
+        format!(
+            "{} {:02}:{:02}:{:02}.{:0w$}",
+            civil(days_from_0001),
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            frac,
+            w = digits as usize
+        )
+    }
+
+    /// CONVERT(varchar(42), decimal(p,s)): the digits at the declared scale, a '-' for a
+    /// negative value, and (where p > s) the integer part's 0; `integer_zero` says whether
+    /// a decimal(p,p) writes that 0, which its documentation leaves open.
+    fn convert_decimal(unscaled: i128, scale: u8, integer_zero: bool) -> String {
+        let digits = unscaled.unsigned_abs().to_string();
+        let s = scale as usize;
+        let digits = format!("{digits:0>w$}", w = s + 1);
+        let (int, frac) = digits.split_at(digits.len() - s);
+        let int = if int == "0" && !integer_zero { "" } else { int };
+        let sign = if unscaled < 0 { "-" } else { "" };
+        if s == 0 {
+            format!("{sign}{int}")
+        } else {
+            format!("{sign}{int}.{frac}")
+        }
+    }
+
+    /// The decimal part of [`hashed_col`], step by step with T-SQL's string functions
+    /// (1-based; LEN ignores trailing spaces, of which there are none here).
+    fn tsql_decimal_text(text: &str, precision_is_scale: bool, is_zero: bool) -> String {
+        let left = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+        let len = |s: &str| s.chars().count();
+        let v = if precision_is_scale && left(text, 1) == "." {
+            format!("0{text}")
+        } else if precision_is_scale && left(text, 2) == "-." {
+            format!("-0{}", &text[1..])
+        } else {
+            text.to_string()
+        };
+        // PATINDEX('%[^0]%', REVERSE(v)): where the first character that is not 0 is,
+        // counting from the end.
+        let reversed: String = v.chars().rev().collect();
+        let patindex = reversed.chars().position(|c| c != '0').map_or(0, |i| i + 1);
+        let z = left(&v, len(&v) - patindex + 1);
+        if is_zero {
+            "0".into()
+        } else if !v.contains('.') {
+            v
+        } else if z.ends_with('.') {
+            left(&z, len(&z) - 1)
+        } else {
+            z
+        }
+    }
+
+    /// The text a column's part of the row hash should be, from the decoded value alone.
+    fn from_value(v: &Value) -> String {
+        let at_7 = |t: &Timestamp| {
+            let days = t.secs.div_euclid(86_400) + DAYS_0001_TO_1970;
+            let hundred_ns = t.secs.rem_euclid(86_400) as u64 * 10_000_000 + t.nanos as u64 / 100;
+            style_121(days, hundred_ns, 7)
+        };
+        match v {
+            Value::Int(i) => i.to_string(),
+            Value::Bool(b) => (*b as u8).to_string(),
+            Value::Decimal(d) if *d == Decimal::from_i128(0) => "0".into(),
+            Value::Decimal(d) => d.to_string(),
+            Value::Float(f) if *f == 0.0 => "0".into(),
+            Value::Float(f) => hex_upper(&f.to_bits().to_be_bytes()),
+            Value::Text(s) => hex_upper(&hashbytes_nvarchar(s)),
+            Value::Bytes(b) => hex_upper(&sha2::Sha256::digest(b)),
+            Value::Uuid(u) => crate::value::format_uuid(u).to_uppercase(),
+            Value::Date(d) => crate::value::format_date(*d),
+            Value::Time(n) => style_121(
+                crate::value::days_from_civil(1900, 1, 1).unwrap() as i64 + DAYS_0001_TO_1970,
+                n / 100,
+                7,
+            ),
+            Value::Timestamp(t) | Value::TimestampTz(t, _) => at_7(t),
+            other => panic!("no SQL Server type holds {other:?}"),
+        }
+    }
+
+    /// A column of `db_type` as the engine reads it.
+    fn decoded(db_type: &str, wire: ColumnData<'static>) -> Value {
+        let base = base_type(db_type);
+        let logical = logical_type(base).unwrap();
+        let column = QueryColumn {
+            name: "c".into(),
+            db_type: db_type.into(),
+            logical,
+            compare_as: logical,
+            identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
+        };
+        Decoder::new(&column).decode(wire).unwrap()
+    }
+
+    /// Asserts that the documented texts equal the value's, and that two of the values give
+    /// one text exactly when they are equal values with one encoding.
+    fn agree(db_type: &str, cases: Vec<(ColumnData<'static>, String)>) {
+        let mut seen: Vec<(Value, String)> = Vec::new();
+        for (wire, documented) in cases {
+            let v = decoded(db_type, wire);
+            assert_eq!(from_value(&v), documented, "{db_type} {v}");
+            for (w, text) in &seen {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                v.encode(&mut a);
+                w.encode(&mut b);
+                assert_eq!(&v == w, a == b, "{db_type}: {v} and {w}");
+                assert_eq!(&v == w, text == &documented, "{db_type}: {v} and {w}");
+            }
+            seen.push((v, documented));
+        }
+    }
+
+    #[test]
+    fn integers_and_bits() {
+        for (db_type, values) in [
+            ("bigint", vec![i64::MIN, -1, 0, 1, i64::MAX]),
+            ("int", vec![i32::MIN as i64, 0, i32::MAX as i64]),
+        ] {
+            let cases = values
+                .iter()
+                .map(|&i| {
+                    let wire = match db_type {
+                        "int" => ColumnData::I32(Some(i as i32)),
+                        _ => ColumnData::I64(Some(i)),
+                    };
+                    // CONVERT(varchar(20), int): its decimal digits, '-' when negative.
+                    (wire, i.to_string())
+                })
+                .collect();
+            agree(db_type, cases);
+        }
+        agree("tinyint", vec![(ColumnData::U8(Some(255)), "255".into())]);
+        agree(
+            "smallint",
+            vec![(ColumnData::I16(Some(-32768)), "-32768".into())],
+        );
+        agree(
+            "bit",
+            vec![
+                (ColumnData::Bit(Some(true)), "1".into()),
+                (ColumnData::Bit(Some(false)), "0".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn decimals_at_any_declared_scale() {
+        let max38: i128 = "9".repeat(38).parse().unwrap();
+        // (declared type, unscaled value, scale): the same value at several scales must
+        // give one text (1.10 = 1.1 = 1.1000000000).
+        let values: &[(&str, i128, u8)] = &[
+            ("decimal(12,2)", 150, 2),
+            ("decimal(38,10)", 15_000_000_000, 10),
+            ("decimal(5,1)", 15, 1),
+            ("decimal(12,2)", 0, 2),
+            ("decimal(12,2)", -5, 2),
+            ("decimal(38,0)", 1200, 0),
+            ("decimal(38,0)", max38, 0),
+            ("decimal(38,0)", -max38, 0),
+            ("decimal(38,38)", 1, 38),
+            ("decimal(38,38)", -max38, 38),
+            ("decimal(2,2)", 50, 2),
+            ("decimal(3,2)", 50, 2),
+            ("decimal(3,2)", -50, 2),
+            // money as the engine selects it, decimal(19,4): the extremes of money.
+            ("money", i64::MAX as i128, 4),
+            ("money", i64::MIN as i128, 4),
+            ("smallmoney", -2_147_483_648, 4),
+        ];
+        for integer_zero in [true, false] {
+            let mut seen: Vec<(Value, String)> = Vec::new();
+            for &(db_type, unscaled, scale) in values {
+                let p_is_s = decimal_precision_scale(db_type).is_some_and(|(p, s)| p == s);
+                let text = convert_decimal(unscaled, scale, integer_zero || !p_is_s);
+                let documented = tsql_decimal_text(&text, p_is_s, unscaled == 0);
+                let wire = ColumnData::Numeric(Some(Numeric::new_with_scale(unscaled, scale)));
+                let v = decoded(db_type, wire);
+                assert_eq!(from_value(&v), documented, "{db_type} {text}");
+                for (w, t) in &seen {
+                    assert_eq!(&v == w, t == &documented, "{v} and {w}");
+                }
+                seen.push((v, documented));
+            }
+        }
+        let zero_point_five = tsql_decimal_text(&convert_decimal(50, 2, false), true, false);
+        assert_eq!(zero_point_five, "0.5");
+    }
+
+    #[test]
+    fn floats_by_their_bits() {
+        let mut cases = Vec::new();
+        for f in [
+            1.0,
+            -1.0,
+            0.1,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            -f64::MAX,
+            1e-300,
+        ] {
+            // CAST(float AS binary(8)): the IEEE 754 bits, most significant byte first.
+            cases.push((
+                ColumnData::F64(Some(f)),
+                style_2(&f.to_bits().to_be_bytes()),
+            ));
+        }
+        // -0 = 0, and both are '0'.
+        cases.push((ColumnData::F64(Some(0.0)), "0".into()));
+        cases.push((ColumnData::F64(Some(-0.0)), "0".into()));
+        agree("float", cases);
+        // real widened to float exactly: a real and the float of its value hash alike.
+        let r = 0.1f32;
+        let widened = style_2(&(r as f64).to_bits().to_be_bytes());
+        agree(
+            "real",
+            vec![
+                (ColumnData::F32(Some(r)), widened.clone()),
+                (
+                    ColumnData::F32(Some(f32::MAX)),
+                    style_2(&(f32::MAX as f64).to_bits().to_be_bytes()),
+                ),
+            ],
+        );
+        assert_eq!(
+            from_value(&decoded("float", ColumnData::F64(Some(r as f64)))),
+            widened
+        );
+    }
+
+    #[test]
+    fn text_and_bytes_by_the_hash_of_what_they_hold() {
+        let text = |s: &str| {
+            (
+                ColumnData::String(Some(s.to_string().into())),
+                style_2(&hashbytes_nvarchar(s)),
+            )
+        };
+        // Trailing spaces are kept (HASHBYTES sees them), characters past U+FFFF are two
+        // UTF-16 code units, and the empty string is not NULL.
+        agree(
+            "nvarchar(max)",
+            [
+                "",
+                " ",
+                "a",
+                "a ",
+                "é",
+                "e\u{301}",
+                "😀",
+                "日本語",
+                "#",
+                "~",
+            ]
+            .into_iter()
+            .map(text)
+            .collect(),
+        );
+        let bytes = |b: Vec<u8>| {
+            let documented = style_2(&sha2::Sha256::digest(&b));
+            (ColumnData::Binary(Some(b.into())), documented)
+        };
+        agree(
+            "varbinary(max)",
+            vec![
+                bytes(vec![]),
+                bytes(vec![0]),
+                bytes(vec![0, 0]),
+                bytes(vec![0xff; 30_000]),
+            ],
+        );
+    }
+
+    #[test]
+    fn uniqueidentifiers_as_their_text() {
+        // CONVERT(char(36), uniqueidentifier): the canonical text, upper case.
+        let cases = [
+            "00000000-0000-0000-0000-000000000000",
+            "6F9619FF-8B86-D011-B42D-00C04FC964FF",
+            "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+        ]
+        .into_iter()
+        .map(|s| {
+            (
+                ColumnData::Guid(Some(tiberius::Uuid::parse_str(s).unwrap())),
+                s.to_string(),
+            )
+        })
+        .collect();
+        agree("uniqueidentifier", cases);
+    }
+
+    #[test]
+    fn dates_and_times_in_styles_23_and_121() {
+        // date, style 23 (ISO 8601 yyyy-mm-dd): days since 0001-01-01.
+        let dates = [0u32, 577_814, 693_595, 730_178, 3_652_058]
+            .into_iter()
+            .map(|d| (ColumnData::Date(Some(Date::new(d))), civil(d as i64)))
+            .collect();
+        agree("date", dates);
+        // time(n) cast to datetime2(7): 1900-01-01 and the time at 100 ns.
+        let day_1900 = 693_595;
+        let times = [(0u64, 7u8), (863_999_999_999, 7), (45_296, 0), (123, 3)]
+            .into_iter()
+            .map(|(increments, scale)| {
+                let hundred_ns = increments * 10u64.pow(7 - scale as u32);
+                (
+                    ColumnData::Time(Some(Time::new(increments, scale))),
+                    style_121(day_1900, hundred_ns, 7),
+                )
+            })
+            .collect();
+        agree("time(7)", times);
+        // datetime, style 121 at its 3 digits, then '0000': ticks of 1/300 s shown as
+        // milliseconds rounded to the nearest ("datetime (Transact-SQL)": .000, .003, .007).
+        let datetimes = [
+            (0i32, 0u32),
+            (0, 1),
+            (0, 2),
+            (-53_690, 0),
+            (2_958_463, 25_919_999),
+        ]
+        .into_iter()
+        .map(|(days, ticks)| {
+            let ms = (ticks as f64 * 1000.0 / 300.0).round() as u64;
+            let documented = style_121(day_1900 + days as i64, ms * 10_000, 3) + "0000";
+            (
+                ColumnData::DateTime(Some(DateTime::new(days, ticks))),
+                documented,
+            )
+        })
+        .collect();
+        agree("datetime", datetimes);
+        // smalldatetime and datetime2(n) cast to datetime2(7), style 121.
+        let small = [(0u16, 0u16), (65_535, 1_439)]
+            .into_iter()
+            .map(|(days, minutes)| {
+                (
+                    ColumnData::SmallDateTime(Some(SmallDateTime::new(days, minutes))),
+                    style_121(day_1900 + days as i64, minutes as u64 * 600_000_000, 7),
+                )
+            })
+            .collect();
+        agree("smalldatetime", small);
+        let dt2 =
+            |days, increments, scale| DateTime2::new(Date::new(days), Time::new(increments, scale));
+        let at_7 = |days: u32, increments: u64, scale: u8| {
+            style_121(days as i64, increments * 10u64.pow(7 - scale as u32), 7)
+        };
+        agree(
+            "datetime2(7)",
+            vec![
+                (ColumnData::DateTime2(Some(dt2(0, 0, 7))), at_7(0, 0, 7)),
+                (
+                    ColumnData::DateTime2(Some(dt2(3_652_058, 863_999_999_999, 7))),
+                    at_7(3_652_058, 863_999_999_999, 7),
+                ),
+                (
+                    ColumnData::DateTime2(Some(dt2(739_050, 1, 7))),
+                    at_7(739_050, 1, 7),
+                ),
+                // datetime2(3) holding the same instant as a datetime2(7): one text.
+                (
+                    ColumnData::DateTime2(Some(dt2(739_050, 5, 3))),
+                    at_7(739_050, 5, 3),
+                ),
+                (
+                    ColumnData::DateTime2(Some(dt2(739_050, 50_000, 7))),
+                    at_7(739_050, 50_000, 7),
+                ),
+            ],
+        );
+        // datetimeoffset: SWITCHOFFSET to +00:00 and cast to datetime2(7): the instant,
+        // whatever the offset (the wire holds the instant in UTC beside its offset).
+        let utc = |days, increments| DateTime2::new(Date::new(days), Time::new(increments, 7));
+        agree(
+            "datetimeoffset(7)",
+            [
+                (739_050, 72_000_000_001, 585i16),
+                (739_050, 72_000_000_001, 0),
+                (739_050, 72_000_000_001, -840),
+                (739_050, 72_000_000_002, 585),
+                (3_652_058, 863_999_999_999, -840),
+            ]
+            .into_iter()
+            .map(|(days, increments, offset)| {
+                (
+                    ColumnData::DateTimeOffset(Some(DateTimeOffset::new(
+                        utc(days, increments),
+                        offset,
+                    ))),
+                    style_121(days as i64, increments, 7),
+                )
+            })
+            .collect(),
+        );
+    }
+
+    /// The expressions these texts model are the ones the statements use.
+    #[test]
+    fn the_modelled_expressions_are_the_ones_sent() {
+        let col = |db_type: &str| {
+            let logical = logical_type(base_type(db_type)).unwrap();
+            QueryColumn {
+                name: "c".into(),
+                db_type: db_type.into(),
+                logical,
+                compare_as: logical,
+                identity: false,
+                fraction_digits: None,
+                compare_fraction: None,
+            }
+        };
+        let mut applies = Vec::new();
+        for (db_type, expected) in [
+            ("date", "COALESCE(CONVERT(char(10), [c], 23), '~')"),
+            ("datetime", "COALESCE(CONVERT(char(23), [c], 121) + '0000', '~')"),
+            ("time(7)", "COALESCE(CONVERT(char(27), CAST([c] AS datetime2(7)), 121), '~')"),
+            (
+                "datetimeoffset(7)",
+                "COALESCE(CONVERT(char(27), CAST(SWITCHOFFSET([c], '+00:00') AS datetime2(7)), 121), '~')",
+            ),
+            (
+                "float",
+                "COALESCE(CASE WHEN [c] = 0 THEN '0' ELSE CONVERT(varchar(18), CAST(CAST([c] AS float) AS binary(8)), 2) END, '~')",
+            ),
+            (
+                "nvarchar(max)",
+                "COALESCE(CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([c] AS nvarchar(max))), 2), '~')",
+            ),
+            ("uniqueidentifier", "COALESCE(CONVERT(char(36), [c]), '~')"),
+        ] {
+            assert_eq!(hashed_col(&col(db_type), 0, &mut applies), expected);
+        }
+        assert!(applies.is_empty());
+        hashed_col(&col("decimal(2,2)"), 3, &mut applies);
+        assert!(
+            applies[0].contains("WHEN LEFT(CONVERT(varchar(42), [c]), 1) = '.' THEN '0' + "),
+            "{}",
+            applies[0]
+        );
+        applies.clear();
+        hashed_col(&col("decimal(12,2)"), 3, &mut applies);
+        assert_eq!(
+            applies[0],
+            " CROSS APPLY (SELECT CONVERT(varchar(42), [c]) AS dw_v) AS dw_t3"
+        );
     }
 }

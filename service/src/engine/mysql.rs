@@ -384,7 +384,7 @@ pub fn param(v: &Value) -> My {
                 (t % 1_000_000_000 / 1000) as u32,
             )
         }
-        Value::Timestamp(t) | Value::TimestampTz(t) => {
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => {
             let days = t.secs.div_euclid(86_400);
             let s = t.secs.rem_euclid(86_400);
             let (y, m, d) = civil(i32::try_from(days).unwrap_or(i32::MAX));
@@ -625,6 +625,7 @@ impl Engine for Mysql {
         Ok(TableSchema {
             columns,
             primary_key: pk.iter().map(|r| text(&r[0])).collect(),
+            pushdown_unavailable: None,
         })
     }
 
@@ -1023,7 +1024,7 @@ impl FieldDecoder for Decoder {
                     if self.column.logical == LogicalType::Timestamp {
                         Value::Timestamp(t)
                     } else {
-                        Value::TimestampTz(t)
+                        Value::instant(t)
                     }
                 }
                 _ => {

@@ -467,7 +467,7 @@ pub fn input_text(v: &Value) -> Option<String> {
         Value::Date(d) => format_date(*d),
         Value::Time(t) => format_time(*t),
         Value::Timestamp(t) => format_timestamp(*t),
-        Value::TimestampTz(t) => format!("{}+00", format_timestamp(*t)),
+        Value::TimestampTz(t, _) => format!("{}+00", format_timestamp(*t)),
         Value::Uuid(u) => format_uuid(u),
         Value::Interval {
             months,
@@ -597,6 +597,7 @@ impl Engine for Postgres {
         Ok(TableSchema {
             columns,
             primary_key: pk.iter().map(|r| r.get(0)).collect(),
+            pushdown_unavailable: None,
         })
     }
 
@@ -996,7 +997,7 @@ impl Decoder {
             Kind::Timestamp => Value::Timestamp(pg_timestamp(i64::from_be_bytes(
                 fixed(8)?.try_into().unwrap(),
             ))),
-            Kind::TimestampTz => Value::TimestampTz(pg_timestamp(i64::from_be_bytes(
+            Kind::TimestampTz => Value::instant(pg_timestamp(i64::from_be_bytes(
                 fixed(8)?.try_into().unwrap(),
             ))),
             Kind::Interval => {

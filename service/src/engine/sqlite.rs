@@ -170,7 +170,7 @@ pub fn bind_value(v: &Value) -> rusqlite::types::Value {
         Value::Bytes(b) => S::Blob(b.clone()),
         Value::Date(d) => S::Text(format_date(*d)),
         Value::Time(t) => S::Text(format_time(*t)),
-        Value::Timestamp(t) | Value::TimestampTz(t) => S::Text(format_timestamp(*t)),
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => S::Text(format_timestamp(*t)),
         Value::Uuid(u) => S::Text(format_uuid(u)),
         Value::Interval { .. } => S::Text(v.to_string()),
     }
@@ -313,6 +313,7 @@ impl Engine for Sqlite {
             Ok(TableSchema {
                 columns,
                 primary_key: pk.into_iter().map(|(_, n)| n).collect(),
+                pushdown_unavailable: None,
             })
         })
         .await
@@ -495,7 +496,7 @@ fn decode(v: ValueRef<'_>, t: LogicalType) -> Value {
                     .filter(|(_, tz)| !tz)
                     .map(|(t, _)| Value::Timestamp(t)),
                 // SQLite's own date functions write UTC without an offset.
-                LogicalType::TimestampTz => parse_timestamp(s).map(|(t, _)| Value::TimestampTz(t)),
+                LogicalType::TimestampTz => parse_timestamp(s).map(|(t, _)| Value::instant(t)),
                 LogicalType::Uuid => parse_uuid(s).map(Value::Uuid),
                 LogicalType::Json => Some(Value::Json(s.to_string())),
                 _ => None,

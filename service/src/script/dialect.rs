@@ -300,11 +300,12 @@ fn sqlite_literal(v: &Value) -> Result<String, String> {
         }
         Value::Date(d) => format!("'{}'", format_date(*d)),
         Value::Time(t) => format!("'{}'", format_time(*t)),
-        Value::Timestamp(t) | Value::TimestampTz(t) if t.is_infinite() => {
+        Value::Timestamp(t) | Value::TimestampTz(t, _) if t.is_infinite() => {
             return Err("SQLite has no infinite timestamp".into())
         }
         Value::Timestamp(t) => format!("'{}'", format_timestamp(*t)),
-        Value::TimestampTz(t) => format!("'{}Z'", format_timestamp(*t)),
+        // SQLite's date functions read and write UTC: the instant, without its offset.
+        Value::TimestampTz(t, _) => format!("'{}Z'", format_timestamp(*t)),
         Value::Uuid(u) => format!("'{}'", format_uuid(u)),
         Value::Interval { .. } => return Err("SQLite has no interval type".into()),
     })
@@ -341,7 +342,8 @@ fn mysql_literal(v: &Value) -> Result<String, String> {
         Value::Date(d) => format!("'{}'", format_date(*d)),
         Value::Time(t) if t % 1000 != 0 => return Err("MySQL keeps microseconds at most".into()),
         Value::Time(t) => format!("'{}'", format_time(*t)),
-        Value::Timestamp(t) | Value::TimestampTz(t) => {
+        // The session's time zone is UTC: the instant, without its offset.
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => {
             micro(t)?;
             format!("'{}'", format_timestamp(*t))
         }
@@ -396,7 +398,9 @@ fn tsql_literal(v: &Value) -> Result<String, String> {
         }
         Value::Time(t) => format!("'{}'", format_time(*t)),
         Value::Timestamp(t) => format!("'{}'", iso(t)?),
-        Value::TimestampTz(t) => format!("'{}+00:00'", iso(t)?),
+        // The publisher's own offset beside its wall clock: '2025-06-14T11:45:00+09:45'
+        // is the instant 02:00:00 UTC, written as datetimeoffset holds it.
+        Value::TimestampTz(t, o) => format!("'{}{o}'", iso(&o.local(*t))?),
         Value::Uuid(u) => format!("'{}'", format_uuid(u)),
         Value::Interval { .. } => return Err("SQL Server has no interval type".into()),
     })

@@ -254,7 +254,7 @@ impl Generator {
                 if gen == Gen::Timestamp {
                     Value::Timestamp(t)
                 } else {
-                    Value::TimestampTz(t)
+                    Value::instant(t)
                 }
             }
             Gen::Bool => Value::Bool(r.random()),
@@ -291,7 +291,7 @@ impl Generator {
             Value::Float(f) => Value::float(-f),
             Value::Text(s) => Value::Text(format!("{s}x")),
             Value::Bytes(b) => Value::Bytes([b.as_slice(), &[0]].concat()),
-            Value::Timestamp(t) | Value::TimestampTz(t) => {
+            Value::Timestamp(t) | Value::TimestampTz(t, _) => {
                 let t = if *t == Timestamp::INFINITY {
                     Timestamp { secs: 0, nanos: 0 }
                 } else {
@@ -303,7 +303,7 @@ impl Generator {
                 if gen == Gen::Timestamp {
                     Value::Timestamp(t)
                 } else {
-                    Value::TimestampTz(t)
+                    Value::instant(t)
                 }
             }
             Value::Bool(b) => Value::Bool(!b),
@@ -574,7 +574,7 @@ pub fn sqlite_load(path: &Path, table: &str, schema: &Schema, rows: &[Vec<Value>
 /// decimals as text (ISO, plain), instants with a `Z`.
 pub fn sqlite_param(v: &Value) -> rusqlite::types::Value {
     match v {
-        Value::TimestampTz(t) => {
+        Value::TimestampTz(t, _) => {
             rusqlite::types::Value::Text(format!("{}Z", driftwatch::value::format_timestamp(*t)))
         }
         Value::Decimal(d) => rusqlite::types::Value::Text(d.to_string()),
@@ -775,7 +775,7 @@ pub fn mysql_type(c: &Col, key: bool) -> &'static str {
 pub fn mysql_fit(case: &mut Case) {
     let fit = |v: &mut Value| {
         match v {
-            Value::TimestampTz(t) => t.secs = 86_400 + t.secs.rem_euclid(2_000_000_000),
+            Value::TimestampTz(t, _) => t.secs = 86_400 + t.secs.rem_euclid(2_000_000_000),
             // MariaDB's uuid takes RFC 4122 variants only.
             Value::Uuid(u) => {
                 u[6] = (u[6] & 0x0f) | 0x40;

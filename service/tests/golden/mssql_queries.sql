@@ -6,6 +6,9 @@ SELECT c.name, TYPE_NAME(c.system_type_id), t.name, c.max_length, c.precision, c
 -- @P1 = String(Some("[Sales].[Order Details]"))
 SELECT i.index_id, i.is_primary_key, c.name, c.is_nullable FROM sys.indexes AS i JOIN sys.index_columns AS ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id WHERE i.object_id = OBJECT_ID(@P1) AND i.is_unique = 1 AND i.has_filter = 0 AND i.is_disabled = 0 AND i.is_hypothetical = 0 AND ic.key_ordinal > 0 ORDER BY i.is_primary_key DESC, i.index_id, ic.key_ordinal;
 
+-- server version, at connect (auto streams below 13.0 and on Babelfish)
+SELECT COALESCE(CAST(SERVERPROPERTY('ProductMajorVersion') AS int), @@MICROSOFTVERSION / 16777216), CAST(SERVERPROPERTY('EngineEdition') AS int), CAST(@@VERSION AS nvarchar(4000));
+
 -- lead bounds
 SELECT CAST(MIN([OrderID]) AS bigint), CAST(MAX([OrderID]) AS bigint) FROM [Sales].[Order Details];
 
@@ -99,4 +102,7 @@ SELECT [OrderID], [Code], [Flag], [Tiny], [Small], [Qty], [Price], [Amount], CAS
 -- key at, uuid key compared bytewise
 -- @P1 = Guid(Some(00112233-4455-6677-8899-aabbccddeeff))
 SELECT [Guid] FROM [Sales].[Order Details] WHERE CONVERT(char(36), [Guid]) COLLATE Latin1_General_100_BIN2 > CONVERT(char(36), CAST(@P1 AS uniqueidentifier)) COLLATE Latin1_General_100_BIN2 ORDER BY CONVERT(char(36), [Guid]) COLLATE Latin1_General_100_BIN2 OFFSET 10 ROWS FETCH NEXT 1 ROWS ONLY;
+
+-- benchmark: pushdown digest of the whole orders table
+SELECT d.b, COUNT_BIG(*), SUM(CAST(CAST(SUBSTRING(d.h, 1, 8) AS bigint) AS decimal(38,0))), SUM(CAST(CAST(SUBSTRING(d.h, 9, 8) AS bigint) AS decimal(38,0))) FROM (SELECT CAST(0 AS bigint) AS b, HASHBYTES('SHA2_256', COALESCE(CONVERT(varchar(20), [id]), '~') + '#' + COALESCE(CONVERT(varchar(20), [customer_id]), '~') + '#' + COALESCE(CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([status] AS nvarchar(max))), 2), '~') + '#' + COALESCE(CASE WHEN [amount] = 0 THEN '0' WHEN CHARINDEX('.', dw_t3.dw_v) = 0 THEN dw_t3.dw_v WHEN RIGHT(dw_z3.dw_v, 1) = '.' THEN LEFT(dw_z3.dw_v, LEN(dw_z3.dw_v) - 1) ELSE dw_z3.dw_v END, '~') + '#' + COALESCE(CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([currency] AS nvarchar(max))), 2), '~') + '#' + COALESCE(CONVERT(char(27), CAST(SWITCHOFFSET([placed_at], '+00:00') AS datetime2(7)), 121), '~') + '#' + COALESCE(CONVERT(char(27), CAST([shipped_at] AS datetime2(7)), 121), '~') + '#' + COALESCE(CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([note] AS nvarchar(max))), 2), '~')) AS h FROM [dbo].[orders] CROSS APPLY (SELECT CONVERT(varchar(42), [amount]) AS dw_v) AS dw_t3 CROSS APPLY (SELECT LEFT(dw_t3.dw_v, LEN(dw_t3.dw_v) - PATINDEX('%[^0]%', REVERSE(dw_t3.dw_v)) + 1) AS dw_v) AS dw_z3) AS d GROUP BY d.b;
 
