@@ -445,7 +445,7 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
 /// Rows that the peers' per-row scheme confuses: `BIT_XOR(CRC32(CONCAT_WS('#', ...)))`
 /// (pt-table-checksum's and sync_diff_inspector's) is linear, so two changed rows whose
 /// texts differ from the publisher's by the same bits cancel out, and the server itself
-/// shows both sides' checksums equal. The pushdown digest (a sum of 64 MD5 bits per row)
+/// shows both sides' checksums equal. The pushdown digest (a sum of 64 SHA-256 bits per row)
 /// tells the chunks apart and both rows are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
