@@ -550,7 +550,11 @@ mod tests {
             (Family::Mssql, Resolved::Pushdown),
         ] {
             let (ps, ss) = sides(&t, family, &t, family);
-            assert_eq!(reconcile(&cfg(), &ps, &ss).unwrap().strategy, auto, "{family:?}");
+            assert_eq!(
+                reconcile(&cfg(), &ps, &ss).unwrap().strategy,
+                auto,
+                "{family:?}"
+            );
             let forced = TableConfig {
                 strategy: Strategy::Pushdown,
                 ..cfg()

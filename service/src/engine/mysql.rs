@@ -486,9 +486,7 @@ fn hashed_col(c: &QueryColumn) -> String {
         LogicalType::Text => {
             // Short text as itself: an MD5 per column cost more than the row's own
             // (measured: a quarter of a chunk digest's time on a table of short texts).
-            let inline = format!(
-                "CONCAT(CHAR_LENGTH({name}), ':', CONVERT({name} USING utf8mb4))"
-            );
+            let inline = format!("CONCAT(CHAR_LENGTH({name}), ':', CONVERT({name} USING utf8mb4))");
             if declared_chars(&db_type).is_some_and(|n| n <= INLINE_TEXT) {
                 inline
             } else {
