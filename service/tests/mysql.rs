@@ -2,7 +2,7 @@
 //! tables and mutations reported exactly, in both strategies), a PostgreSQL publisher with
 //! a MariaDB subscriber compared streamed, a fix script in the MySQL dialect applied with
 //! the server's own client, every type decoded and digested alike, and row texts that the
-//! pushdown digest must not confuse.
+//! pushdown digest must not confuse (neither a plain join's nor a CRC32 XOR's collisions).
 
 mod common;
 
@@ -440,6 +440,67 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
     ]
     .into();
     assert_eq!(*found, want);
+}
+
+/// Rows that the peers' per-row scheme confuses: `BIT_XOR(CRC32(CONCAT_WS('#', ...)))`
+/// (pt-table-checksum's and sync_diff_inspector's) is linear, so two changed rows whose
+/// texts differ from the publisher's by the same bits cancel out, and the server itself
+/// shows both sides' checksums equal. The pushdown digest (a sum of 64 SHA-256 bits per row)
+/// tells the chunks apart and both rows are reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
+    use mysql_async::prelude::Queryable;
+
+    let (pub_db, sub_db) = ("dw_crcxor_my_pub", "dw_crcxor_my_sub");
+    let body = tokio::spawn(async move {
+        // 'a' ^ '`' = 'c' ^ 'b' = 0x01: the two rows' texts change by the same bits.
+        let xor_crc = "SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, a))) FROM t";
+        let mut checksums = Vec::new();
+        for (db, rows) in [
+            (pub_db, "(1, 'ab'), (2, 'cd'), (3, 'same')"),
+            (sub_db, "(1, '`b'), (2, 'bd'), (3, 'same')"),
+        ] {
+            let mut conn = mysql_database(db).await;
+            conn.query_drop(format!(
+                "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
+            ))
+            .await
+            .unwrap();
+            let sum: Option<u64> = conn.query_first(xor_crc).await.unwrap();
+            checksums.push(sum.unwrap());
+        }
+        assert_eq!(checksums[0], checksums[1], "the weaker scheme must collide here");
+        let dir = temp_dir();
+        let toml = pair_config(
+            &mysql_url(pub_db),
+            &mysql_url(sub_db),
+            "t",
+            "t",
+            "pushdown",
+            1000,
+        );
+        let results = run_pass(load_config(dir.path(), &toml)).await;
+        let (status, found) = &results[0];
+        assert_eq!(status.error, None);
+        assert!(status.chunks_mismatched >= 1);
+        let want: std::collections::BTreeSet<_> = ["1", "2"]
+            .map(|id| {
+                (
+                    vec![id.to_string()],
+                    "changed".to_string(),
+                    vec!["a".to_string()],
+                )
+            })
+            .into();
+        assert_eq!(*found, want);
+    })
+    .await;
+    for db in [pub_db, sub_db] {
+        mysql_drop_database(db).await;
+    }
+    if let Err(e) = body {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 fn config_for(strategy: &str) -> String {

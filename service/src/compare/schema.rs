@@ -302,15 +302,23 @@ pub fn reconcile(
     let unavailable = [publisher, subscriber]
         .into_iter()
         .find_map(|side| Some((side.database, side.schema.pushdown_unavailable.as_ref()?)));
+    // `auto` picks what costs the monitored servers least. A MySQL or MariaDB server hashes
+    // a row (SHA-256 over its canonical text: no cheaper strong hash is built in) at about
+    // four times the CPU it spends sending the row (measured on MariaDB 10.11, 1M rows:
+    // 4.9 s against 1.25 s per side), so two servers of that family are streamed;
+    // PostgreSQL's and SQL Server's hashes are native, SQLite hashes in-process.
+    let pushdown_cheaper = publisher.family != Family::Mysql;
     let strategy = match cfg.strategy {
         Strategy::Streamed => Resolved::Streamed,
-        Strategy::Auto if same_family && exact_types && coarsened.is_none() => match unavailable {
-            Some((database, why)) => {
-                tracing::debug!(table = %cfg.name, database, "strategy auto: streamed digests, as {why}");
-                Resolved::Streamed
+        Strategy::Auto if same_family && pushdown_cheaper && exact_types && coarsened.is_none() => {
+            match unavailable {
+                Some((database, why)) => {
+                    tracing::debug!(table = %cfg.name, database, "strategy auto: streamed digests, as {why}");
+                    Resolved::Streamed
+                }
+                None => Resolved::Pushdown,
             }
-            None => Resolved::Pushdown,
-        },
+        }
         Strategy::Auto => Resolved::Streamed,
         Strategy::Pushdown if !same_family => {
             return Err(SchemaError(format!(
@@ -597,6 +605,35 @@ mod tests {
             assert_eq!(fractions(&c.publisher), want);
             assert_eq!(fractions(&c.subscriber), want);
             assert_eq!(c.subscriber.columns[1].fraction_digits, Some(3));
+        }
+    }
+
+    #[test]
+    fn auto_streams_between_mysql_servers_and_pushes_down_elsewhere() {
+        use LogicalType::*;
+        let t = TableSchema {
+            columns: vec![col("id", "int", Some(Int)), col("a", "text", Some(Text))],
+            primary_key: vec!["id".into()],
+            pushdown_unavailable: None,
+        };
+        for (family, auto) in [
+            (Family::Mysql, Resolved::Streamed),
+            (Family::Postgres, Resolved::Pushdown),
+            (Family::Sqlite, Resolved::Pushdown),
+            (Family::Mssql, Resolved::Pushdown),
+        ] {
+            let (ps, ss) = sides(&t, family, &t, family);
+            assert_eq!(
+                reconcile(&cfg(), &ps, &ss).unwrap().strategy,
+                auto,
+                "{family:?}"
+            );
+            let forced = TableConfig {
+                strategy: Strategy::Pushdown,
+                ..cfg()
+            };
+            let c = reconcile(&forced, &ps, &ss).unwrap();
+            assert_eq!(c.strategy, Resolved::Pushdown, "{family:?}");
         }
     }
 
