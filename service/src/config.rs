@@ -342,9 +342,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 .replace(".$__serde_spanned_private_value", "")
                 .replace("$__serde_spanned_private_value", "");
             let mut err = toml_error(&src, e.inner(), key);
-            let limit = ["max_rows_per_second", "max_concurrent_queries", "statement_timeout"]
-                .iter()
-                .any(|l| err.key.ends_with(&format!("].{l}")));
+            let limit = [
+                "max_rows_per_second",
+                "max_concurrent_queries",
+                "statement_timeout",
+            ]
+            .iter()
+            .any(|l| err.key.ends_with(&format!("].{l}")));
             if limit && err.key.contains(".tables[") {
                 err.message
                     .push_str(" (database limits are set per database or in [defaults])");
@@ -615,8 +619,7 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                     Duration::from_millis(500),
                 )?
                 .0,
-                max_diff_rows: plain(&tr.max_diff_rows, &defaults.max_diff_rows)
-                    .unwrap_or(100_000),
+                max_diff_rows: plain(&tr.max_diff_rows, &defaults.max_diff_rows).unwrap_or(100_000),
             });
         }
         groups.push(GroupConfig {
@@ -836,7 +839,11 @@ strategy = "streamed"
         // A bad duration in [defaults], on its own line, not the section's header.
         let e = parse_str(&GOOD.replace("confirm_after = \"0s\"", "confirm_after = \"soon\""))
             .unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (4, "defaults.confirm_after"), "{e}");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (4, "defaults.confirm_after"),
+            "{e}"
+        );
         assert!(
             e.to_string()
                 .starts_with("/etc/driftwatch/test.toml:4: defaults.confirm_after: \"soon\""),
@@ -874,7 +881,11 @@ strategy = "streamed"
             "confirm_after = \"0s\"\nstatement_timeout = \"later\"",
         ))
         .unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (5, "defaults.statement_timeout"), "{e}");
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (5, "defaults.statement_timeout"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -883,7 +894,14 @@ strategy = "streamed"
         assert_eq!(e.line, 18, "{e}");
         assert!(e.key.starts_with("groups[0].tables[0]"), "{e}");
         assert!(e.message.contains("`colums`"), "{e}");
-        for valid in ["name", "key", "exclude_columns", "filter", "time_column", "chunk_rows"] {
+        for valid in [
+            "name",
+            "key",
+            "exclude_columns",
+            "filter",
+            "time_column",
+            "chunk_rows",
+        ] {
             assert!(e.message.contains(&format!("`{valid}`")), "{valid}: {e}");
         }
         // Database limits are not a table's: not offered there.
@@ -895,13 +913,17 @@ strategy = "streamed"
             "{e}"
         );
         assert!(!e.message.contains("`exclude_columns`"), "{e}");
-        let e = parse_str(&GOOD.replace("chunk_rows = 500", "max_rows_per_second = 5")).unwrap_err();
+        let e =
+            parse_str(&GOOD.replace("chunk_rows = 500", "max_rows_per_second = 5")).unwrap_err();
         assert_eq!(
             (e.line, e.key.as_str()),
             (19, "groups[0].tables[0].max_rows_per_second"),
             "{e}"
         );
-        assert!(e.message.contains("set per database or in [defaults]"), "{e}");
+        assert!(
+            e.message.contains("set per database or in [defaults]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -925,7 +947,11 @@ strategy = "streamed"
             "sqlserver://validator:secret@sql2.example/Sales",
         ] {
             let e = parse_str(&GOOD.replace("postgres://postgres@127.0.0.1/a", url)).unwrap_err();
-            assert_eq!((e.line, e.key.as_str()), (7, "databases.hub.url"), "{url}: {e}");
+            assert_eq!(
+                (e.line, e.key.as_str()),
+                (7, "databases.hub.url"),
+                "{url}: {e}"
+            );
             assert!(
                 e.message.contains("\"hub\"") && e.message.contains("password_env"),
                 "{url}: {e}"

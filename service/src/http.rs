@@ -166,18 +166,6 @@ async fn script(
         Ok(s) => s,
         Err(e) => return error(StatusCode::NOT_FOUND, &e.to_string()),
     };
-    let dialect = match params.get("dialect") {
-        None => script::default_dialect(rt, &subscriber),
-        Some(d) => match Dialect::parse(d) {
-            Some(d) => d,
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"),
-                )
-            }
-        },
-    };
     let mode = match params
         .get("mode")
         .map(String::as_str)
@@ -192,16 +180,29 @@ async fn script(
             )
         }
     };
-    let guards = match params.get("guards").map(String::as_str) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(g) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("guards must be true or false, not {g:?}"),
-            )
-        }
+    let dialect = match params.get("dialect") {
+        None => script::default_dialect(rt, &group, &subscriber, mode),
+        Some(d) => match Dialect::parse(d) {
+            Some(d) => d,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"),
+                )
+            }
+        },
     };
+    let flag = |name: &str, default: bool| match params.get(name).map(String::as_str) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(format!("{name} must be true or false, not {v:?}")),
+    };
+    let (guards, skip_unrepresentable) =
+        match (flag("guards", true), flag("skip_unrepresentable", false)) {
+            (Ok(g), Ok(s)) => (g, s),
+            (Err(m), _) | (_, Err(m)) => return error(StatusCode::BAD_REQUEST, &m),
+        };
     let number = |name: &str, default: usize| match params.get(name).map(|v| v.parse::<usize>()) {
         None => Ok(default),
         Some(Ok(n)) if n > 0 => Ok(n),
@@ -228,6 +229,7 @@ async fn script(
         batch_statements,
         redrive_batch_keys,
         counts_in_header: false,
+        skip_unrepresentable,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -269,7 +271,7 @@ async fn script(
         )
         .await
         {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok((summary, _))) => summary.incomplete().map_or(Ok(()), Err),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(ScriptError::Compare(format!(
                 "the script took longer than server.script_time_limit ({})",
@@ -279,30 +281,26 @@ async fn script(
         };
         if let Err(e) = &result {
             tracing::warn!(%group, %table, %subscriber, error = %e, "script failed");
-            let _ = tx
-                .send(format!(
-                    "\n-- ERROR: {e}\n-- This script is INCOMPLETE: do not apply it.\n"
-                ))
-                .await;
         }
         drop(tx);
         let _ = done_tx.send(result);
     });
-    // The body: the script's pieces as they come, then an error that breaks the transfer
-    // if the script could not be finished, so no client takes a partial script as whole.
+    // The body: the script's pieces as they come, then, if the script could not be
+    // finished, its error trailer as the last piece of a body that ends normally. (A body
+    // that ends in an error makes hyper drop the connection with its last pieces still
+    // unsent: the trailer would almost never arrive.)
     let pieces = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|s| (Ok::<_, std::io::Error>(axum::body::Bytes::from(s)), rx))
     });
     let end = futures::stream::once(done_rx).filter_map(|r| async move {
-        match r {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Err(std::io::Error::other(e))),
-            Err(_) => Some(Err(std::io::Error::other(
-                "the script task ended unexpectedly",
-            ))),
-        }
+        let error = match r {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => e,
+            Err(_) => "the script task ended unexpectedly".to_string(),
+        };
+        Some(Ok(axum::body::Bytes::from(script::error_trailer(&error))))
     });
     (
         [

@@ -184,6 +184,7 @@ async fn postgres_timestamp6_into_mariadb_datetime3() {
             batch_statements: 10,
             redrive_batch_keys: 10,
             counts_in_header: true,
+            skip_unrepresentable: false,
         },
     )
     .await;
@@ -277,6 +278,7 @@ async fn postgres_timestamp3_into_timestamp6_and_its_guarded_script() {
             batch_statements: 10,
             redrive_batch_keys: 10,
             counts_in_header: true,
+            skip_unrepresentable: false,
         },
     )
     .await;

@@ -960,3 +960,178 @@ async fn scripts_are_served_streamed_and_limited() {
     assert_eq!(code, 403, "{body}");
     open.stop().await;
 }
+
+/// An edge copy refreshed the way edge copies are (a new file renamed over the old one)
+/// is read again by the running service: its connections were on the old file. (One
+/// connection to the subscriber, so that no query ever reads the new file by chance.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_replaced_under_the_service_is_read_again() {
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    let write = |path: &std::path::Path, rows: std::ops::RangeInclusive<i64>| {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
+        for i in rows {
+            c.execute("INSERT INTO t VALUES (?1, ?2)", (i, format!("v{i}")))
+                .unwrap();
+        }
+    };
+    write(&pub_db, 1..=100);
+    write(&sub_db, 1..=90);
+    let config = load_config(
+        dir.path(),
+        &format!(
+            "[defaults]\ninterval = \"1s\"\nconfirm_after = \"0s\"\n\
+             [databases.a]\nurl = \"{}\"\n\
+             [databases.b]\nurl = \"{}\"\nmax_concurrent_queries = 1\n\
+             [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+             [[groups.tables]]\nname = \"t\"\n",
+            sqlite_url(&pub_db),
+            sqlite_url(&sub_db)
+        ),
+    );
+    let svc = Service::start(config).await;
+    let missing = |m: &Metrics| {
+        m.pair(
+            "driftwatch_table_divergent_rows",
+            "t",
+            &[("kind", "missing"), ("status", "confirmed")],
+        )
+    };
+    svc.wait_for(30, "the 10 missing rows", |m| missing(m) == Some(10.0))
+        .await;
+    let fresh = dir.path().join("sub.db.new");
+    write(&fresh, 1..=100);
+    std::fs::rename(&fresh, &sub_db).unwrap();
+    // The first pass after the rename: the new file's row count, and nothing missing.
+    let m = svc
+        .wait_for(30, "the refreshed copy read", |m| {
+            m.pair("driftwatch_table_rows", "t", &[("role", "subscriber")]) == Some(100.0)
+        })
+        .await;
+    assert_eq!(missing(&m), Some(0.0));
+    assert_eq!(m.pair("driftwatch_table_converged", "t", &[]), Some(1.0));
+    svc.stop().await;
+}
+
+/// Reads a response body to its end, or to the error that cuts it.
+async fn body_of(mut response: reqwest::Response) -> String {
+    let mut text = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+/// A script that stops at a value its dialect cannot hold (NaN for T-SQL) ends with its
+/// error trailer on every try, over HTTP and on the CLI's standard output; with
+/// skip_unrepresentable the other rows are written, and the script still ends with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_stops_ends_with_its_error_every_time() {
+    let pubc = pg_database("dw_trailer_pub").await;
+    let subc = pg_database("dw_trailer_sub").await;
+    let create = "CREATE TABLE t (id int PRIMARY KEY, ratio double precision, note text)";
+    // 10,000 rows missing (the odd ids), the one at 15001 with a NaN: the script streams a
+    // good part of itself before it stops.
+    pubc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'note ' || g FROM generate_series(1, 20000) g;
+         UPDATE t SET ratio = 'NaN' WHERE id = 15001"
+    ))
+    .await
+    .unwrap();
+    subc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'note ' || g FROM generate_series(2, 20000, 2) g"
+    ))
+    .await
+    .unwrap();
+    let dir = temp_dir();
+    let toml = format!(
+        "[defaults]\ninterval = \"1h\"\nconfirm_after = \"0s\"\n\
+         [databases.a]\nurl = \"{}\"\n[databases.b]\nurl = \"{}\"\n\
+         [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+         [[groups.tables]]\nname = \"public.t\"\n",
+        pg_url("dw_trailer_pub"),
+        pg_url("dw_trailer_sub")
+    );
+    let config_path = write_config(dir.path(), &toml);
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let url = format!("{}/api/v1/groups/g/tables/public.t/script", svc.base);
+    let incomplete = "-- This script is INCOMPLETE: it does not converge the table.";
+    for attempt in 0..10 {
+        let response = reqwest::get(format!("{url}?dialect=tsql")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let text = body_of(response).await;
+        assert!(text.contains("INSERT INTO [public].[t]"), "try {attempt}");
+        assert!(
+            text.trim_end().ends_with(incomplete)
+                && text.contains("\n-- ERROR: table public.t, key (15001), column ratio"),
+            "try {attempt}: {}",
+            &text[text.len().saturating_sub(400)..]
+        );
+    }
+    let text = body_of(
+        reqwest::get(format!("{url}?dialect=tsql&skip_unrepresentable=true"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text.matches("INSERT INTO [public].[t]").count(), 9_999);
+    assert!(text.contains("===== NOT WRITTEN: 1 rows"), "{text:.2000}");
+    assert!(text.contains("--   key (15001), column ratio: SQL Server cannot store NaN"));
+    assert!(text.trim_end().ends_with(incomplete));
+    assert!(text.contains("-- ERROR: 1 rows could not be written"));
+    let (code, body) = svc
+        .get("/api/v1/groups/g/tables/public.t/script?skip_unrepresentable=maybe")
+        .await;
+    assert_eq!(code, 400, "{body}");
+    svc.stop().await;
+
+    // The CLI: standard output ends the same way; the exit code says it.
+    let diff = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args([
+                "diff",
+                "--group",
+                "g",
+                "--table",
+                "public.t",
+                "--dialect",
+                "tsql",
+            ])
+            .arg("--config")
+            .arg(&config_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = diff(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stdout.trim_end().ends_with(incomplete)
+            && stdout.contains("-- ERROR: table public.t, key (15001)"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(400)..]
+    );
+    let (code, stdout, stderr) = diff(&["--skip-unrepresentable"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout.matches("INSERT INTO [public].[t]").count(), 9_999);
+    assert!(stdout.contains("--   key (15001), column ratio"));
+    assert!(stdout.trim_end().ends_with(incomplete));
+    let file = dir.path().join("fix.sql");
+    let (code, _, stderr) = diff(&["--skip-unrepresentable", "-o", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let header: String = written.lines().take(20).collect::<Vec<_>>().join("\n");
+    assert!(
+        header.contains("-- NOT WRITTEN: 1 rows")
+            && header.contains("--   key (15001), column ratio"),
+        "{header}"
+    );
+    assert!(written.trim_end().ends_with(incomplete));
+}
