@@ -343,7 +343,7 @@ async fn index(State(app): State<Arc<App>>) -> Html<String> {
     let pairs = visible(&app);
     let mut rows = String::new();
     for p in &pairs {
-        let state = format!("{:?}", p.state).to_lowercase();
+        let state = p.state.name();
         let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "–".into());
         let mut detail = String::new();
         if let Some(e) = &p.error {

@@ -53,7 +53,7 @@ impl Metrics {
             row_count_difference: gauge("table_row_count_difference", &format!("Publisher rows minus subscriber rows{last}"), PAIR),
             chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched{last}"), &["group", "table", "subscriber", "state"]),
             divergent_rows: gauge("table_divergent_rows", &format!("Rows that differ, by kind (missing, extra, changed on the subscriber) and status (pending until re-checked after confirm_after, then confirmed){last}"), &["group", "table", "subscriber", "kind", "status"]),
-            converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence; 0 when it found some or the last pass failed", PAIR),
+            converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence and the compared schemas agree; 0 otherwise, and when the last pass failed", PAIR),
             schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber{last}"), PAIR),
             last_success: {
                 let g = GaugeVec::new(Opts::new("validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass"), PAIR).expect("valid metric");

@@ -1135,3 +1135,170 @@ async fn a_script_that_stops_ends_with_its_error_every_time() {
     );
     assert!(written.trim_end().ends_with(incomplete));
 }
+
+/// Schema drift is not convergence: a column on one side only, or one skipped as
+/// unsupported, keeps `table_converged` at 0, shows as "schema_differs" and makes `check`
+/// exit 1; a column excluded on purpose does not. `check --json` carries the differing
+/// rows (key, kind, changed columns), the schema differences by column and the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    let sql = |path: &std::path::Path, sql: &str| {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let rows = "INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c');";
+    for t in ["drift", "untyped", "excluded"] {
+        let extra = match t {
+            "untyped" => ", anything",
+            "excluded" => ", local_note TEXT",
+            _ => "",
+        };
+        sql(
+            &sub_db,
+            &format!(
+                "CREATE TABLE {t} (id INTEGER PRIMARY KEY, v TEXT{extra}); {}",
+                rows.replace("{t}", t)
+            ),
+        );
+        let extra = if t == "untyped" {
+            ", anything"
+        } else {
+            ", extra TEXT"
+        };
+        sql(
+            &pub_db,
+            &format!(
+                "CREATE TABLE {t} (id INTEGER PRIMARY KEY, v TEXT{extra}); {}",
+                rows.replace("{t}", t)
+            ),
+        );
+    }
+    let create = "CREATE TABLE orders (id INTEGER PRIMARY KEY, v TEXT, at DATETIME);";
+    sql(
+        &pub_db,
+        &format!(
+            "{create} INSERT INTO orders VALUES (1, 'a', '2025-06-14 02:00:00'), (2, 'b', '2025-06-14 03:00:00'), \
+             (3, 'c', '2025-06-14 04:00:00'), (4, 'd', '2025-06-14 05:00:00');"
+        ),
+    );
+    sql(
+        &sub_db,
+        &format!("{create} INSERT INTO orders VALUES (1, 'a', '2025-06-14 02:00:00'), (4, 'D', '2025-06-14 05:00:00');"),
+    );
+    let toml = format!(
+        "[defaults]\ninterval = \"1h\"\nconfirm_after = \"0s\"\n\
+         [databases.a]\nurl = \"{}\"\n[databases.b]\nurl = \"{}\"\n\
+         [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+         [[groups.tables]]\nname = \"drift\"\n[[groups.tables]]\nname = \"untyped\"\n\
+         [[groups.tables]]\nname = \"excluded\"\nexclude_columns = [\"extra\", \"local_note\"]\n\
+         [[groups.tables]]\nname = \"orders\"\ntime_column = \"at\"\n",
+        sqlite_url(&pub_db),
+        sqlite_url(&sub_db)
+    );
+
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let m = svc
+        .wait_for(30, "every table's first pass", |m| {
+            ["drift", "untyped", "excluded", "orders"].iter().all(|t| {
+                m.pair(
+                    "driftwatch_validation_last_success_timestamp_seconds",
+                    t,
+                    &[],
+                )
+                .unwrap_or(0.0)
+                    > 0.0
+            })
+        })
+        .await;
+    for (table, converged, mismatch) in [
+        ("drift", 0.0, 1.0),
+        ("untyped", 0.0, 0.0),
+        ("excluded", 1.0, 0.0),
+    ] {
+        assert_eq!(
+            m.pair("driftwatch_table_converged", table, &[]),
+            Some(converged),
+            "{table}"
+        );
+        assert_eq!(
+            m.pair("driftwatch_table_schema_mismatch", table, &[]),
+            Some(mismatch),
+            "{table}"
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    let state = |t: &str| {
+        status["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["table"] == t)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("drift"), "schema_differs");
+    assert_eq!(state("untyped"), "schema_differs");
+    assert_eq!(state("excluded"), "converged");
+    assert_eq!(status["converged"], false);
+    svc.stop().await;
+
+    let check = |table: &'static str| {
+        let config = load_config(dir.path(), &toml);
+        async move {
+            driftwatch::check::check(config, Some("g"), Some(table))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check("excluded").await.exit_code(), 0);
+    let report = check("drift").await;
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.human().contains("NOT CONVERGED (schema differs); rows publisher 3, subscriber 3; schema differs, publisher only: extra"),
+        "{}",
+        report.human()
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["tables"][0]["state"], "schema_differs");
+    assert_eq!(
+        json["tables"][0]["schema"]["publisher_only"],
+        serde_json::json!(["extra"])
+    );
+    let report = check("untyped").await;
+    assert_eq!(report.exit_code(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["tables"][0]["schema"]["unsupported"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let report = check("orders").await;
+    assert_eq!(report.exit_code(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    let line = &json["tables"][0];
+    assert_eq!(line["state"], "divergent");
+    assert_eq!(
+        line["missing_window"],
+        serde_json::json!(["2025-06-14 03:00:00", "2025-06-14 04:00:00"])
+    );
+    assert_eq!(
+        line["sample"],
+        serde_json::json!([
+            {"key": ["2"], "kind": "missing", "changed_columns": [], "confirmed": true},
+            {"key": ["3"], "kind": "missing", "changed_columns": [], "confirmed": true},
+            {"key": ["4"], "kind": "changed", "changed_columns": ["v"], "confirmed": true},
+        ])
+    );
+    assert_eq!(
+        line["compared_columns"],
+        serde_json::json!(["id", "v", "at"])
+    );
+}
