@@ -9,9 +9,10 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::compare::confirm::Tally;
+use crate::compare::schema::SchemaReport;
 use crate::config::{Config, GroupConfig, TableConfig};
 use crate::scheduler::Runtime;
-use crate::status::{PairStatus, State};
+use crate::status::{schema_differs, PairStatus, Sample, State};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -39,7 +40,13 @@ pub struct TableLine {
     pub pending: Tally,
     pub in_flight: Tally,
     pub schema_mismatch: bool,
+    /// The schema differences by column name (as the status JSON has them).
+    pub schema: SchemaReport,
+    pub compared_columns: Vec<String>,
     pub missing_window: Option<(String, String)>,
+    /// The first differing rows (at most [`crate::status::SAMPLE_ROWS`]): key, kind,
+    /// changed columns, confirmed or not.
+    pub sample: Vec<Sample>,
     pub error: Option<String>,
 }
 
@@ -58,11 +65,15 @@ pub struct Report {
 }
 
 impl Report {
-    /// 0 converged, 1 confirmed divergence, 2 an error.
+    /// 0 converged, 1 confirmed divergence or schemas that differ, 2 an error.
     pub fn exit_code(&self) -> i32 {
         if self.tables.iter().any(|t| t.state == State::Error) {
             2
-        } else if self.tables.iter().any(|t| t.confirmed.total() > 0) {
+        } else if self
+            .tables
+            .iter()
+            .any(|t| t.confirmed.total() > 0 || schema_differs(&t.schema))
+        {
             1
         } else {
             0
@@ -74,6 +85,7 @@ impl Report {
         for t in &self.tables {
             let verdict = match t.state {
                 State::Converged => "converged",
+                State::SchemaDiffers => "NOT CONVERGED (schema differs)",
                 State::Pending => "pending (not confirmed)",
                 State::Divergent => "DIVERGENT",
                 State::Error => "ERROR",
@@ -100,8 +112,16 @@ impl Report {
             if let Some((a, b)) = &t.missing_window {
                 out.push_str(&format!("; missing rows from {a} to {b}"));
             }
-            if t.schema_mismatch {
-                out.push_str("; schema differs");
+            let s = &t.schema;
+            for (what, columns) in [
+                ("publisher only", &s.publisher_only),
+                ("subscriber only", &s.subscriber_only),
+                ("types differ", &s.type_mismatch),
+                ("not comparable", &s.unsupported),
+            ] {
+                if !columns.is_empty() {
+                    out.push_str(&format!("; schema differs, {what}: {}", columns.join(", ")));
+                }
             }
             if let Some(e) = &t.error {
                 out.push_str(&format!("; {e}"));
@@ -192,7 +212,10 @@ fn line(p: PairStatus) -> TableLine {
         pending: p.pending,
         in_flight: p.in_flight,
         schema_mismatch: p.schema_mismatch,
+        schema: p.schema,
+        compared_columns: p.compared_columns,
         missing_window: p.missing_window,
+        sample: p.sample,
         error: p.error,
     }
 }

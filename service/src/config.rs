@@ -13,13 +13,27 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A config error: the file, and the line and key at fault (`line` 0 and an empty `key`
+/// when the error is about the whole file, like a file that does not exist).
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
 pub struct ConfigError {
     pub file: String,
     pub line: usize,
     pub key: String,
     pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
 }
 
 /// How chunk digests are computed for a table.
@@ -158,12 +172,17 @@ impl Config {
 
 // ---- the file's shape -------------------------------------------------------------
 
+// Every value is `Spanned`, so that an error points at its key's own line. (serde cannot
+// flatten `Spanned` fields, so the tuning keys a table shares with [defaults] are listed
+// in both structs by one macro, and `deny_unknown_fields` names the keys valid in each.)
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     server: RawServer,
-    defaults: Option<Spanned<RawTuning>>,
+    #[serde(default)]
+    defaults: RawDefaults,
     #[serde(default)]
     databases: BTreeMap<String, Spanned<RawDatabase>>,
     #[serde(default)]
@@ -185,22 +204,46 @@ struct RawServer {
     max_connections: Option<Spanned<usize>>,
 }
 
-/// Settings that [defaults] sets for everything and a table or database may override.
-/// (Plain values: serde cannot flatten `Spanned` fields; errors point at the line of the
-/// table or of the [defaults] section.)
-#[derive(Deserialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawTuning {
-    interval: Option<String>,
-    chunk_rows: Option<u64>,
-    confirm_after: Option<String>,
-    target_query_time: Option<String>,
-    max_diff_rows: Option<usize>,
-    max_rows_per_second: Option<u64>,
-    max_concurrent_queries: Option<usize>,
-    statement_timeout: Option<String>,
-    strategy: Option<Strategy>,
-    temporal_precision: Option<TemporalPrecision>,
+/// A struct of the table settings that [defaults] sets for every table and a table may
+/// override, beside the fields given.
+macro_rules! with_table_tuning {
+    ($(#[$m:meta])* struct $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty,)* }) => {
+        $(#[$m])*
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$fm])* $field: $ty,)*
+            interval: Option<Spanned<String>>,
+            chunk_rows: Option<Spanned<u64>>,
+            confirm_after: Option<Spanned<String>>,
+            target_query_time: Option<Spanned<String>>,
+            max_diff_rows: Option<Spanned<usize>>,
+            strategy: Option<Spanned<Strategy>>,
+            temporal_precision: Option<Spanned<TemporalPrecision>>,
+        }
+    };
+}
+
+with_table_tuning! {
+    /// [defaults]: the table settings, and the database limits every database inherits.
+    #[derive(Default)]
+    struct RawDefaults {
+        max_rows_per_second: Option<Spanned<u64>>,
+        max_concurrent_queries: Option<Spanned<usize>>,
+        statement_timeout: Option<Spanned<String>>,
+    }
+}
+
+with_table_tuning! {
+    struct RawTable {
+        name: Spanned<String>,
+        subscriber_name: Option<Spanned<String>>,
+        key: Option<Spanned<Vec<String>>>,
+        #[serde(default)]
+        exclude_columns: Vec<String>,
+        filter: Option<Spanned<String>>,
+        time_column: Option<Spanned<String>>,
+    }
 }
 
 #[derive(Deserialize)]
@@ -209,8 +252,8 @@ struct RawDatabase {
     url: Spanned<String>,
     password_env: Option<Spanned<String>>,
     password_file: Option<Spanned<String>>,
-    max_rows_per_second: Option<u64>,
-    max_concurrent_queries: Option<usize>,
+    max_rows_per_second: Option<Spanned<u64>>,
+    max_concurrent_queries: Option<Spanned<usize>>,
     statement_timeout: Option<Spanned<String>>,
     replication: Option<Spanned<String>>,
     replication_slot: Option<Spanned<String>>,
@@ -226,19 +269,38 @@ struct RawGroup {
     tables: Vec<Spanned<RawTable>>,
 }
 
-/// (No deny_unknown_fields here: serde cannot combine it with flatten. Unknown keys land
-/// in `tuning`, whose own deserialization rejects them by name.)
-#[derive(Deserialize)]
-struct RawTable {
-    name: Spanned<String>,
-    subscriber_name: Option<Spanned<String>>,
-    key: Option<Spanned<Vec<String>>>,
-    #[serde(default)]
-    exclude_columns: Vec<String>,
-    filter: Option<Spanned<String>>,
-    time_column: Option<Spanned<String>>,
-    #[serde(flatten)]
-    tuning: toml::Table,
+/// A setting as it applies: the table's (or database's) own, else [defaults]', with the
+/// span and key of where it was set, so that a bad value is blamed where it is written.
+struct Setting<'a, T> {
+    value: &'a T,
+    span: Range<usize>,
+    key: String,
+}
+
+/// A setting that needs no check: the table's own, else [defaults]'.
+fn plain<T: Copy>(own: &Option<Spanned<T>>, default: &Option<Spanned<T>>) -> Option<T> {
+    own.as_ref().or(default.as_ref()).map(|v| *v.get_ref())
+}
+
+fn setting<'a, T>(
+    own: &'a Option<Spanned<T>>,
+    own_key: impl FnOnce() -> String,
+    default: &'a Option<Spanned<T>>,
+    name: &str,
+) -> Option<Setting<'a, T>> {
+    match (own, default) {
+        (Some(v), _) => Some(Setting {
+            value: v.get_ref(),
+            span: v.span(),
+            key: own_key(),
+        }),
+        (None, Some(v)) => Some(Setting {
+            value: v.get_ref(),
+            span: v.span(),
+            key: format!("defaults.{name}"),
+        }),
+        (None, None) => None,
+    }
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -287,8 +349,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
         line: 0,
-        key: "-".into(),
-        message: format!("cannot read the file: {e}"),
+        key: String::new(),
+        message: match e.kind() {
+            std::io::ErrorKind::NotFound => "the config file does not exist".to_string(),
+            _ => format!("cannot read the config file: {e}"),
+        },
     })?;
     parse(&text, path)
 }
@@ -308,7 +373,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
                 .to_string()
                 .replace(".$__serde_spanned_private_value", "")
                 .replace("$__serde_spanned_private_value", "");
-            toml_error(&src, e.inner(), key)
+            let mut err = toml_error(&src, e.inner(), key);
+            let limit = [
+                "max_rows_per_second",
+                "max_concurrent_queries",
+                "statement_timeout",
+            ]
+            .iter()
+            .any(|l| err.key.ends_with(&format!("].{l}")));
+            if limit && err.key.contains(".tables[") {
+                err.message
+                    .push_str(" (database limits are set per database or in [defaults])");
+            }
+            err
         })?
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -317,11 +394,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 fn toml_error(src: &Source, e: &toml::de::Error, key: String) -> ConfigError {
     let line = e.span().map(|s| src.line_of(s.start)).unwrap_or(0);
-    let key = if key.is_empty() || key == "." {
-        "-".to_string()
-    } else {
-        key
-    };
+    let key = if key == "." { String::new() } else { key };
     ConfigError {
         file: src.file.clone(),
         line,
@@ -388,18 +461,23 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         None => None,
     };
 
-    let no_defaults = RawTuning::default();
-    let defaults = raw
-        .defaults
-        .as_ref()
-        .map(|d| d.get_ref())
-        .unwrap_or(&no_defaults);
-    let defaults_span = raw.defaults.as_ref().map(|d| d.span()).unwrap_or(0..0);
+    let defaults = &raw.defaults;
     let mut databases = BTreeMap::new();
     for (name, db) in &raw.databases {
         let key = |k: &str| format!("databases.{name}.{k}");
-        let url = db.get_ref().url.get_ref().trim().to_string();
-        let password = match (&db.get_ref().password_env, &db.get_ref().password_file) {
+        let d = db.get_ref();
+        let url = d.url.get_ref().trim().to_string();
+        if url_has_password(&url) {
+            return Err(src.err(
+                d.url.span(),
+                key("url"),
+                format!(
+                    "the URL of database {name:?} carries a password: set password_env or \
+                     password_file instead (a URL is printed in logs and errors)"
+                ),
+            ));
+        }
+        let password = match (&d.password_env, &d.password_file) {
             (Some(_), Some(f)) => {
                 return Err(src.err(
                     f.span(),
@@ -417,24 +495,15 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             (None, Some(f)) => Some(read_secret(src, base_dir, f, &key("password_file"))?),
             (None, None) => None,
         };
-        let d = db.get_ref();
-        let max_concurrent_queries = d
-            .max_concurrent_queries
-            .or(defaults.max_concurrent_queries)
-            .unwrap_or(4);
-        if max_concurrent_queries == 0 {
-            return Err(src.err(
-                db.span(),
-                key("max_concurrent_queries"),
-                "must be at least 1",
-            ));
-        }
-        let statement_timeout = match (&d.statement_timeout, &defaults.statement_timeout) {
-            (Some(v), _) => src.duration(v.get_ref(), v.span(), &key("statement_timeout"))?,
-            (None, Some(v)) => {
-                src.duration(v, defaults_span.clone(), "defaults.statement_timeout")?
-            }
-            (None, None) => Duration::from_secs(300),
+        let max_concurrent_queries = match setting(
+            &d.max_concurrent_queries,
+            || key("max_concurrent_queries"),
+            &defaults.max_concurrent_queries,
+            "max_concurrent_queries",
+        ) {
+            Some(s) if *s.value == 0 => return Err(src.err(s.span, s.key, "must be at least 1")),
+            Some(s) => *s.value,
+            None => 4,
         };
         let replication = match (&d.replication, &d.replication_slot) {
             (_, Some(slot)) if slot.get_ref().trim().is_empty() => {
@@ -463,6 +532,22 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             },
             (None, None) => Replication::Auto,
         };
+        let statement_timeout = match setting(
+            &d.statement_timeout,
+            || key("statement_timeout"),
+            &defaults.statement_timeout,
+            "statement_timeout",
+        ) {
+            Some(s) => src.duration(s.value, s.span, &s.key)?,
+            None => Duration::from_secs(300),
+        };
+        let max_rows_per_second = setting(
+            &d.max_rows_per_second,
+            || key("max_rows_per_second"),
+            &defaults.max_rows_per_second,
+            "max_rows_per_second",
+        )
+        .map_or(0, |s| *s.value);
         databases.insert(
             name.clone(),
             DatabaseConfig {
@@ -470,10 +555,7 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                 password,
                 replication,
                 max_concurrent_queries,
-                max_rows_per_second: d
-                    .max_rows_per_second
-                    .or(defaults.max_rows_per_second)
-                    .unwrap_or(0),
+                max_rows_per_second,
                 statement_timeout,
             },
         );
@@ -551,50 +633,38 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                     format!("table {tname:?} is listed twice in group {name:?}"),
                 ));
             }
-            let tun: RawTuning = serde_path_to_error::deserialize(toml::Value::Table(
-                tr.tuning.clone(),
-            ))
-            .map_err(|e| {
-                src.err(
-                    t.span(),
-                    tkey(&e.path().to_string()),
-                    e.inner().message().trim(),
-                )
-            })?;
-            let tun = &tun;
-            if tun.max_concurrent_queries.is_some()
-                || tun.max_rows_per_second.is_some()
-                || tun.statement_timeout.is_some()
-            {
-                return Err(src.err(
-                    t.span(),
-                    tkey("max_rows_per_second"),
-                    "database limits are set per database or in [defaults], not per table",
-                ));
-            }
-            let dur =
-                |own: &Option<String>, def: &Option<String>, k: &str, fallback: Duration| match (
-                    own, def,
-                ) {
-                    (Some(v), _) => src.duration(v, t.span(), &tkey(k)),
-                    (None, Some(v)) => {
-                        src.duration(v, defaults_span.clone(), &format!("defaults.{k}"))
-                    }
-                    (None, None) => Ok(fallback),
-                };
-            let interval = dur(
-                &tun.interval,
+            let dur = |own: &Option<Spanned<String>>,
+                       def: &Option<Spanned<String>>,
+                       k: &str,
+                       fallback: Duration| {
+                match setting(own, || tkey(k), def, k) {
+                    Some(s) => src
+                        .duration(s.value, s.span.clone(), &s.key)
+                        .map(|d| (d, Some((s.span, s.key)))),
+                    None => Ok((fallback, None)),
+                }
+            };
+            let (interval, set) = dur(
+                &tr.interval,
                 &defaults.interval,
                 "interval",
                 Duration::from_secs(300),
             )?;
-            if interval < Duration::from_secs(1) {
-                return Err(src.err(t.span(), tkey("interval"), "must be at least 1s"));
+            if let Some((span, key)) = set.filter(|_| interval < Duration::from_secs(1)) {
+                return Err(src.err(span, key, "must be at least 1s"));
             }
-            let chunk_rows = tun.chunk_rows.or(defaults.chunk_rows).unwrap_or(10_000);
-            if chunk_rows < 100 {
-                return Err(src.err(t.span(), tkey("chunk_rows"), "must be at least 100"));
-            }
+            let chunk_rows = match setting(
+                &tr.chunk_rows,
+                || tkey("chunk_rows"),
+                &defaults.chunk_rows,
+                "chunk_rows",
+            ) {
+                Some(s) if *s.value < 100 => {
+                    return Err(src.err(s.span, s.key, "must be at least 100"))
+                }
+                Some(s) => *s.value,
+                None => 10_000,
+            };
             if let Some(k) = &tr.key {
                 if k.get_ref().is_empty() {
                     return Err(src.err(k.span(), tkey("key"), "a key needs at least one column"));
@@ -611,29 +681,26 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
                     .map(|f| f.get_ref().clone())
                     .filter(|f| !f.trim().is_empty()),
                 time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
-                strategy: tun.strategy.or(defaults.strategy).unwrap_or_default(),
-                temporal_precision: tun
-                    .temporal_precision
-                    .or(defaults.temporal_precision)
+                strategy: plain(&tr.strategy, &defaults.strategy).unwrap_or_default(),
+                temporal_precision: plain(&tr.temporal_precision, &defaults.temporal_precision)
                     .unwrap_or_default(),
                 interval,
                 chunk_rows,
                 confirm_after: dur(
-                    &tun.confirm_after,
+                    &tr.confirm_after,
                     &defaults.confirm_after,
                     "confirm_after",
                     Duration::from_secs(120),
-                )?,
+                )?
+                .0,
                 target_query_time: dur(
-                    &tun.target_query_time,
+                    &tr.target_query_time,
                     &defaults.target_query_time,
                     "target_query_time",
                     Duration::from_millis(500),
-                )?,
-                max_diff_rows: tun
-                    .max_diff_rows
-                    .or(defaults.max_diff_rows)
-                    .unwrap_or(100_000),
+                )?
+                .0,
+                max_diff_rows: plain(&tr.max_diff_rows, &defaults.max_diff_rows).unwrap_or(100_000),
             });
         }
         groups.push(GroupConfig {
@@ -711,6 +778,29 @@ fn positive(
         Some(n) => Ok(*n.get_ref()),
         None => Ok(default),
     }
+}
+
+/// Whether a database URL carries a password: `scheme://user:password@host/…`, or a
+/// `password` parameter (PostgreSQL's URLs take one). Passwords come from password_env or
+/// password_file only, so that no URL printed in a log or an error holds one.
+fn url_has_password(url: &str) -> bool {
+    let (rest, query) = match url.split_once('?') {
+        Some((r, q)) => (r, q),
+        None => (url, ""),
+    };
+    let authority = rest
+        .split_once("://")
+        .map(|(_, r)| r.split(['/', '#']).next().unwrap_or(""))
+        .unwrap_or("");
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let in_query = query.split(['&', '#']).any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|k| k.trim().eq_ignore_ascii_case("password"))
+    });
+    in_userinfo || in_query
 }
 
 /// Group names travel in URLs and metric labels: keep them printable.
@@ -817,12 +907,12 @@ strategy = "streamed"
         let e = parse_str(&GOOD.replace("chunk_rows = 500", "chunk_rows = \"many\"")).unwrap_err();
         assert_eq!(
             (e.line, e.key.as_str()),
-            (16, "groups[0].tables[0].chunk_rows"),
+            (19, "groups[0].tables[0].chunk_rows"),
             "{e}"
         );
 
         let e = parse_str(&GOOD.replace("interval = \"1m\"", "interval = \"soon\"")).unwrap_err();
-        assert_eq!((e.line, e.key.as_str()), (2, "defaults.interval"), "{e}");
+        assert_eq!((e.line, e.key.as_str()), (3, "defaults.interval"), "{e}");
 
         let e = parse_str(&GOOD.replace("key = [\"id\"]", "kee = [\"id\"]")).unwrap_err();
         assert!(e.message.contains("kee"), "{e}");
@@ -842,7 +932,7 @@ strategy = "streamed"
         .unwrap_err();
         assert_eq!(
             (e.line, e.key.as_str()),
-            (16, "groups[0].tables[0].temporal_precision"),
+            (20, "groups[0].tables[0].temporal_precision"),
             "{e}"
         );
         assert!(e.message.contains("`exact`, `round`, `truncate`"), "{e}");
@@ -862,5 +952,140 @@ strategy = "streamed"
 
         let e = parse_str("[[groups]]\nname = 'x'\n").unwrap_err();
         assert!(e.message.contains("missing field"), "{e}");
+    }
+
+    #[test]
+    fn each_error_is_blamed_on_the_key_at_its_own_line() {
+        // A bad duration in [defaults], on its own line, not the section's header.
+        let e = parse_str(&GOOD.replace("confirm_after = \"0s\"", "confirm_after = \"soon\""))
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (4, "defaults.confirm_after"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("/etc/driftwatch/test.toml:4: defaults.confirm_after: \"soon\""),
+            "{e}"
+        );
+        // A value [defaults] sets that no table overrides is the defaults' fault.
+        let e = parse_str(&GOOD.replace("interval = \"1m\"", "interval = \"0s\"")).unwrap_err();
+        assert_eq!((e.line, e.key.as_str()), (3, "defaults.interval"), "{e}");
+        assert!(e.message.contains("at least 1s"), "{e}");
+        // The same value set by the table is the table's, at its line.
+        let e = parse_str(&GOOD.replace("chunk_rows = 500", "interval = \"0s\"")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (19, "groups[0].tables[0].interval"),
+            "{e}"
+        );
+        let e = parse_str(&GOOD.replace("chunk_rows = 500", "chunk_rows = 5")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (19, "groups[0].tables[0].chunk_rows"),
+            "{e}"
+        );
+        let e = parse_str(&GOOD.replace(
+            "url = \"sqlite:///tmp/member.db\"",
+            "url = \"sqlite:///tmp/member.db\"\nmax_concurrent_queries = 0",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (10, "databases.member.max_concurrent_queries"),
+            "{e}"
+        );
+        let e = parse_str(&GOOD.replace(
+            "confirm_after = \"0s\"",
+            "confirm_after = \"0s\"\nstatement_timeout = \"later\"",
+        ))
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (5, "defaults.statement_timeout"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_keys_valid_at_its_place() {
+        let e = parse_str(&GOOD.replace("key = [\"id\"]", "colums = [\"id\"]")).unwrap_err();
+        assert_eq!(e.line, 18, "{e}");
+        assert!(e.key.starts_with("groups[0].tables[0]"), "{e}");
+        assert!(e.message.contains("`colums`"), "{e}");
+        for valid in [
+            "name",
+            "key",
+            "exclude_columns",
+            "filter",
+            "time_column",
+            "chunk_rows",
+        ] {
+            assert!(e.message.contains(&format!("`{valid}`")), "{valid}: {e}");
+        }
+        // Database limits are not a table's: not offered there.
+        assert!(!e.message.contains("max_rows_per_second"), "{e}");
+        let e = parse_str(&GOOD.replace("interval = \"1m\"", "intervall = \"1m\"")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.contains("`intervall`") && e.message.contains("`max_rows_per_second`"),
+            "{e}"
+        );
+        assert!(!e.message.contains("`exclude_columns`"), "{e}");
+        let e =
+            parse_str(&GOOD.replace("chunk_rows = 500", "max_rows_per_second = 5")).unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_str()),
+            (19, "groups[0].tables[0].max_rows_per_second"),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("set per database or in [defaults]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_is_said_to_be_missing() {
+        let e = load(Path::new("/nonexistent/driftwatch.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/driftwatch.toml: the config file does not exist"
+        );
+    }
+
+    #[test]
+    fn a_password_in_a_database_url_is_refused_naming_the_database() {
+        for url in [
+            "postgres://validator:secret@127.0.0.1/a",
+            "postgresql://validator:secret@127.0.0.1:5432/a?sslmode=require",
+            "postgres://validator@127.0.0.1/a?sslmode=disable&password=secret",
+            "mysql://validator:secret@127.0.0.1:3306/shop",
+            "mysql://validator:@127.0.0.1:3306/shop",
+            "mssql://validator:secret@sql2.example:1433/Sales?encrypt=true",
+            "sqlserver://validator:secret@sql2.example/Sales",
+        ] {
+            let e = parse_str(&GOOD.replace("postgres://postgres@127.0.0.1/a", url)).unwrap_err();
+            assert_eq!(
+                (e.line, e.key.as_str()),
+                (7, "databases.hub.url"),
+                "{url}: {e}"
+            );
+            assert!(
+                e.message.contains("\"hub\"") && e.message.contains("password_env"),
+                "{url}: {e}"
+            );
+            assert!(!e.to_string().contains("secret"), "{url}: {e}");
+        }
+        for url in [
+            "postgres://validator@127.0.0.1/a?sslmode=verify-full",
+            "mysql://validator@127.0.0.1:3306/shop",
+            "mssql://validator@sql2.example:1433/Sales?authentication=access_token",
+            "sqlite:///var/lib/edge/a:b@c.db",
+        ] {
+            let c = parse_str(&GOOD.replace("postgres://postgres@127.0.0.1/a", url));
+            assert!(c.is_ok(), "{url}: {:?}", c.err());
+        }
     }
 }

@@ -51,6 +51,7 @@ const SCRIPT_PARAMS: &[&str] = &[
     "mode",
     "guards",
     "include_in_flight",
+    "skip_unrepresentable",
     "batch",
     "keys",
 ];
@@ -503,17 +504,6 @@ async fn script(
             m,
         )
     };
-    let dialect = match params.get("dialect") {
-        None => script::default_dialect(rt, &subscriber),
-        Some(d) => match Dialect::parse(d) {
-            Some(d) => d,
-            None => {
-                return bad(&format!(
-                    "unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"
-                ))
-            }
-        },
-    };
     let mode = match params.get("mode").map(|m| (m, Mode::parse(m))) {
         None => Mode::Fix,
         Some((_, Some(m))) => m,
@@ -523,19 +513,30 @@ async fn script(
         Mode::Fix => "fix",
         Mode::Redrive => "redrive",
     };
-    let guards = match params.get("guards") {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(g) => return bad(&format!("guards must be true or false, not {g:?}")),
+    let dialect = match params.get("dialect") {
+        None => script::default_dialect(rt, &group, &subscriber, mode),
+        Some(d) => match Dialect::parse(d) {
+            Some(d) => d,
+            None => {
+                return bad(&format!(
+                    "unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"
+                ))
+            }
+        },
     };
-    let include_in_flight = match params.get("include_in_flight") {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(v) => {
-            return bad(&format!(
-                "include_in_flight must be true or false, not {v:?}"
-            ))
-        }
+    let flag = |name: &str, default: bool| match params.get(name) {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(v) => Err(format!("{name} must be true or false, not {v:?}")),
+    };
+    let (guards, include_in_flight, skip_unrepresentable) = match (
+        flag("guards", true),
+        flag("include_in_flight", false),
+        flag("skip_unrepresentable", false),
+    ) {
+        (Ok(g), Ok(i), Ok(s)) => (g, i, s),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return bad(&m),
     };
     let number = |name: &str, default: usize| match params.get(name).map(|v| v.parse::<usize>()) {
         None => Ok(default),
@@ -569,6 +570,7 @@ async fn script(
         redrive_batch_keys,
         counts_in_header: false,
         include_in_flight,
+        skip_unrepresentable,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -606,7 +608,7 @@ async fn script(
         )
         .await
         {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok((summary, _))) => summary.incomplete().map_or(Ok(()), Err),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(ScriptError::Compare(format!(
                 "the script took longer than server.script_time_limit ({})",
@@ -628,31 +630,25 @@ async fn script(
             detail: result.as_ref().err().map(String::as_str),
         }
         .emit(&rt.metrics);
-        if let Err(e) = &result {
-            let _ = tx
-                .send(format!(
-                    "\n-- ERROR: {e}\n-- This script is INCOMPLETE: do not apply it.\n"
-                ))
-                .await;
-        }
         drop(tx);
         let _ = done_tx.send(result);
     });
-    // The body: the script's pieces as they come, then an error that breaks the transfer
-    // if the script could not be finished, so no client takes a partial script as whole.
+    // The body: the script's pieces as they come, then, if the script could not be
+    // finished, its error trailer as the last piece of a body that ends normally. (A body
+    // that ends in an error makes hyper drop the connection with its last pieces still
+    // unsent: the trailer would almost never arrive.)
     let pieces = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
             .map(|s| (Ok::<_, std::io::Error>(axum::body::Bytes::from(s)), rx))
     });
     let end = futures::stream::once(done_rx).filter_map(|r| async move {
-        match r {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(Err(std::io::Error::other(e))),
-            Err(_) => Some(Err(std::io::Error::other(
-                "the script task ended unexpectedly",
-            ))),
-        }
+        let error = match r {
+            Ok(Ok(())) => return None,
+            Ok(Err(e)) => e,
+            Err(_) => "the script task ended unexpectedly".to_string(),
+        };
+        Some(Ok(axum::body::Bytes::from(script::error_trailer(&error))))
     });
     (
         [

@@ -66,7 +66,8 @@ enum Command {
         /// Default: the group's first subscriber.
         #[arg(long)]
         subscriber: Option<String>,
-        /// tsql | postgres | mysql | sqlite (default: the subscriber's engine).
+        /// tsql | postgres | mysql | sqlite (default: the engine the script runs on: the
+        /// subscriber's in fix mode, the publisher's in redrive mode).
         #[arg(long)]
         dialect: Option<String>,
         /// fix (make the subscriber equal to the publisher) | redrive (Data Sync).
@@ -88,6 +89,10 @@ enum Command {
         /// Inserting a row replication is about to deliver breaks replication.
         #[arg(long)]
         include_in_flight: bool,
+        /// Leave out the rows with a value the dialect cannot hold, list them in the script,
+        /// and exit 2 (default: stop at the first such row).
+        #[arg(long)]
+        skip_unrepresentable: bool,
     },
 }
 
@@ -214,6 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             output,
             confirm_after,
             include_in_flight,
+            skip_unrepresentable,
         } => {
             let mut config = driftwatch::config::load(&config)?;
             override_confirm_after(&mut config, confirm_after);
@@ -228,6 +234,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 include_in_flight,
                 batch,
                 output.as_deref(),
+                skip_unrepresentable,
             )
             .await
         }
@@ -257,17 +264,18 @@ async fn diff(
     include_in_flight: bool,
     batch: Option<usize>,
     output: Option<&std::path::Path>,
+    skip_unrepresentable: bool,
 ) -> anyhow::Result<i32> {
     use driftwatch::script::{self, Dialect, Mode};
     use std::io::Write;
     let rt = driftwatch::scheduler::Runtime::new(config)?;
     let subscriber = script::subscriber_of(&rt, group, table, subscriber)?;
+    let mode = Mode::parse(mode).with_context(|| format!("--mode {mode:?}: fix or redrive"))?;
     let dialect = match dialect {
-        None => script::default_dialect(&rt, &subscriber),
+        None => script::default_dialect(&rt, group, &subscriber, mode),
         Some(d) => Dialect::parse(d)
             .with_context(|| format!("--dialect {d:?}: tsql, postgres, mysql or sqlite"))?,
     };
-    let mode = Mode::parse(mode).with_context(|| format!("--mode {mode:?}: fix or redrive"))?;
     let server = &rt.config.server;
     let options = script::Options {
         dialect,
@@ -277,6 +285,7 @@ async fn diff(
         redrive_batch_keys: server.redrive_batch_keys,
         counts_in_header: output.is_some(),
         include_in_flight,
+        skip_unrepresentable,
     };
     // The body goes to standard output as it comes, or to a file beside the output,
     // which becomes the output (header first) only once the script is complete.
@@ -306,20 +315,45 @@ async fn diff(
         stdout.flush()
     };
     let ((generated, subscriber), written) = tokio::join!(generate, write);
-    let (summary, header) = generated?;
     written.context("writing the script")?;
+    let (summary, header) = match generated {
+        Ok(done) => done,
+        Err(e) => {
+            // Standard output already holds part of the script: end it as the HTTP
+            // endpoint does, so that it cannot be taken for a whole one. (A file given
+            // with -o is not written at all.)
+            if spool.is_none() {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(script::error_trailer(&e.to_string()).as_bytes())?;
+                stdout.flush()?;
+            }
+            return Err(e.into());
+        }
+    };
+    let incomplete = summary.incomplete();
     if let (Some(output), Some(dir), Some(mut spool)) = (output, dir, spool) {
         let mut file = tempfile::NamedTempFile::new_in(dir)?;
         file.write_all(header.unwrap_or_default().as_bytes())?;
         spool.flush()?;
         std::io::copy(&mut spool.reopen()?, &mut file)?;
+        if let Some(why) = &incomplete {
+            file.write_all(script::error_trailer(why).as_bytes())?;
+        }
         file.persist(output)
             .with_context(|| format!("writing {}", output.display()))?;
+    } else if let Some(why) = &incomplete {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(script::error_trailer(why).as_bytes())?;
+        stdout.flush()?;
     }
     eprintln!(
         "driftwatch: {group}/{table} → {subscriber}: {} missing, {} extra, {} changed ({} statements; {} rows in flight, not scripted)",
         summary.missing, summary.extra, summary.changed, summary.statements, summary.in_flight
     );
+    if let Some(why) = incomplete {
+        eprintln!("driftwatch: {why}");
+        return Ok(2);
+    }
     Ok(
         if summary.missing + summary.extra + summary.changed + summary.in_flight > 0 {
             1

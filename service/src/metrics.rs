@@ -65,7 +65,7 @@ impl Metrics {
             },
             chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched{last}"), &["group", "table", "subscriber", "state"]),
             divergent_rows: gauge("table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after)", &["group", "table", "subscriber", "kind", "status"]),
-            converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence; 0 when it found some or the last pass failed", PAIR),
+            converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence and the compared schemas agree; 0 otherwise, and when the last pass failed", PAIR),
             schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber{last}"), PAIR),
             last_success: {
                 let g = GaugeVec::new(Opts::new("validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass"), PAIR).expect("valid metric");

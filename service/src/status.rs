@@ -27,12 +27,36 @@ pub enum State {
     Unknown,
     /// No differences.
     Converged,
+    /// The compared schemas differ (columns on one side only, of types that cannot be
+    /// compared, or skipped as unsupported): not converged, whatever the rows say.
+    #[serde(rename = "schema_differs")]
+    SchemaDiffers,
     /// Only differences that are not confirmed: pending or in flight.
     Pending,
     /// Confirmed differences.
     Divergent,
     /// The last pass failed.
     Error,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Converged => "converged",
+            State::SchemaDiffers => "schema_differs",
+            State::Pending => "pending",
+            State::Divergent => "divergent",
+            State::Error => "error",
+        }
+    }
+}
+
+/// Whether a pair's schemas differ in what should be compared. Columns excluded on purpose
+/// (exclude_columns) do not count; columns skipped as unsupported do, as their values are
+/// never compared. (`table_schema_mismatch` is narrower: columns that differ between sides.)
+pub fn schema_differs(s: &SchemaReport) -> bool {
+    s.mismatch() || !s.unsupported.is_empty()
 }
 
 /// One differing row, as shown (keys only; never the row's other values).
@@ -561,8 +585,11 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
     e.public.confirmed = d.confirmed;
     e.public.divergent_since = d.oldest_confirmed.map(rfc3339);
     e.public.in_flight_since = d.oldest_in_flight.map(rfc3339);
+    let schema_differs = schema_differs(&e.public.schema);
     e.public.state = if d.confirmed.total() > 0 {
         State::Divergent
+    } else if schema_differs {
+        State::SchemaDiffers
     } else if d.total() > 0 {
         State::Pending
     } else {
@@ -614,7 +641,7 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
     show_divergence(m, labels, &d);
     m.converged
         .with_label_values(labels)
-        .set((d.confirmed.total() == 0) as i64);
+        .set((d.confirmed.total() == 0 && !schema_differs) as i64);
     d
 }
 

@@ -185,6 +185,7 @@ async fn postgres_timestamp6_into_mariadb_datetime3() {
             redrive_batch_keys: 10,
             counts_in_header: true,
             include_in_flight: false,
+            skip_unrepresentable: false,
         },
     )
     .await;
@@ -279,6 +280,7 @@ async fn postgres_timestamp3_into_timestamp6_and_its_guarded_script() {
             redrive_batch_keys: 10,
             counts_in_header: true,
             include_in_flight: false,
+            skip_unrepresentable: false,
         },
     )
     .await;

@@ -125,7 +125,10 @@ async fn fix_scripts_converge_mariadb_pairs() {
         );
         let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &toml)).unwrap();
         let sub = script::subscriber_of(&rt, "g", &table, None).unwrap();
-        assert_eq!(script::default_dialect(&rt, &sub), Dialect::Mysql);
+        assert_eq!(
+            script::default_dialect(&rt, "g", &sub, driftwatch::script::Mode::Fix),
+            Dialect::Mysql
+        );
         let options = Options {
             dialect: Dialect::Mysql,
             mode: Mode::Fix,
@@ -134,6 +137,7 @@ async fn fix_scripts_converge_mariadb_pairs() {
             redrive_batch_keys: 5,
             counts_in_header: true,
             include_in_flight: false,
+            skip_unrepresentable: false,
         };
         let (text, summary) = script_for(load_config(dir.path(), &toml), &options).await;
         assert_eq!(

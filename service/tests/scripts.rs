@@ -24,6 +24,7 @@ fn options(dialect: Dialect, mode: Mode, guards: bool) -> Options {
         redrive_batch_keys: 5,
         counts_in_header: true,
         include_in_flight: false,
+        skip_unrepresentable: false,
     }
 }
 
@@ -498,4 +499,210 @@ fn a_value_the_dialect_cannot_hold_stops_the_script_naming_key_and_column() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("Ratio"), "{e}");
+}
+
+/// A SQLite destination scripted in the PostgreSQL dialect: every cast is a PostgreSQL type
+/// (not SQLite's DATETIME, BLOB or DOUBLE), so psql applies the script to a PostgreSQL copy
+/// of the subscriber's table, which then equals the publisher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_destination_scripted_for_postgres_casts_to_postgres_types() {
+    type Row = (i64, String, String, Vec<u8>, f64, String, bool, String);
+    let row = |i: i64, tweak: bool| -> Row {
+        let t = if tweak { 1 } else { 0 };
+        (
+            i,
+            format!("2025-06-14 02:00:{:02}.{:06}", (i + t) % 60, i * 7),
+            format!("2025-06-{:02}", 1 + (i + t) % 28),
+            vec![0, (i + t) as u8, 255],
+            i as f64 + 0.25 + t as f64,
+            format!("{}.{:02}", i + t, 50),
+            (i + t) % 2 == 0,
+            format!("n'{}", i + t),
+        )
+    };
+    let publisher: Vec<Row> = (1..=40).map(|i| row(i, false)).collect();
+    let subscriber: Vec<Row> = (1..=43)
+        .filter(|i| !(5..=9).contains(i))
+        .map(|i| row(i, (20..=24).contains(&i)))
+        .collect();
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    for (path, rows) in [(&pub_db, &publisher), (&sub_db, &subscriber)] {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, day DATE, payload BLOB, \
+             ratio DOUBLE, amount DECIMAL(12,2), flag BOOLEAN, note TEXT)",
+        )
+        .unwrap();
+        for r in rows {
+            c.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7],
+            )
+            .unwrap();
+        }
+    }
+    // The PostgreSQL copy of the subscriber, in PostgreSQL's types.
+    let db = "dw_sqlite_as_pg";
+    let pg = pg_database(db).await;
+    pg.batch_execute(
+        "CREATE TABLE t (id bigint PRIMARY KEY, at timestamp, day date, payload bytea, \
+         ratio double precision, amount numeric(12,2), flag boolean, note text)",
+    )
+    .await
+    .unwrap();
+    for r in &subscriber {
+        let amount: f64 = r.5.parse().unwrap();
+        pg.execute(
+            "INSERT INTO t VALUES ($1, $2::text::timestamp, $3::text::date, $4, $5, $6::float8::numeric, $7, $8)",
+            &[&r.0, &r.1, &r.2, &r.3, &r.4, &amount, &r.6, &r.7],
+        )
+        .await
+        .unwrap();
+    }
+
+    let toml = pair_config(&sqlite_url(&pub_db), &sqlite_url(&sub_db), "t", "t");
+    let (text, summary) = script_for(
+        load_config(dir.path(), &toml),
+        &options(Dialect::Postgres, Mode::Fix, true),
+    )
+    .await;
+    assert_eq!((summary.missing, summary.extra, summary.changed), (5, 3, 5));
+    for foreign in [
+        "::DATETIME",
+        "::BLOB",
+        "::DOUBLE",
+        "::DECIMAL",
+        "::BOOLEAN",
+        "::DATE",
+    ] {
+        assert!(!text.contains(foreign), "{foreign} in:\n{text}");
+    }
+    for native in ["::timestamp", "::bytea", "::double precision", "::numeric"] {
+        assert!(text.contains(native), "no {native} in:\n{text}");
+    }
+    let file = dir.path().join("fix.sql");
+    std::fs::write(&file, &text).unwrap();
+    let out = run_client(
+        "psql",
+        &["-X", "-q", "-v", "ON_ERROR_STOP=1", &pg_url(db)],
+        &file,
+    );
+    assert!(
+        out.contains("driftwatch: 0 statements skipped"),
+        "every guard matched: {out}"
+    );
+    let published = pair_config(&sqlite_url(&pub_db), &pg_url(db), "t", "public.t");
+    assert_converged(
+        dir.path(),
+        &published,
+        "the PostgreSQL copy after the script",
+    )
+    .await;
+
+    // Redrive scripts run on the hub: its dialect by default, fix scripts the subscriber's.
+    let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &published)).unwrap();
+    assert_eq!(
+        script::default_dialect(&rt, "g", "sub", Mode::Fix),
+        Dialect::Postgres
+    );
+    assert_eq!(
+        script::default_dialect(&rt, "g", "sub", Mode::Redrive),
+        Dialect::Sqlite
+    );
+}
+
+/// Runs the diff and script of the only table of `config`: the result, and the text sent.
+async fn generate(
+    config: driftwatch::config::Config,
+    options: &Options,
+) -> (
+    Result<(script::Summary, Option<String>), script::ScriptError>,
+    String,
+) {
+    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    let collect = async {
+        let mut s = String::new();
+        while let Some(piece) = rx.recv().await {
+            s.push_str(&piece);
+        }
+        s
+    };
+    let generate = async move { script::generate(&rt, "g", "public.t", "sub", options, &tx).await };
+    tokio::join!(generate, collect)
+}
+
+/// A PostgreSQL table with NaN and infinities has no complete T-SQL script: by default the
+/// script stops at the first such row; with skip_unrepresentable every other row is
+/// written and those rows are listed, by key and column, at the top and at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_a_dialect_cannot_hold_are_left_out_and_listed_when_asked() {
+    let (pubc, subc) = (
+        pg_database("dw_skip_pub").await,
+        pg_database("dw_skip_sub").await,
+    );
+    let create = "CREATE TABLE t (id int PRIMARY KEY, ratio double precision, note text)";
+    pubc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'n' || g FROM generate_series(1, 30) g;
+         UPDATE t SET ratio = 'NaN' WHERE id IN (7, 9, 19); UPDATE t SET ratio = 'Infinity' WHERE id = 23"
+    ))
+    .await
+    .unwrap();
+    // 10 missing (every third id, 9 among them), 7, 19 and 23 changed to what T-SQL cannot
+    // hold, 20 changed to what it can.
+    subc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'n' || g FROM generate_series(1, 30) g WHERE g % 3 <> 0;
+         UPDATE t SET note = 'changed' WHERE id = 20"
+    ))
+    .await
+    .unwrap();
+    let dir = temp_dir();
+    let toml = pair_config(
+        &pg_url("dw_skip_pub"),
+        &pg_url("dw_skip_sub"),
+        "public.t",
+        "public.t",
+    );
+
+    let stop = options(Dialect::Tsql, Mode::Fix, true);
+    let (result, _) = generate(load_config(dir.path(), &toml), &stop).await;
+    let e = result.unwrap_err().to_string();
+    assert!(e.contains("column ratio") && e.contains("NaN"), "{e}");
+
+    let skip = Options {
+        skip_unrepresentable: true,
+        ..stop.clone()
+    };
+    let (text, summary) = script_for(load_config(dir.path(), &toml), &skip).await;
+    assert_eq!(summary.unrepresentable, 4, "{text}");
+    assert_eq!(
+        (
+            summary.missing,
+            summary.extra,
+            summary.changed,
+            summary.statements
+        ),
+        (10, 0, 4, 10)
+    );
+    assert!(summary.incomplete().is_some());
+    assert_eq!(
+        text.matches("INSERT INTO [public].[t]").count(),
+        9,
+        "{text}"
+    );
+    assert!(
+        text.contains("UPDATE [public].[t] SET [note] = N'n20'"),
+        "{text}"
+    );
+    let (top, end) = text
+        .split_once("===== NOT WRITTEN")
+        .expect("a section of the rows left out at the end");
+    assert!(top.contains("-- NOT WRITTEN: 4 rows"), "{top}");
+    for key in ["7", "9", "19", "23"] {
+        let line = format!("--   key ({key}), column ratio: SQL Server cannot store");
+        assert!(top.contains(&line), "the header lists {key}: {top}");
+        assert!(end.contains(&line), "the end lists {key}: {end}");
+    }
+    assert_parses_as_tsql(&text);
 }

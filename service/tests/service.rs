@@ -1041,3 +1041,345 @@ async fn scripts_are_served_streamed_and_limited() {
     assert_eq!(code, 403, "{body}");
     open.stop().await;
 }
+
+/// An edge copy refreshed the way edge copies are (a new file renamed over the old one)
+/// is read again by the running service: its connections were on the old file. (One
+/// connection to the subscriber, so that no query ever reads the new file by chance.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_replaced_under_the_service_is_read_again() {
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    let write = |path: &std::path::Path, rows: std::ops::RangeInclusive<i64>| {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .unwrap();
+        for i in rows {
+            c.execute("INSERT INTO t VALUES (?1, ?2)", (i, format!("v{i}")))
+                .unwrap();
+        }
+    };
+    write(&pub_db, 1..=100);
+    write(&sub_db, 1..=90);
+    let config = load_config(
+        dir.path(),
+        &format!(
+            "[defaults]\ninterval = \"1s\"\nconfirm_after = \"0s\"\n\
+             [databases.a]\nurl = \"{}\"\n\
+             [databases.b]\nurl = \"{}\"\nmax_concurrent_queries = 1\n\
+             [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+             [[groups.tables]]\nname = \"t\"\n",
+            sqlite_url(&pub_db),
+            sqlite_url(&sub_db)
+        ),
+    );
+    let svc = Service::start(config).await;
+    let missing = |m: &Metrics| {
+        m.pair(
+            "driftwatch_table_divergent_rows",
+            "t",
+            &[("kind", "missing"), ("status", "confirmed")],
+        )
+    };
+    svc.wait_for(30, "the 10 missing rows", |m| missing(m) == Some(10.0))
+        .await;
+    let fresh = dir.path().join("sub.db.new");
+    write(&fresh, 1..=100);
+    std::fs::rename(&fresh, &sub_db).unwrap();
+    // The first pass after the rename: the new file's row count, and nothing missing.
+    let m = svc
+        .wait_for(30, "the refreshed copy read", |m| {
+            m.pair("driftwatch_table_rows", "t", &[("role", "subscriber")]) == Some(100.0)
+        })
+        .await;
+    assert_eq!(missing(&m), Some(0.0));
+    assert_eq!(m.pair("driftwatch_table_converged", "t", &[]), Some(1.0));
+    svc.stop().await;
+}
+
+/// Reads a response body to its end, or to the error that cuts it.
+async fn body_of(mut response: reqwest::Response) -> String {
+    let mut text = String::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+/// A script that stops at a value its dialect cannot hold (NaN for T-SQL) ends with its
+/// error trailer on every try, over HTTP and on the CLI's standard output; with
+/// skip_unrepresentable the other rows are written, and the script still ends with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_stops_ends_with_its_error_every_time() {
+    let pubc = pg_database("dw_trailer_pub").await;
+    let subc = pg_database("dw_trailer_sub").await;
+    let create = "CREATE TABLE t (id int PRIMARY KEY, ratio double precision, note text)";
+    // 10,000 rows missing (the odd ids), the one at 15001 with a NaN: the script streams a
+    // good part of itself before it stops.
+    pubc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'note ' || g FROM generate_series(1, 20000) g;
+         UPDATE t SET ratio = 'NaN' WHERE id = 15001"
+    ))
+    .await
+    .unwrap();
+    subc.batch_execute(&format!(
+        "{create}; INSERT INTO t SELECT g, g / 4.0, 'note ' || g FROM generate_series(2, 20000, 2) g"
+    ))
+    .await
+    .unwrap();
+    let dir = temp_dir();
+    let toml = format!(
+        "[defaults]\ninterval = \"1h\"\nconfirm_after = \"0s\"\n\
+         [databases.a]\nurl = \"{}\"\n[databases.b]\nurl = \"{}\"\n\
+         [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+         [[groups.tables]]\nname = \"public.t\"\n",
+        pg_url("dw_trailer_pub"),
+        pg_url("dw_trailer_sub")
+    );
+    let config_path = write_config(dir.path(), &toml);
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let url = format!("{}/api/v1/groups/g/tables/public.t/script", svc.base);
+    let incomplete = "-- This script is INCOMPLETE: it does not converge the table.";
+    for attempt in 0..10 {
+        let response = reqwest::get(format!("{url}?dialect=tsql")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let text = body_of(response).await;
+        assert!(text.contains("INSERT INTO [public].[t]"), "try {attempt}");
+        assert!(
+            text.trim_end().ends_with(incomplete)
+                && text.contains("\n-- ERROR: table public.t, key (15001), column ratio"),
+            "try {attempt}: {}",
+            &text[text.len().saturating_sub(400)..]
+        );
+    }
+    let text = body_of(
+        reqwest::get(format!("{url}?dialect=tsql&skip_unrepresentable=true"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text.matches("INSERT INTO [public].[t]").count(), 9_999);
+    assert!(text.contains("===== NOT WRITTEN: 1 rows"), "{text:.2000}");
+    assert!(text.contains("--   key (15001), column ratio: SQL Server cannot store NaN"));
+    assert!(text.trim_end().ends_with(incomplete));
+    assert!(text.contains("-- ERROR: 1 rows could not be written"));
+    let (code, body) = svc
+        .get("/api/v1/groups/g/tables/public.t/script?skip_unrepresentable=maybe")
+        .await;
+    assert_eq!(code, 400, "{body}");
+    svc.stop().await;
+
+    // The CLI: standard output ends the same way; the exit code says it.
+    let diff = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args([
+                "diff",
+                "--group",
+                "g",
+                "--table",
+                "public.t",
+                "--dialect",
+                "tsql",
+            ])
+            .arg("--config")
+            .arg(&config_path)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = diff(&[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stdout.trim_end().ends_with(incomplete)
+            && stdout.contains("-- ERROR: table public.t, key (15001)"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(400)..]
+    );
+    let (code, stdout, stderr) = diff(&["--skip-unrepresentable"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout.matches("INSERT INTO [public].[t]").count(), 9_999);
+    assert!(stdout.contains("--   key (15001), column ratio"));
+    assert!(stdout.trim_end().ends_with(incomplete));
+    let file = dir.path().join("fix.sql");
+    let (code, _, stderr) = diff(&["--skip-unrepresentable", "-o", file.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    let header: String = written.lines().take(20).collect::<Vec<_>>().join("\n");
+    assert!(
+        header.contains("-- NOT WRITTEN: 1 rows")
+            && header.contains("--   key (15001), column ratio"),
+        "{header}"
+    );
+    assert!(written.trim_end().ends_with(incomplete));
+}
+
+/// Schema drift is not convergence: a column on one side only, or one skipped as
+/// unsupported, keeps `table_converged` at 0, shows as "schema_differs" and makes `check`
+/// exit 1; a column excluded on purpose does not. `check --json` carries the differing
+/// rows (key, kind, changed columns), the schema differences by column and the gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    let sql = |path: &std::path::Path, sql: &str| {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap()
+    };
+    let rows = "INSERT INTO {t} (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c');";
+    for t in ["drift", "untyped", "excluded"] {
+        let extra = match t {
+            "untyped" => ", anything",
+            "excluded" => ", local_note TEXT",
+            _ => "",
+        };
+        sql(
+            &sub_db,
+            &format!(
+                "CREATE TABLE {t} (id INTEGER PRIMARY KEY, v TEXT{extra}); {}",
+                rows.replace("{t}", t)
+            ),
+        );
+        let extra = if t == "untyped" {
+            ", anything"
+        } else {
+            ", extra TEXT"
+        };
+        sql(
+            &pub_db,
+            &format!(
+                "CREATE TABLE {t} (id INTEGER PRIMARY KEY, v TEXT{extra}); {}",
+                rows.replace("{t}", t)
+            ),
+        );
+    }
+    let create = "CREATE TABLE orders (id INTEGER PRIMARY KEY, v TEXT, at DATETIME);";
+    sql(
+        &pub_db,
+        &format!(
+            "{create} INSERT INTO orders VALUES (1, 'a', '2025-06-14 02:00:00'), (2, 'b', '2025-06-14 03:00:00'), \
+             (3, 'c', '2025-06-14 04:00:00'), (4, 'd', '2025-06-14 05:00:00');"
+        ),
+    );
+    sql(
+        &sub_db,
+        &format!("{create} INSERT INTO orders VALUES (1, 'a', '2025-06-14 02:00:00'), (4, 'D', '2025-06-14 05:00:00');"),
+    );
+    let toml = format!(
+        "[defaults]\ninterval = \"1h\"\nconfirm_after = \"0s\"\n\
+         [databases.a]\nurl = \"{}\"\n[databases.b]\nurl = \"{}\"\n\
+         [[groups]]\nname = \"g\"\npublisher = \"a\"\nsubscribers = [\"b\"]\n\
+         [[groups.tables]]\nname = \"drift\"\n[[groups.tables]]\nname = \"untyped\"\n\
+         [[groups.tables]]\nname = \"excluded\"\nexclude_columns = [\"extra\", \"local_note\"]\n\
+         [[groups.tables]]\nname = \"orders\"\ntime_column = \"at\"\n",
+        sqlite_url(&pub_db),
+        sqlite_url(&sub_db)
+    );
+
+    let svc = Service::start(load_config(dir.path(), &toml)).await;
+    let m = svc
+        .wait_for(30, "every table's first pass", |m| {
+            ["drift", "untyped", "excluded", "orders"].iter().all(|t| {
+                m.pair(
+                    "driftwatch_validation_last_success_timestamp_seconds",
+                    t,
+                    &[],
+                )
+                .unwrap_or(0.0)
+                    > 0.0
+            })
+        })
+        .await;
+    for (table, converged, mismatch) in [
+        ("drift", 0.0, 1.0),
+        ("untyped", 0.0, 0.0),
+        ("excluded", 1.0, 0.0),
+    ] {
+        assert_eq!(
+            m.pair("driftwatch_table_converged", table, &[]),
+            Some(converged),
+            "{table}"
+        );
+        assert_eq!(
+            m.pair("driftwatch_table_schema_mismatch", table, &[]),
+            Some(mismatch),
+            "{table}"
+        );
+    }
+    let status: serde_json::Value =
+        serde_json::from_str(&svc.get("/api/v1/status").await.1).unwrap();
+    let state = |t: &str| {
+        status["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["table"] == t)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state("drift"), "schema_differs");
+    assert_eq!(state("untyped"), "schema_differs");
+    assert_eq!(state("excluded"), "converged");
+    assert_eq!(status["converged"], false);
+    svc.stop().await;
+
+    let check = |table: &'static str| {
+        let config = load_config(dir.path(), &toml);
+        async move {
+            driftwatch::check::check(config, Some("g"), Some(table))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check("excluded").await.exit_code(), 0);
+    let report = check("drift").await;
+    assert_eq!(report.exit_code(), 1);
+    assert!(
+        report.human().contains("NOT CONVERGED (schema differs); rows publisher 3, subscriber 3; schema differs, publisher only: extra"),
+        "{}",
+        report.human()
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["tables"][0]["state"], "schema_differs");
+    assert_eq!(
+        json["tables"][0]["schema"]["publisher_only"],
+        serde_json::json!(["extra"])
+    );
+    let report = check("untyped").await;
+    assert_eq!(report.exit_code(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["tables"][0]["schema"]["unsupported"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let report = check("orders").await;
+    assert_eq!(report.exit_code(), 1);
+    let json = serde_json::to_value(&report).unwrap();
+    let line = &json["tables"][0];
+    assert_eq!(line["state"], "divergent");
+    assert_eq!(
+        line["missing_window"],
+        serde_json::json!(["2025-06-14 03:00:00", "2025-06-14 04:00:00"])
+    );
+    assert_eq!(
+        line["sample"],
+        serde_json::json!([
+            {"key": ["2"], "kind": "missing", "changed_columns": [], "confirmed": true},
+            {"key": ["3"], "kind": "missing", "changed_columns": [], "confirmed": true},
+            {"key": ["4"], "kind": "changed", "changed_columns": ["v"], "confirmed": true},
+        ])
+    );
+    assert_eq!(
+        line["compared_columns"],
+        serde_json::json!(["id", "v", "at"])
+    );
+}

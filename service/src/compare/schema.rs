@@ -149,7 +149,21 @@ pub fn reconcile(
         }
         None => publisher.schema.primary_key.clone(),
     };
-    for name in cfg.exclude_columns.iter().chain(cfg.time_column.iter()) {
+    // An excluded column may be on one side only: that is often why it is excluded.
+    for name in &cfg.exclude_columns {
+        if find(pcols, name).is_none() && find(scols, name).is_none() {
+            return Err(SchemaError(format!(
+                "column {name} named in exclude_columns exists neither in {} on {} nor in {} on {}",
+                publisher.table, publisher.database, subscriber.table, subscriber.database
+            )));
+        }
+    }
+    let excluded = |name: &str| {
+        cfg.exclude_columns
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(name))
+    };
+    for name in cfg.time_column.iter() {
         if find(pcols, name).is_none() {
             return Err(SchemaError(format!(
                 "column {name} named in the config does not exist in {} on {}",
@@ -162,6 +176,16 @@ pub fn reconcile(
     let mut sq = Vec::new();
     for p in pcols {
         let is_key = key_names.iter().any(|k| k.eq_ignore_ascii_case(&p.name));
+        if excluded(&p.name) {
+            if is_key {
+                return Err(SchemaError(format!(
+                    "key column {} cannot be excluded",
+                    p.name
+                )));
+            }
+            report.excluded.push(p.name.clone());
+            continue;
+        }
         let Some(s) = find(scols, &p.name) else {
             if is_key {
                 return Err(SchemaError(format!(
@@ -172,20 +196,6 @@ pub fn reconcile(
             report.publisher_only.push(p.name.clone());
             continue;
         };
-        if cfg
-            .exclude_columns
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(&p.name))
-        {
-            if is_key {
-                return Err(SchemaError(format!(
-                    "key column {} cannot be excluded",
-                    p.name
-                )));
-            }
-            report.excluded.push(p.name.clone());
-            continue;
-        }
         if p.logical.is_none() || s.logical.is_none() {
             let ty = if p.logical.is_none() {
                 &p.db_type
@@ -259,7 +269,11 @@ pub fn reconcile(
     }
     for s in scols {
         if find(pcols, &s.name).is_none() {
-            report.subscriber_only.push(s.name.clone());
+            if excluded(&s.name) {
+                report.excluded.push(s.name.clone());
+            } else {
+                report.subscriber_only.push(s.name.clone());
+            }
         }
     }
     let mut key = Vec::new();

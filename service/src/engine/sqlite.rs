@@ -5,6 +5,10 @@
 //! rows never leave that thread. Connections are opened read-only (`SQLITE_OPEN_READ_ONLY`
 //! and `PRAGMA query_only`), so a missing file is an error, never a new empty database.
 //!
+//! A connection reads the file it opened, even after another file is renamed over its
+//! path (the way edge copies are refreshed): each connection remembers which file that
+//! was, and one whose path now names another file is dropped for a fresh one.
+//!
 //! Values are decoded by the column's declared type (SQLite's type affinity), and a
 //! stored value that does not fit its declared type is kept as stored, so that it
 //! compares unequal instead of being guessed.
@@ -31,7 +35,36 @@ pub struct Sqlite {
     name: String,
     path: PathBuf,
     /// Idle connections, and the interrupt handles of those in use (shutdown).
-    pool: Pool<Connection, Arc<InterruptHandle>>,
+    pool: Pool<Opened, Arc<InterruptHandle>>,
+}
+
+/// A connection and the file it was opened on.
+struct Opened {
+    conn: Connection,
+    file: Option<FileId>,
+}
+
+/// Which file a path names: a file renamed over the path is another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+#[cfg(unix)]
+fn file_id(path: &std::path::Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| FileId {
+        device: m.dev(),
+        inode: m.ino(),
+    })
+}
+
+/// Elsewhere there is no inode to compare: every connection is taken as current (a file
+/// that is open cannot be renamed over on Windows anyway).
+#[cfg(not(unix))]
+fn file_id(_path: &std::path::Path) -> Option<FileId> {
+    None
 }
 
 impl Sqlite {
@@ -57,7 +90,10 @@ impl Sqlite {
         })
     }
 
-    fn open(&self) -> Result<Connection> {
+    /// A connection on the file the path names now. The path is looked at before the file
+    /// is opened: a rename in between then costs one needless reopen, never a stale read.
+    fn open(&self) -> Result<Opened> {
+        let file = file_id(&self.path);
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -73,7 +109,19 @@ impl Sqlite {
             database: self.name.clone(),
             message: format!("{}: {e}", self.path.display()),
         })?;
-        Ok(conn)
+        Ok(Opened { conn, file })
+    }
+
+    /// An idle connection still on the file the path names, else a new one.
+    fn connection(&self) -> Result<Opened> {
+        let current = file_id(&self.path);
+        while let Some((c, _)) = self.pool.idle() {
+            if c.file == current {
+                return Ok(c);
+            }
+            // Its file was replaced or removed: dropped.
+        }
+        self.open()
     }
 
     /// Runs `f` on a pooled connection on a blocking thread.
@@ -82,24 +130,21 @@ impl Sqlite {
         table: &TableRef,
         f: impl FnOnce(&Connection) -> std::result::Result<T, Failure> + Send + 'static,
     ) -> Result<T> {
-        let conn = match self.pool.idle() {
-            Some((c, _)) => c,
-            None => self.open()?,
-        };
-        let interrupt = Arc::new(conn.get_interrupt_handle());
-        let mut lease = self.pool.lease(conn, interrupt);
-        let conn = lease.take();
+        let opened = self.connection()?;
+        let interrupt = Arc::new(opened.conn.get_interrupt_handle());
+        let mut lease = self.pool.lease(opened, interrupt);
+        let opened = lease.take();
         let joined = tokio::task::spawn_blocking(move || {
-            let r = f(&conn);
-            (conn, r)
+            let r = f(&opened.conn);
+            (opened, r)
         })
         .await;
-        let (conn, r) = joined.map_err(|e| EngineError::Query {
+        let (opened, r) = joined.map_err(|e| EngineError::Query {
             database: self.name.clone(),
             table: table.to_string(),
             message: format!("query thread failed: {e}"),
         })?;
-        lease.put(conn);
+        lease.put(opened);
         lease.release();
         r.map_err(|f| match f {
             Failure::Sql(e) => match &e {

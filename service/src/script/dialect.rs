@@ -32,6 +32,17 @@ impl Dialect {
         })
     }
 
+    /// The dialect of an engine family.
+    pub fn of(family: crate::engine::Family) -> Dialect {
+        use crate::engine::Family;
+        match family {
+            Family::Postgres => Dialect::Postgres,
+            Family::Sqlite => Dialect::Sqlite,
+            Family::Mysql => Dialect::Mysql,
+            Family::Mssql => Dialect::Tsql,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Tsql => "tsql",
@@ -213,6 +224,11 @@ impl Dialect {
         }
         match self {
             Dialect::Postgres => Ok(match crate::engine::postgres::input_text(value) {
+                // A column of another engine's written as the type of its logical type,
+                // which keeps microseconds: a finer value would be rounded.
+                Some(_) if column.db_type.is_empty() && finer_than_micros(value) => {
+                    return Err("PostgreSQL keeps microseconds at most".into())
+                }
                 Some(text)
                     if column.logical == LogicalType::Int && matches!(value, Value::Int(_)) =>
                 {
@@ -232,12 +248,38 @@ impl Dialect {
     }
 }
 
-/// The destination column's PostgreSQL type, modifiers kept (char(5) must not become char(1)).
+/// The destination column's PostgreSQL type, modifiers kept (char(5) must not become
+/// char(1)); for a column without one (of another engine, see `script::types_for`) the
+/// type of its logical type, which PostgreSQL assigns to any column of that kind.
 fn pg_type(column: &QueryColumn) -> String {
-    if column.db_type.is_empty() {
-        "text".into()
-    } else {
-        column.db_type.clone()
+    if !column.db_type.is_empty() {
+        return column.db_type.clone();
+    }
+    match column.logical {
+        LogicalType::Bool => "boolean",
+        LogicalType::Int => "bigint",
+        LogicalType::Decimal => "numeric",
+        LogicalType::Float => "double precision",
+        LogicalType::Text => "text",
+        LogicalType::Bytes => "bytea",
+        LogicalType::Date => "date",
+        LogicalType::Time => "time",
+        LogicalType::Timestamp => "timestamp",
+        LogicalType::TimestampTz => "timestamptz",
+        LogicalType::Uuid => "uuid",
+        LogicalType::Json => "json",
+        LogicalType::Interval => "interval",
+    }
+    .into()
+}
+
+fn finer_than_micros(v: &Value) -> bool {
+    match v {
+        Value::Time(t) => t % 1000 != 0,
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => {
+            !t.is_infinite() && !t.nanos.is_multiple_of(1000)
+        }
+        _ => false,
     }
 }
 

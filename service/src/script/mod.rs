@@ -66,6 +66,9 @@ pub struct Options {
     pub counts_in_header: bool,
     /// Script rows that are not verified too (in flight, or not re-checked yet).
     pub include_in_flight: bool,
+    /// A row with a value the dialect cannot hold is left out and listed (see
+    /// [`Summary::unrepresentable`]) instead of stopping the script.
+    pub skip_unrepresentable: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,28 @@ pub struct Summary {
     pub statements: u64,
     /// Differing rows left out because they are not verified.
     pub in_flight: u64,
+    /// Rows left out because the dialect cannot hold one of their values (with
+    /// `skip_unrepresentable`): the script does not converge them.
+    pub unrepresentable: u64,
+}
+
+impl Summary {
+    /// Why a script that ran to its end still does not converge the table, if it does not.
+    pub fn incomplete(&self) -> Option<String> {
+        (self.unrepresentable > 0).then(|| {
+            format!(
+                "{} rows could not be written in this dialect and are not in the script (listed above)",
+                self.unrepresentable
+            )
+        })
+    }
+}
+
+/// The end of a script that failed, or that leaves rows out: its last lines say so, so that
+/// no script that stopped short can be taken for a whole one.
+pub fn error_trailer(error: &str) -> String {
+    let error = comment_text(error);
+    format!("\n-- ERROR: {error}\n-- This script is INCOMPLETE: it does not converge the table.\n")
 }
 
 /// Keys listed in the "in flight, not scripted" section, at most (the count is exact).
@@ -123,13 +148,24 @@ pub fn subscriber_of(
     }
 }
 
-/// The dialect of the subscriber's engine.
-pub fn default_dialect(rt: &Runtime, subscriber: &str) -> Dialect {
-    match rt.databases[subscriber].family() {
-        crate::engine::Family::Postgres => Dialect::Postgres,
-        crate::engine::Family::Sqlite => Dialect::Sqlite,
-        crate::engine::Family::Mysql => Dialect::Mysql,
-        crate::engine::Family::Mssql => Dialect::Tsql,
+/// The dialect of the database a script runs on: the subscriber's engine in fix mode, the
+/// publisher's (the hub) in redrive mode.
+pub fn default_dialect(rt: &Runtime, group: &str, subscriber: &str, mode: Mode) -> Dialect {
+    let target = match (mode, rt.config.group(group)) {
+        (Mode::Redrive, Some(g)) => g.publisher.as_str(),
+        _ => subscriber,
+    };
+    Dialect::of(rt.databases[target].family())
+}
+
+/// A side's column types are its engine's names, which mean nothing in another dialect
+/// (SQLite's DATETIME or DOUBLE in PostgreSQL): there they are dropped, and the dialect
+/// writes the type of each column's logical type instead.
+fn types_for(side: &mut crate::engine::TableQuery, family: crate::engine::Family, d: Dialect) {
+    if Dialect::of(family) != d {
+        for c in &mut side.columns {
+            c.db_type.clear();
+        }
     }
 }
 
@@ -164,7 +200,18 @@ pub async fn generate(
         .await
         .remove(0)
         .map_err(ScriptError::Compare)?;
-    let mut writer = Writer::new(options, &comparison, &g.publisher, subscriber)?;
+    let mut written = comparison.clone();
+    types_for(
+        &mut written.publisher,
+        target.publisher.family(),
+        options.dialect,
+    );
+    types_for(
+        &mut written.subscriber,
+        rt.databases[subscriber].family(),
+        options.dialect,
+    );
+    let mut writer = Writer::new(options, &written, &g.publisher, subscriber)?;
     let gone = || ScriptError::Compare("the receiver of the script went away".into());
     if !options.counts_in_header {
         out.send(writer.header(None)).await.map_err(|_| gone())?;
@@ -187,14 +234,6 @@ pub async fn generate(
         .status
         .with(&id, |e| e.diff.verified())
         .unwrap_or_default();
-    let pass = async {
-        let result = target
-            .full_pass(vec![Ok(comparison.clone())])
-            .await
-            .remove(0);
-        drop(target); // closes the change channel
-        result.map(|_| ()).map_err(ScriptError::Compare)
-    };
     // The value model orders these keys as the databases do (no collated text).
     let q = &comparison.publisher;
     let ordered = q.binary_collation
@@ -204,6 +243,11 @@ pub async fn generate(
                 crate::value::LogicalType::Text | crate::value::LogicalType::Json
             )
         });
+    let pass = async {
+        let result = target.full_pass(vec![Ok(comparison)]).await.remove(0);
+        drop(target); // closes the change channel
+        result.map(|_| ()).map_err(ScriptError::Compare)
+    };
     let write = async {
         let mut buf = Vec::new();
         while let Some(change) = rx.recv().await {
@@ -229,7 +273,7 @@ pub async fn generate(
     };
     send(writer.finish()).await;
     send(writer.in_flight_section()).await;
-    if let Some((banner, file)) = writer.member_section()? {
+    for (banner, file) in writer.sections()? {
         send(banner).await;
         // In pieces, so that a member section of millions of rows never sits in memory.
         let mut piece = String::new();
@@ -264,13 +308,20 @@ pub fn render(
         body.push_str(&w.change(&c)?);
     }
     body.push_str(&w.finish());
-    if let Some((banner, file)) = w.member_section()? {
+    for (banner, file) in w.sections()? {
         body.push_str(&banner);
         std::io::Read::read_to_string(&mut std::io::BufReader::new(file), &mut body)?;
     }
     body.push_str(&w.trailer());
     let header = w.header(options.counts_in_header.then_some(&w.summary));
     Ok(header + &body)
+}
+
+/// Text for a `--` comment: no control character may end the comment early.
+fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Turns row changes into statements for one comparison.
@@ -285,10 +336,17 @@ struct Writer<'a> {
     pending_keys: Vec<Vec<Value>>,
     /// Redrive: the member's section, spilled to disk so memory stays bounded.
     member: Option<std::fs::File>,
+    /// The rows left out (`skip_unrepresentable`), one line each, spilled to disk too...
+    skipped: Option<std::fs::File>,
+    /// ...and the first of them, for the header.
+    skipped_first: Vec<String>,
     started: bool,
     /// Keys of rows left out as not verified (the first [`IN_FLIGHT_LISTED`]).
     held: Vec<String>,
 }
+
+/// Rows left out that the header lists (all of them are listed at the end).
+const HEADER_SKIPPED_ROWS: usize = 100;
 
 impl<'a> Writer<'a> {
     fn new(
@@ -310,6 +368,8 @@ impl<'a> Writer<'a> {
             in_batch: 0,
             pending_keys: Vec::new(),
             member,
+            skipped: None,
+            skipped_first: Vec::new(),
             started: false,
             held: Vec::new(),
         })
@@ -356,11 +416,7 @@ impl<'a> Writer<'a> {
     }
 
     pub fn header(&self, counts: Option<&Summary>) -> String {
-        let clean = |s: &str| {
-            s.chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect::<String>()
-        };
+        let clean = comment_text;
         let (pt, st) = (&self.cmp.publisher.table, &self.cmp.subscriber.table);
         let mut h = format!(
             "-- driftwatch convergence script: {} mode, {} dialect\n",
@@ -457,6 +513,31 @@ impl<'a> Writer<'a> {
                  -- saw, an INSERT only while its key is absent; a statement that finds its row changed since\n\
                  -- (replication goes on) is skipped, and the number skipped is reported at the end.\n",
             );
+        }
+        if self.options.skip_unrepresentable {
+            match counts {
+                Some(c) if c.unrepresentable > 0 => {
+                    h.push_str(&format!(
+                        "-- NOT WRITTEN: {} rows hold a value the {} dialect cannot represent; the script does\n\
+                         -- not converge them (key and column, all of them also at the end):\n",
+                        c.unrepresentable,
+                        self.d().name()
+                    ));
+                    for line in &self.skipped_first {
+                        h.push_str(line);
+                    }
+                    let more = c.unrepresentable - self.skipped_first.len() as u64;
+                    if more > 0 {
+                        h.push_str(&format!("--   … and {more} more\n"));
+                    }
+                }
+                Some(_) => h.push_str(
+                    "-- Every row could be written (rows with a value this dialect cannot hold would be listed here).\n",
+                ),
+                None => h.push_str(
+                    "-- A row with a value this dialect cannot hold is left out, and listed at the end.\n",
+                ),
+            }
         }
         match counts {
             Some(c) => {
@@ -578,10 +659,41 @@ impl<'a> Writer<'a> {
             Kind::Extra => self.summary.extra += 1,
             Kind::Changed => self.summary.changed += 1,
         }
-        match self.options.mode {
+        let written = match self.options.mode {
             Mode::Fix => self.fix(change),
             Mode::Redrive => self.redrive(change),
+        };
+        match written {
+            Err(ScriptError::Unrepresentable {
+                key, column, why, ..
+            }) if self.options.skip_unrepresentable => {
+                self.skip(&key, &column, &why)?;
+                Ok(String::new())
+            }
+            other => other,
         }
+    }
+
+    /// Leaves a row out: counted, and listed in the header and at the end.
+    fn skip(&mut self, key: &str, column: &str, why: &str) -> Result<(), ScriptError> {
+        self.summary.unrepresentable += 1;
+        let line = format!(
+            "--   key ({}), column {}: {}\n",
+            comment_text(key),
+            comment_text(column),
+            comment_text(why)
+        );
+        if self.skipped_first.len() < HEADER_SKIPPED_ROWS {
+            self.skipped_first.push(line.clone());
+        }
+        if self.skipped.is_none() {
+            self.skipped = Some(tempfile::tempfile()?);
+        }
+        self.skipped
+            .as_mut()
+            .expect("created above")
+            .write_all(line.as_bytes())?;
+        Ok(())
     }
 
     fn fix(&mut self, change: &RowChange) -> Result<String, ScriptError> {
@@ -765,6 +877,26 @@ impl<'a> Writer<'a> {
             out.push_str(&d.epilogue(self.guards()));
         }
         out
+    }
+
+    /// The sections spilled to disk, each a banner and its file: redrive's part 2 (rows
+    /// extra on the member), then the rows left out.
+    fn sections(&mut self) -> Result<Vec<(String, std::fs::File)>, ScriptError> {
+        let mut out = Vec::new();
+        if let Some(member) = self.member_section()? {
+            out.push(member);
+        }
+        if let Some(mut skipped) = self.skipped.take() {
+            skipped.rewind()?;
+            let banner = format!(
+                "\n-- ===== NOT WRITTEN: {} rows hold a value the {} dialect cannot represent =====\n\
+                 -- The statements above leave them as they are: converge them by hand.\n",
+                self.summary.unrepresentable,
+                self.d().name()
+            );
+            out.push((banner, skipped));
+        }
+        Ok(out)
     }
 
     /// Redrive's part 2, if any rows are extra on the member: its banner and the file.
