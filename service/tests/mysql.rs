@@ -204,6 +204,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000', '2025-06-14 02:00:00', 125)";
     let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL, '0000-00-00 00:00:00', -40)";
     let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL, NULL, 0)";
+    // Held to the end of the test, which drops the databases.
+    let mut databases = Vec::new();
     for (db, alt) in [("dw_types_my_pub", false), ("dw_types_my_sub", true)] {
         let mut conn = mysql_database(db).await;
         let cols: Vec<String> = columns(alt)
@@ -216,6 +218,7 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         ))
         .await
         .unwrap();
+        databases.push(conn);
     }
 
     // Decoding, straight from the engine.
@@ -397,6 +400,8 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
     use mysql_async::prelude::Queryable;
 
     let long = "a text longer than what is hashed inline ".repeat(3);
+    // Held to the end of the test, which drops the databases.
+    let mut databases = Vec::new();
     for (db, rows) in [
         (
             "dw_join_my_pub",
@@ -414,6 +419,7 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
         conn.exec_drop(format!("INSERT INTO t VALUES {rows}"), (long.as_str(),))
             .await
             .unwrap();
+        databases.push(conn);
     }
     let dir = temp_dir();
     let toml = pair_config(
@@ -503,4 +509,22 @@ async fn cancel_all_kills_the_running_query() {
         .await
         .expect("the query ends once killed");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The databases a test makes are dropped when it is done, also when it fails: a test
+/// run leaves no dw_* database behind on the shared servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_database_behind() {
+    let failed = tokio::spawn(async {
+        let _pg = pg_database("dw_guard_pg").await;
+        let _my = mysql_database("dw_guard_my").await;
+        assert!(
+            pg_database_exists("dw_guard_pg").await && mysql_database_exists("dw_guard_my").await
+        );
+        panic!("this test fails on purpose, with its databases made");
+    })
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    assert!(!pg_database_exists("dw_guard_pg").await);
+    assert!(!mysql_database_exists("dw_guard_my").await);
 }
