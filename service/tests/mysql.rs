@@ -205,6 +205,8 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
     let row1 = "(1, 18446744073709551615, -2147483648, 1, 2155, b'1', b'101010101010', 12.50, 1.5, -0e0, 'ab', 'é ', 'b c', 'y,x', X'00ff', '1000-01-01', '-838:59:59', '2025-06-14 02:00:00.123', '2038-01-19 03:14:07.5', '{\"a\": [1, 2]}', '123e4567-e89b-12d3-a456-426614174000', '2025-06-14 02:00:00', 125)";
     let row2 = "(2, 0, 0, 0, 1901, b'0', b'0', -0.01, -0.25, 1e308, '', '', 'a', '', X'', '9999-12-31', '24:00:00', '0000-00-00 00:00:00', NULL, 'null', NULL, '0000-00-00 00:00:00', -40)";
     let row3 = "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '12:34:56.5', NULL, NULL, NULL, NULL, NULL, 0)";
+    // Held to the end of the test, which drops the databases.
+    let mut databases = Vec::new();
     for (db, alt) in [("dw_types_my_pub", false), ("dw_types_my_sub", true)] {
         let mut conn = mysql_database(db).await;
         let cols: Vec<String> = columns(alt)
@@ -217,6 +219,7 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
         ))
         .await
         .unwrap();
+        databases.push(conn);
     }
 
     // Decoding, straight from the engine.
@@ -399,6 +402,8 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
     use mysql_async::prelude::Queryable;
 
     let long = "a text longer than what is hashed inline ".repeat(3);
+    // Held to the end of the test, which drops the databases.
+    let mut databases = Vec::new();
     for (db, rows) in [
         (
             "dw_join_my_pub",
@@ -416,6 +421,7 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
         conn.exec_drop(format!("INSERT INTO t VALUES {rows}"), (long.as_str(),))
             .await
             .unwrap();
+        databases.push(conn);
     }
     let dir = temp_dir();
     let toml = pair_config(
@@ -456,55 +462,52 @@ async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
     use mysql_async::prelude::Queryable;
 
     let (pub_db, sub_db) = ("dw_crcxor_my_pub", "dw_crcxor_my_sub");
-    let body = tokio::spawn(async move {
-        // 'a' ^ '`' = 'c' ^ 'b' = 0x01: the two rows' texts change by the same bits.
-        let xor_crc = "SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, a))) FROM t";
-        let mut checksums = Vec::new();
-        for (db, rows) in [
-            (pub_db, "(1, 'ab'), (2, 'cd'), (3, 'same')"),
-            (sub_db, "(1, '`b'), (2, 'bd'), (3, 'same')"),
-        ] {
-            let mut conn = mysql_database(db).await;
-            conn.query_drop(format!(
+    // 'a' ^ '`' = 'c' ^ 'b' = 0x01: the two rows' texts change by the same bits.
+    let xor_crc = "SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, a))) FROM t";
+    let mut checksums = Vec::new();
+    // The databases are dropped when these guards go, also if the test fails.
+    let mut databases = Vec::new();
+    for (db, rows) in [
+        (pub_db, "(1, 'ab'), (2, 'cd'), (3, 'same')"),
+        (sub_db, "(1, '`b'), (2, 'bd'), (3, 'same')"),
+    ] {
+        let mut conn = mysql_database(db).await;
+        conn.query_drop(format!(
                 "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
             ))
             .await
             .unwrap();
-            let sum: Option<u64> = conn.query_first(xor_crc).await.unwrap();
-            checksums.push(sum.unwrap());
-        }
-        assert_eq!(checksums[0], checksums[1], "the weaker scheme must collide here");
-        let dir = temp_dir();
-        let toml = pair_config(
-            &mysql_url(pub_db),
-            &mysql_url(sub_db),
-            "t",
-            "t",
-            "pushdown",
-            1000,
-        );
-        let results = run_pass(load_config(dir.path(), &toml)).await;
-        let (status, found) = &results[0];
-        assert_eq!(status.error, None);
-        assert!(status.chunks_mismatched >= 1);
-        let want: std::collections::BTreeSet<_> = ["1", "2"]
-            .map(|id| {
-                (
-                    vec![id.to_string()],
-                    "changed".to_string(),
-                    vec!["a".to_string()],
-                )
-            })
-            .into();
-        assert_eq!(*found, want);
-    })
-    .await;
-    for db in [pub_db, sub_db] {
-        mysql_drop_database(db).await;
+        let sum: Option<u64> = conn.query_first(xor_crc).await.unwrap();
+        checksums.push(sum.unwrap());
+        databases.push(conn);
     }
-    if let Err(e) = body {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    assert_eq!(
+        checksums[0], checksums[1],
+        "the weaker scheme must collide here"
+    );
+    let dir = temp_dir();
+    let toml = pair_config(
+        &mysql_url(pub_db),
+        &mysql_url(sub_db),
+        "t",
+        "t",
+        "pushdown",
+        1000,
+    );
+    let results = run_pass(load_config(dir.path(), &toml)).await;
+    let (status, found) = &results[0];
+    assert_eq!(status.error, None);
+    assert!(status.chunks_mismatched >= 1);
+    let want: std::collections::BTreeSet<_> = ["1", "2"]
+        .map(|id| {
+            (
+                vec![id.to_string()],
+                "changed".to_string(),
+                vec!["a".to_string()],
+            )
+        })
+        .into();
+    assert_eq!(*found, want);
 }
 
 fn config_for(strategy: &str) -> String {
@@ -567,4 +570,22 @@ async fn cancel_all_kills_the_running_query() {
         .await
         .expect("the query ends once killed");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The databases a test makes are dropped when it is done, also when it fails: a test
+/// run leaves no dw_* database behind on the shared servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_database_behind() {
+    let failed = tokio::spawn(async {
+        let _pg = pg_database("dw_guard_pg").await;
+        let _my = mysql_database("dw_guard_my").await;
+        assert!(
+            pg_database_exists("dw_guard_pg").await && mysql_database_exists("dw_guard_my").await
+        );
+        panic!("this test fails on purpose, with its databases made");
+    })
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    assert!(!pg_database_exists("dw_guard_pg").await);
+    assert!(!mysql_database_exists("dw_guard_my").await);
 }

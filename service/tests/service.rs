@@ -713,6 +713,8 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
             )
         })
         .collect();
+    // Held to the end of the test, which drops the databases.
+    let mut databases = Vec::new();
     for db in [pub_db, sub_db] {
         let mut conn = mysql_database(db).await;
         conn.query_drop(create).await.unwrap();
@@ -721,6 +723,7 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
                 .await
                 .unwrap();
         }
+        databases.push(conn);
     }
     mysql_connect(sub_db)
         .await
@@ -878,9 +881,6 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
     assert_eq!(status["tables"][0]["state"], "converged");
     assert_eq!(status["tables"][0]["script"], serde_json::Value::Null);
     svc.stop().await;
-    for db in [pub_db, sub_db] {
-        mysql_drop_database(db).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

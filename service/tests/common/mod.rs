@@ -38,8 +38,100 @@ pub async fn pg_connect(db: &str) -> tokio_postgres::Client {
     client
 }
 
-/// A fresh, empty database (dropped first if a previous run left it).
-pub async fn pg_database(name: &str) -> tokio_postgres::Client {
+/// A database a test made, with a connection to it: dropped when the test is done with
+/// it, also when the test fails (the drop runs while a panic unwinds). Hold it for as long
+/// as the database is used, even where the connection is not.
+pub struct TestDb<C> {
+    conn: C,
+    drop: DropDatabase,
+}
+
+impl<C> std::ops::Deref for TestDb<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C> std::ops::DerefMut for TestDb<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Server {
+    Postgres,
+    Mysql,
+}
+
+struct DropDatabase {
+    server: Server,
+    name: String,
+}
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be the one unwinding: the DROP runs
+        // on a thread and runtime of its own. It must not panic (a panic while unwinding
+        // aborts the test binary): a failure is reported and the next run drops it first.
+        let (server, name) = (self.server, self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(drop_database(server, &name))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Err(_) => eprintln!(
+                "could not drop test database {}: the thread failed",
+                self.name
+            ),
+        }
+    }
+}
+
+async fn drop_database(server: Server, name: &str) -> Result<(), String> {
+    match server {
+        Server::Postgres => {
+            let (admin, conn) = tokio_postgres::connect(&pg_url("postgres"), tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            // FORCE ends the sessions still on it (the test's own, a service left running).
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Server::Mysql => {
+            use mysql_async::prelude::Queryable;
+            let opts = mysql_async::Opts::from_url(&mysql_base()).map_err(|e| e.to_string())?;
+            let mut admin = mysql_async::Conn::new(
+                mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            // A session still inside a statement on it holds a lock: wait for it a little,
+            // not for MariaDB's default of a year.
+            let dropped = admin
+                .query_drop(format!(
+                    "SET SESSION lock_wait_timeout = 10; DROP DATABASE IF EXISTS `{name}`"
+                ))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = admin.disconnect().await;
+            dropped
+        }
+    }
+}
+
+/// A fresh, empty database (dropped first if a previous run could not drop it).
+pub async fn pg_database(name: &str) -> TestDb<tokio_postgres::Client> {
     let admin = pg_connect("postgres").await;
     admin
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -49,7 +141,22 @@ pub async fn pg_database(name: &str) -> tokio_postgres::Client {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    pg_connect(name).await
+    TestDb {
+        drop: DropDatabase {
+            server: Server::Postgres,
+            name: name.to_string(),
+        },
+        conn: pg_connect(name).await,
+    }
+}
+
+pub async fn pg_database_exists(name: &str) -> bool {
+    pg_connect("postgres")
+        .await
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+        .await
+        .unwrap()
+        .is_some()
 }
 
 pub fn sqlite_url(path: &Path) -> String {
@@ -713,8 +820,8 @@ pub async fn mysql_connect(db: &str) -> mysql_async::Conn {
     mysql_connect_to(&mysql_url(db)).await
 }
 
-/// A fresh, empty database (dropped first if a previous run left it).
-pub async fn mysql_database(name: &str) -> mysql_async::Conn {
+/// A fresh, empty database (dropped first if a previous run could not drop it).
+pub async fn mysql_database(name: &str) -> TestDb<mysql_async::Conn> {
     use mysql_async::prelude::Queryable;
     let mut admin = mysql_connect_to(&mysql_base()).await;
     admin
@@ -724,19 +831,27 @@ pub async fn mysql_database(name: &str) -> mysql_async::Conn {
         .await
         .unwrap();
     let _ = admin.disconnect().await;
-    mysql_connect(name).await
+    TestDb {
+        drop: DropDatabase {
+            server: Server::Mysql,
+            name: name.to_string(),
+        },
+        conn: mysql_connect(name).await,
+    }
 }
 
-/// Drops a database the test made (a failed test leaves its databases for inspection; the
-/// next run's `mysql_database` drops them first).
-pub async fn mysql_drop_database(name: &str) {
+pub async fn mysql_database_exists(name: &str) -> bool {
     use mysql_async::prelude::Queryable;
     let mut admin = mysql_connect_to(&mysql_base()).await;
-    admin
-        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+    let found: Option<String> = admin
+        .exec_first(
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name = ?",
+            (name,),
+        )
         .await
         .unwrap();
     let _ = admin.disconnect().await;
+    found.is_some()
 }
 
 /// Applies a script to database `db` with the server's own client over TCP, as a person
