@@ -1,8 +1,8 @@
 //! The data behind `driftwatch demo`: a publisher and a subscriber SQLite database
 //! whose differences are known in advance, plus a config that watches them.
 //!
-//! The pair tells the story of the Azure SQL Data Sync gap (seed 000) on tables that look
-//! like a shop's: the subscriber lost every order line of one busy night, picked up a
+//! The pair tells the story of an Azure SQL Data Sync gap on tables that look like a
+//! shop's: the subscriber lost every order line of one busy night, picked up a
 //! few stray writes of its own, has rows whose values differ in the ways that trip up
 //! naive comparisons (NULL against '', precomposed against decomposed accents, one cent,
 //! one byte, one trailing space), and lacks a column the publisher gained later.

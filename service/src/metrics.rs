@@ -1,4 +1,5 @@
-//! The Prometheus registry and every metric driftwatch exports (names fixed by DESIGN.md).
+//! The Prometheus registry and every metric driftwatch exports (their names are part of the
+//! interface: dashboards and alert rules use them).
 //!
 //! Passes run on their own schedule, not at scrape time: each figure is the result of
 //! the last completed pass, as the HELP texts say. Labels stay bounded: group, table,
