@@ -684,10 +684,14 @@ impl MariaDbServer {
         );
         let dir = server_dir("my-");
         let d = dir.path();
-        // No durability, small buffers: a throwaway server.
+        // No durability, small buffers: a throwaway server. A temporary directory of its
+        // own: two installs at once in one /tmp can trip over each other's temporary
+        // tables ("Could not remove temporary table", then the install aborts).
+        std::fs::create_dir_all(d.join("tmp")).unwrap();
         let common: Vec<String> = vec![
             "--no-defaults".into(),
             format!("--datadir={}", d.join("data").display()),
+            format!("--tmpdir={}", d.join("tmp").display()),
             "--innodb-flush-log-at-trx-commit=0".into(),
             "--innodb-doublewrite=0".into(),
             "--innodb-buffer-pool-size=64M".into(),
