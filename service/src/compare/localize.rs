@@ -194,41 +194,33 @@ impl Pair<'_> {
             let rows = self.publisher.rows(&self.cmp.publisher, range).await?;
             return Ok(Snapshot::Rows(self.hashes(&rows)));
         }
+        let d = self
+            .range_digest(self.publisher, &self.cmp.publisher, range)
+            .await?;
+        Ok(Snapshot::Digest(d))
+    }
+
+    /// One side's digest of a whole range, unbucketed.
+    async fn range_digest(
+        &self,
+        db: &Database,
+        q: &TableQuery,
+        range: &KeyRange,
+    ) -> Result<BucketDigest> {
         let spec = DigestSpec {
             range: range.clone(),
             bucket_width: None,
         };
-        let d = digest(
-            self.publisher,
-            &self.cmp.publisher,
-            &spec,
-            self.cmp.strategy,
-        )
-        .await?;
-        Ok(Snapshot::Digest(d.get(&0).copied().unwrap_or_default()))
+        let d = digest(db, q, &spec, self.cmp.strategy).await?;
+        Ok(d.get(&0).copied().unwrap_or_default())
     }
 
     async fn digest_both(&self, range: &KeyRange) -> Result<(BucketDigest, BucketDigest)> {
-        let spec = DigestSpec {
-            range: range.clone(),
-            bucket_width: None,
-        };
         let (p, s) = tokio::join!(
-            digest(
-                self.publisher,
-                &self.cmp.publisher,
-                &spec,
-                self.cmp.strategy
-            ),
-            digest(
-                self.subscriber,
-                &self.cmp.subscriber,
-                &spec,
-                self.cmp.strategy
-            )
+            self.range_digest(self.publisher, &self.cmp.publisher, range),
+            self.range_digest(self.subscriber, &self.cmp.subscriber, range)
         );
-        let one = |d: crate::engine::Digests| d.get(&0).copied().unwrap_or_default();
-        Ok((one(p?), one(s?)))
+        Ok((p?, s?))
     }
 
     /// Re-digests `range` and localizes whatever still differs (rechecks).
@@ -381,18 +373,10 @@ impl Pair<'_> {
                 }
             }
             None => {
-                let spec = DigestSpec {
-                    range: leaf.range.clone(),
-                    bucket_width: None,
-                };
-                let d = digest(
-                    self.publisher,
-                    &self.cmp.publisher,
-                    &spec,
-                    self.cmp.strategy,
-                )
-                .await?;
-                leaf.moved = d.get(&0).copied().unwrap_or_default() != leaf.publisher_digest;
+                let d = self
+                    .range_digest(self.publisher, &self.cmp.publisher, &leaf.range)
+                    .await?;
+                leaf.moved = d != leaf.publisher_digest;
                 for r in &mut leaf.rows {
                     r.moved = leaf.moved;
                 }
