@@ -149,7 +149,7 @@ log=$(mktemp)
 blog=$(mktemp)
 trap 'rm -f "$log" "$blog"' EXIT
 status=0
-cargo test --workspace --all-targets "${@:2}" 2>&1 | tee "$log" || status=1
+cargo test --workspace --all-targets --no-fail-fast "${@:2}" 2>&1 | tee "$log" || status=1
 
 say "the status page in headless Chromium ($browser)"
 cargo build -p driftwatch --bin driftwatch

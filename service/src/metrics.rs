@@ -4,6 +4,12 @@
 //! Passes run on their own schedule, not at scrape time: each figure is the result of
 //! the last completed pass, as the HELP texts say. Labels stay bounded: group, table,
 //! subscriber, database and fixed enumerations only, never keys, values or ranges.
+//!
+//! The series that count a problem (divergent rows, the confirmed row count difference,
+//! mismatched chunks, a schema mismatch, the first sighting of a difference) exist only
+//! while there is one, so that a scrape of a thousand converged tables stays small;
+//! `table_converged` and `validation_last_success_timestamp_seconds` exist for every pair
+//! that has passed, so an absent problem series means "none", never "no data".
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -58,16 +64,16 @@ impl Metrics {
             up: gauge("up", "1 if the last query to the database succeeded or failed for a table's own reason, 0 if the database could not be reached", &["database"]),
             table_rows: gauge("table_rows", &format!("Rows in the table, honouring its row filter{last}"), &["group", "table", "database", "role"]),
             row_count_difference: gauge("table_row_count_difference", &format!("Publisher rows minus subscriber rows as the last pass counted them; includes rows in flight, so it moves with replication lag (alert on table_confirmed_row_count_difference){last}"), PAIR),
-            confirmed_row_count_difference: gauge("table_confirmed_row_count_difference", "Confirmed missing rows minus confirmed extra rows: the row count difference that is not replication lag", PAIR),
+            confirmed_row_count_difference: gauge("table_confirmed_row_count_difference", "Confirmed missing rows minus confirmed extra rows: the row count difference that is not replication lag; absent while zero", PAIR),
             first_seen: {
                 let g = GaugeVec::new(Opts::new("table_divergence_first_seen_timestamp_seconds", "Unix time at which the oldest difference of a status (confirmed, in_flight) was first seen; absent when there is none"), &["group", "table", "subscriber", "status"]).expect("valid metric");
                 registry.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
-            chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched{last}"), &["group", "table", "subscriber", "state"]),
-            divergent_rows: gauge("table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after)", &["group", "table", "subscriber", "kind", "status"]),
+            chunks: gauge("table_chunks", &format!("Chunks by state, matched or mismatched (absent while none is){last}"), &["group", "table", "subscriber", "state"]),
+            divergent_rows: gauge("table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after); absent while zero", &["group", "table", "subscriber", "kind", "status"]),
             converged: gauge("table_converged", "1 when the last complete pass found no confirmed divergence and the compared schemas agree; 0 otherwise, and when the last pass failed", PAIR),
-            schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber{last}"), PAIR),
+            schema_mismatch: gauge("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber, absent otherwise{last}"), PAIR),
             last_success: {
                 let g = GaugeVec::new(Opts::new("validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass"), PAIR).expect("valid metric");
                 registry.register(Box::new(g.clone())).expect("unique metric");

@@ -19,6 +19,7 @@ use crate::compare::PairPass;
 use crate::metrics::Metrics;
 use crate::state::{SavedPair, SavedRow, StateStore};
 use crate::value::key_bytes;
+use prometheus::IntGaugeVec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -444,12 +445,12 @@ impl Status {
                 m.chunks
                     .with_label_values(&[labels[0], labels[1], labels[2], "matched"])
                     .set(pass.chunks_matched as i64);
-                m.chunks
-                    .with_label_values(&[labels[0], labels[1], labels[2], "mismatched"])
-                    .set(pass.chunks_mismatched as i64);
-                m.schema_mismatch
-                    .with_label_values(&labels)
-                    .set(e.public.schema_mismatch as i64);
+                set_nonzero(
+                    &m.chunks,
+                    &[labels[0], labels[1], labels[2], "mismatched"],
+                    pass.chunks_mismatched as i64,
+                );
+                set_nonzero(&m.schema_mismatch, &labels, e.public.schema_mismatch as i64);
                 m.last_success.with_label_values(&labels).set(
                     now.duration_since(SystemTime::UNIX_EPOCH)
                         .unwrap_or_default()
@@ -535,14 +536,18 @@ fn from_hex(s: &str) -> Option<Vec<u8>> {
 fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
     for k in Kind::ALL {
         for status in RowStatus::ALL {
-            m.divergent_rows
-                .with_label_values(&[labels[0], labels[1], labels[2], k.as_str(), status.as_str()])
-                .set(d.of(status).get(k) as i64);
+            set_nonzero(
+                &m.divergent_rows,
+                &[labels[0], labels[1], labels[2], k.as_str(), status.as_str()],
+                d.of(status).get(k) as i64,
+            );
         }
     }
-    m.confirmed_row_count_difference
-        .with_label_values(labels)
-        .set(d.confirmed.missing as i64 - d.confirmed.extra as i64);
+    set_nonzero(
+        &m.confirmed_row_count_difference,
+        labels,
+        d.confirmed.missing as i64 - d.confirmed.extra as i64,
+    );
     for (status, since) in [
         (RowStatus::Confirmed, d.oldest_confirmed),
         (RowStatus::InFlight, d.oldest_in_flight),
@@ -554,6 +559,18 @@ fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
                 let _ = m.first_seen.remove_label_values(&l);
             }
         }
+    }
+}
+
+/// Sets a gauge that counts a problem, or removes its series when there is none: nine
+/// divergence series per pair, nearly all zero, were most of a large deployment's scrape.
+/// `table_converged` and `validation_last_success_timestamp_seconds` exist for every pair
+/// that passed, so an absent problem series means no problem, not no data.
+fn set_nonzero(g: &IntGaugeVec, labels: &[&str], v: i64) {
+    if v == 0 {
+        let _ = g.remove_label_values(labels);
+    } else {
+        g.with_label_values(labels).set(v);
     }
 }
 

@@ -706,3 +706,53 @@ async fn rows_a_dialect_cannot_hold_are_left_out_and_listed_when_asked() {
     }
     assert_parses_as_tsql(&text);
 }
+
+/// Rows not verified yet are listed, not scripted, in a section whose every line is a
+/// comment of its own (a comment broken over lines must not leave text a client runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_not_verified_yet_are_listed_as_comments_only() {
+    let dir = temp_dir();
+    let (pub_db, sub_db) = (dir.path().join("pub.db"), dir.path().join("sub.db"));
+    for (path, rows) in [(&pub_db, 1..=20), (&sub_db, 1..=17)] {
+        let c = rusqlite::Connection::open(path).unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT)")
+            .unwrap();
+        for id in rows {
+            c.execute("INSERT INTO t VALUES (?1, 'n')", [id]).unwrap();
+        }
+    }
+    // Nothing is confirmed within the hour: every difference stays unverified.
+    let toml = pair_config(&sqlite_url(&pub_db), &sqlite_url(&sub_db), "t", "t")
+        .replace("confirm_after = \"0s\"", "confirm_after = \"1h\"");
+    // As the service does: a pass first, so the script re-checks (without waiting) what
+    // it tracks.
+    let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &toml)).unwrap();
+    let (g, t) = (&rt.config.groups[0], &rt.config.groups[0].tables[0]);
+    rt.pass(g, t).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    let collect = async {
+        let mut s = String::new();
+        while let Some(piece) = rx.recv().await {
+            s.push_str(&piece);
+        }
+        s
+    };
+    let sqlite = options(Dialect::Sqlite, Mode::Fix, true);
+    let generate = async move { script::generate(&rt, "g", "t", "sub", &sqlite, &tx).await };
+    let (generated, text) = tokio::join!(generate, collect);
+    let (summary, header) = generated.unwrap();
+    let text = header.unwrap_or_default() + &text;
+    assert_eq!((summary.in_flight, summary.statements), (3, 0), "{text}");
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("differing rows are not verified"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(section.len() >= 4, "{text}");
+    for line in section {
+        assert!(
+            line.starts_with("-- "),
+            "not a comment of its own: {line:?}"
+        );
+    }
+}

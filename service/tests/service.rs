@@ -151,9 +151,10 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
                 e.table,
                 &[("kind", kind), ("status", "pending")],
             );
+            // A problem series exists only while it counts something.
             assert_eq!(
                 (confirmed, pending),
-                (Some(n as f64), Some(0.0)),
+                (Some(n as f64), None),
                 "{} {kind}",
                 e.table
             );
@@ -210,7 +211,7 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
                     e.table,
                     &[("kind", kind), ("status", "in_flight")],
                 ),
-                Some(0.0),
+                None,
                 "{} {kind}",
                 e.table
             );
@@ -231,7 +232,7 @@ async fn the_demo_pair_is_served_with_its_exact_drift() {
     );
     assert_eq!(
         m.pair("driftwatch_table_schema_mismatch", "order_lines", &[]),
-        Some(0.0)
+        None
     );
     assert_eq!(
         m.get("driftwatch_up", &[("database", "publisher")]),
@@ -424,11 +425,11 @@ const ORDERS_DRIFT: [(&str, f64); 3] = [("missing", 7.0), ("extra", 3.0), ("chan
 /// configs confirm at once), none pending, and both databases up.
 fn assert_orders_drift(m: &Metrics, group: &str, table: &str, databases: [&str; 2]) {
     for (kind, n) in ORDERS_DRIFT {
-        for (status, want) in [("confirmed", n), ("pending", 0.0)] {
+        for (status, want) in [("confirmed", Some(n)), ("pending", None)] {
             let labels = [("group", group), ("kind", kind), ("status", status)];
             assert_eq!(
                 m.pair("driftwatch_table_divergent_rows", table, &labels),
-                Some(want),
+                want,
                 "{kind} {status}"
             );
         }
@@ -863,7 +864,7 @@ async fn a_mariadb_pair_is_validated_and_converged_by_its_fix_script() {
                     "orders",
                     &[("kind", kind), ("status", status)]
                 ),
-                Some(0.0),
+                None,
                 "{kind} {status}"
             );
         }
@@ -1092,7 +1093,7 @@ async fn a_sqlite_file_replaced_under_the_service_is_read_again() {
             m.pair("driftwatch_table_rows", "t", &[("role", "subscriber")]) == Some(100.0)
         })
         .await;
-    assert_eq!(missing(&m), Some(0.0));
+    assert_eq!(missing(&m), None);
     assert_eq!(m.pair("driftwatch_table_converged", "t", &[]), Some(1.0));
     svc.stop().await;
 }
@@ -1297,9 +1298,9 @@ async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
         })
         .await;
     for (table, converged, mismatch) in [
-        ("drift", 0.0, 1.0),
-        ("untyped", 0.0, 0.0),
-        ("excluded", 1.0, 0.0),
+        ("drift", 0.0, Some(1.0)),
+        ("untyped", 0.0, None),
+        ("excluded", 1.0, None),
     ] {
         assert_eq!(
             m.pair("driftwatch_table_converged", table, &[]),
@@ -1308,7 +1309,7 @@ async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
         );
         assert_eq!(
             m.pair("driftwatch_table_schema_mismatch", table, &[]),
-            Some(mismatch),
+            mismatch,
             "{table}"
         );
     }

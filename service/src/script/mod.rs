@@ -392,7 +392,10 @@ impl<'a> Writer<'a> {
             return String::new();
         }
         let mut s = format!(
-            "\n-- In flight, not scripted: {} differing rows are not verified (their publisher side changed\n             -- between sightings, or they were not yet re-checked at a consistent point). Replication may\n             -- still deliver them; writing them could break it. Fetch the script again later, or ask for\n             -- them on purpose (include_in_flight=true, --include-in-flight).\n",
+            "\n-- In flight, not scripted: {} differing rows are not verified (their publisher side changed\n\
+             -- between sightings, or they were not yet re-checked at a consistent point). Replication may\n\
+             -- still deliver them; writing them could break it. Fetch the script again later, or ask for\n\
+             -- them on purpose (include_in_flight=true, --include-in-flight).\n",
             self.summary.in_flight
         );
         for line in &self.held {
