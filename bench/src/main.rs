@@ -24,6 +24,9 @@
 //! on the server is read or written. Kept databases carry a marker of what was loaded, so
 //! that a rerun with the same `--rows` skips the load (`--fresh` forces it).
 //!
+//! `--peers` also runs other comparison tools on the same pair, alternated with driftwatch,
+//! and gives driftwatch's time as a ratio of theirs (`peers.rs`; they only ever read).
+//!
 //! `--metrics-tables N` measures a /metrics scrape of N served tables instead (`metrics.rs`).
 //!
 //! Everything engine-specific (all SQL) is behind [`Engine`]: the PostgreSQL pair is in
@@ -32,6 +35,7 @@
 
 mod mariadb;
 mod metrics;
+mod peers;
 mod postgres;
 
 use std::collections::HashMap;
@@ -47,10 +51,13 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use crate::mariadb::Mariadb;
+use crate::peers::{PtTableSyncTarget, ReladiffTarget};
 use crate::postgres::Postgres;
 
 /// Every floor and every pass is measured this many times.
 const RUNS: usize = 5;
+/// With `--peers`: rounds of driftwatch and every peer, alternated.
+const PEER_RUNS: usize = 3;
 /// Bump whenever the generated data or the difference set changes, so that databases kept
 /// by an earlier version are reloaded instead of reused.
 const DATA_VERSION: u32 = 1;
@@ -73,7 +80,7 @@ struct Args {
     /// MariaDB server, with no database or a maintenance one (only dw_bench_pub and dw_bench_sub are touched).
     #[arg(long, default_value = "mysql://root@127.0.0.1:3306")]
     mysql_url: String,
-    /// The driftwatch binary [default: <workspace>/target/release/driftwatch].
+    /// The driftwatch binary [default: $CARGO_TARGET_DIR/release/driftwatch, else <workspace>/target/release/driftwatch].
     #[arg(long)]
     driftwatch: Option<PathBuf>,
     /// Keep the databases and config files afterwards (a rerun with the same --rows reuses them).
@@ -82,6 +89,11 @@ struct Args {
     /// Reload the databases even if they already hold the requested data.
     #[arg(long)]
     fresh: bool,
+    /// Also run the peers (reladiff; pt-table-sync on MariaDB) on the pair, alternated with
+    /// driftwatch, and report driftwatch's time as a ratio of theirs. reladiff is installed
+    /// into bench/.peers-venv when missing; a peer that is not installed is reported and skipped.
+    #[arg(long)]
+    peers: bool,
     /// Print the figures as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -145,6 +157,12 @@ struct Counts {
     missing: u64,
     extra: u64,
     changed: u64,
+}
+
+impl Counts {
+    fn json(&self) -> Value {
+        json!({ "missing": self.missing, "extra": self.extra, "changed": self.changed })
+    }
 }
 
 impl fmt::Display for Counts {
@@ -253,6 +271,11 @@ trait Engine {
     /// One run of the transfer floor: both sides' tables to a byte counter, in parallel.
     async fn transfer_floor(&self) -> Result<(Duration, u64)>;
     async fn drop_databases(&self) -> Result<()>;
+    /// How reladiff reaches the pair, in read-only sessions.
+    fn reladiff_target(&self) -> ReladiffTarget;
+    /// How pt-table-sync reaches the pair, in read-only sessions; None for an engine it
+    /// does not speak (it is MySQL-family only).
+    fn pt_table_sync_target(&self) -> Option<PtTableSyncTarget>;
 }
 
 /// The pair as loaded and checked, before anything is measured.
@@ -350,8 +373,9 @@ struct Pass {
     times: Samples,
     peak_rss_kib: u64,
     rows_fetched: u64,
-    /// The counts of the first run that got them wrong, else of the first run.
-    found: Counts,
+    /// The counts of the first run that got them wrong, else of the first run (None before
+    /// the first run).
+    found: Option<Counts>,
     /// Everything that was wrong in any run; empty when all runs were correct.
     problems: Vec<String>,
 }
@@ -428,8 +452,8 @@ impl fmt::Display for Exit {
     }
 }
 
-/// One `driftwatch check` child process.
-struct CheckRun {
+/// One child process, run to its end.
+struct ChildRun {
     wall: Duration,
     /// The child's own peak resident set size (Linux reports KiB).
     max_rss_kib: u64,
@@ -438,20 +462,28 @@ struct CheckRun {
     stderr: String,
 }
 
-/// Runs `driftwatch check --config FILE --json` and reaps it with `wait4`, which gives the
-/// rusage of that child alone (`RUSAGE_CHILDREN` would accumulate over all children).
-fn run_check(bin: &Path, config: &Path) -> Result<CheckRun> {
-    let start = Instant::now();
-    let mut child = Command::new(bin)
+/// Runs `driftwatch check --config FILE --json`.
+fn run_check(bin: &Path, config: &Path) -> Result<ChildRun> {
+    let mut command = Command::new(bin);
+    command
         .arg("check")
         .arg("--config")
         .arg(config)
-        .arg("--json")
+        .arg("--json");
+    run_child(&mut command).with_context(|| format!("running {}", bin.display()))
+}
+
+/// Runs a command to its end, with no stdin, both outputs captured, and reaps it with
+/// `wait4`, which gives the rusage of that child alone (`RUSAGE_CHILDREN` would accumulate
+/// over all children). The wall time runs from the spawn to the reaping.
+fn run_child(command: &mut Command) -> Result<ChildRun> {
+    let start = Instant::now();
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+        .with_context(|| format!("starting {}", command.get_program().to_string_lossy()))?;
     let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
     let stderr_reader = thread::spawn(move || {
         let mut buf = Vec::new();
@@ -472,7 +504,7 @@ fn run_check(bin: &Path, config: &Path) -> Result<CheckRun> {
     } else {
         Exit::Signal(libc::WTERMSIG(status))
     };
-    Ok(CheckRun {
+    Ok(ChildRun {
         wall,
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         exit,
@@ -560,12 +592,38 @@ async fn run_pass(
     strategy: Strategy,
     truth: Counts,
 ) -> Result<Pass> {
-    let mut times = Vec::with_capacity(RUNS);
-    let mut peak_rss_kib = 0;
-    let mut rows_fetched = 0;
-    let mut found = None;
-    let mut problems = Vec::new();
+    let mut pass = Pass::new(strategy);
     for run_no in 1..=RUNS {
+        pass.run_once(bin, config, table, truth, run_no).await?;
+    }
+    Ok(pass)
+}
+
+impl Pass {
+    /// No runs yet.
+    fn new(strategy: Strategy) -> Self {
+        Pass {
+            strategy,
+            times: Samples(Vec::with_capacity(RUNS)),
+            peak_rss_kib: 0,
+            rows_fetched: 0,
+            found: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// One more run of `driftwatch check` with this pass's config, recorded. An exit code
+    /// other than 1 (divergent) or output that is not its report stops the benchmark;
+    /// wrong differences are recorded as problems.
+    async fn run_once(
+        &mut self,
+        bin: &Path,
+        config: &Path,
+        table: &str,
+        truth: Counts,
+        run_no: usize,
+    ) -> Result<()> {
+        let strategy = self.strategy;
         let (bin, config) = (bin.to_owned(), config.to_owned());
         let run = tokio::task::spawn_blocking(move || run_check(&bin, &config)).await??;
         let label = format!("driftwatch check ({}, run {run_no})", strategy.name());
@@ -603,26 +661,26 @@ async fn run_pass(
         if let Some(ran) = report.strategy.as_deref().filter(|s| *s != strategy.name()) {
             wrong.push(format!("ran strategy {ran}"));
         }
-        if found.is_none() || (!wrong.is_empty() && problems.is_empty()) {
-            found = Some(report.found);
+        if self.found.is_none() || (!wrong.is_empty() && self.problems.is_empty()) {
+            self.found = Some(report.found);
         }
-        problems.extend(wrong.into_iter().map(|w| format!("run {run_no}: {w}")));
+        self.problems
+            .extend(wrong.into_iter().map(|w| format!("run {run_no}: {w}")));
 
         // Report the fetch count of the fastest run; it should not vary between runs.
-        if times.iter().all(|t| run.wall < *t) {
-            rows_fetched = report.rows_fetched;
+        if self.times.0.iter().all(|t| run.wall < *t) {
+            self.rows_fetched = report.rows_fetched;
         }
-        times.push(run.wall);
-        peak_rss_kib = peak_rss_kib.max(run.max_rss_kib);
+        self.times.0.push(run.wall);
+        self.peak_rss_kib = self.peak_rss_kib.max(run.max_rss_kib);
+        Ok(())
     }
-    Ok(Pass {
-        strategy,
-        times: Samples(times),
-        peak_rss_kib,
-        rows_fetched,
-        found: found.expect("at least one run"),
-        problems,
-    })
+
+    /// The counts of the first run that got them wrong, else of the first run.
+    fn found(&self) -> Counts {
+        self.found
+            .expect("a pass is reported after at least one run")
+    }
 }
 
 /// Measures the differences actually present in the loaded pair.
@@ -747,11 +805,17 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// `release/driftwatch` in `$CARGO_TARGET_DIR` when it is set (an exported one reaches us
+/// through `cargo run`), else in the workspace's `target`.
 fn default_driftwatch() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the bench crate is inside the workspace");
-    workspace.join("target/release/driftwatch")
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("the bench crate is inside the workspace")
+            .join("target"),
+    };
+    target.join("release/driftwatch")
 }
 
 fn floor_line(name: &str, samples: &Samples) -> String {
@@ -765,7 +829,7 @@ fn floor_line(name: &str, samples: &Samples) -> String {
 fn pass_line(pass: &Pass, floors: &Floors, truth: Counts) -> String {
     let verdict = if pass.problems.is_empty() {
         "ok".to_owned()
-    } else if pass.found != truth {
+    } else if pass.found() != truth {
         format!("MISMATCH (expected {truth})")
     } else {
         "WRONG".to_owned()
@@ -779,7 +843,7 @@ fn pass_line(pass: &Pass, floors: &Floors, truth: Counts) -> String {
         pass.strategy.target(),
         thousands(pass.rows_fetched),
         pass.peak_rss_kib as f64 * 1024.0 / 1e6,
-        pass.found,
+        pass.found(),
         pass.times.median().as_secs_f64(),
     )
 }
@@ -846,8 +910,10 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
 
     ensure!(driftwatch.is_file(), "{build_hint}");
     let mut passes = Vec::new();
+    let mut configs = Vec::new();
     for strategy in Strategy::ALL {
         let config = write_config(engine, strategy)?;
+        configs.push((strategy, config.clone()));
         eprintln!(
             "running driftwatch check ({}), {RUNS} runs ...",
             strategy.name()
@@ -858,6 +924,24 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
         }
         passes.push(pass);
     }
+
+    let peers = if args.peers {
+        let report = peers::compare(engine, &driftwatch, &configs, &diffs).await?;
+        // The peers only read, in read-only sessions; make sure the pair is as loaded.
+        let after = verify(engine, &diffs).await?;
+        ensure!(
+            after.is_intended(args.rows, &diffs),
+            "after the peers the pair no longer holds the loaded data ({after:?}): something wrote to it"
+        );
+        if !args.json {
+            for line in report.lines(truth) {
+                println!("{line}");
+            }
+        }
+        Some(report)
+    } else {
+        None
+    };
 
     let missed: Vec<String> = passes
         .iter()
@@ -871,12 +955,15 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             )
         })
         .collect();
+    let alternated = peers.iter().flat_map(|r| &r.passes);
     let problems: Vec<String> = passes
         .iter()
-        .flat_map(|p| {
+        .map(|p| (p, ""))
+        .chain(alternated.map(|p| (p, " (alternated with the peers)")))
+        .flat_map(|(p, when)| {
             p.problems
                 .iter()
-                .map(|w| format!("{}: {w}", p.strategy.name()))
+                .map(move |w| format!("{}{when}: {w}", p.strategy.name()))
         })
         .collect();
 
@@ -886,7 +973,7 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             "rows": args.rows,
             "publisher_rows": setup.publisher_rows,
             "subscriber_rows": setup.subscriber_rows,
-            "differences": { "missing": truth.missing, "extra": truth.extra, "changed": truth.changed },
+            "differences": truth.json(),
             "load_s": setup.load.map(|d| d.as_secs_f64()),
             "floors": {
                 "md5_scan": floors.md5.json(),
@@ -905,10 +992,11 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
                 "target_met": p.meets_target(&floors),
                 "rows_fetched": p.rows_fetched,
                 "peak_rss_kib": p.peak_rss_kib,
-                "found": { "missing": p.found.missing, "extra": p.found.extra, "changed": p.found.changed },
+                "found": p.found().json(),
                 "correct": p.problems.is_empty(),
                 "problems": p.problems,
             })).collect::<Vec<_>>(),
+            "peers": peers.as_ref().map(peers::Report::json),
             "targets_met": missed.is_empty(),
             "targets_missed": missed,
             "correct": problems.is_empty(),

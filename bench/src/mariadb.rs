@@ -19,6 +19,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Row};
 
+use crate::peers::{PtTableSyncTarget, ReladiffTarget};
 use crate::{url_for_database, Change, Engine, LoadPlan, Probe, Side};
 
 /// The PostgreSQL pair's `orders` in MariaDB's types: timestamptz is `timestamp` (an
@@ -74,6 +75,12 @@ const MD5_FLOOR: &str = "SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(
      AS UNSIGNED)) FROM orders";
 /// The streamed floor: every row of one side crosses the wire.
 const SELECT_ALL: &str = "SELECT * FROM orders";
+/// The query of reladiff's URLs, which mysql-connector takes as a connection option: every
+/// session starts read-only, so that the server refuses any write.
+const RELADIFF_READ_ONLY: &str = "init_command=SET%20SESSION%20TRANSACTION%20READ%20ONLY";
+/// pt-table-sync's `--set-vars`: every session of it read-only (MariaDB's name of the
+/// variable; MySQL 8 calls it transaction_read_only).
+const PT_TABLE_SYNC_READ_ONLY: &str = "tx_read_only=1";
 
 fn change_sql(kind: Change) -> &'static str {
     match kind {
@@ -320,6 +327,34 @@ impl Engine for Mariadb {
         }
         admin.disconnect().await?;
         Ok(())
+    }
+
+    fn reladiff_target(&self) -> ReladiffTarget {
+        // Without the URL's own query: its options are mysql_async's, not mysql-connector's.
+        let url = |side: Side| {
+            let (url, _) = url_for_database(&self.url, side.database());
+            format!("{url}?{RELADIFF_READ_ONLY}")
+        };
+        ReladiffTarget {
+            urls: [url(Side::Publisher), url(Side::Subscriber)],
+        }
+    }
+
+    fn pt_table_sync_target(&self) -> Option<PtTableSyncTarget> {
+        let opts = Opts::from_url(&self.url).expect("the URL was checked by Mariadb::new");
+        // An IP address (127.0.0.1, not localhost) makes DBD::mysql connect over TCP too.
+        let mut server = format!("h={},P={}", opts.ip_or_hostname(), opts.tcp_port());
+        if let Some(user) = opts.user() {
+            server += &format!(",u={user}");
+        }
+        if let Some(pass) = opts.pass() {
+            server += &format!(",p={}", pass.replace(',', "\\,"));
+        }
+        let dsn = |side: Side| format!("{server},D={},t={}", side.database(), self.table());
+        Some(PtTableSyncTarget {
+            dsns: [dsn(Side::Publisher), dsn(Side::Subscriber)],
+            read_only_vars: PT_TABLE_SYNC_READ_ONLY,
+        })
     }
 }
 

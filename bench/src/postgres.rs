@@ -9,6 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use futures::TryStreamExt;
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::peers::{PtTableSyncTarget, ReladiffTarget};
 use crate::{url_for_database, Change, Engine, LoadPlan, Probe, Side};
 
 const CREATE_TABLE: &str = "CREATE TABLE orders (
@@ -55,6 +56,9 @@ const MD5_FLOOR: &str =
     "select count(*), sum(('x'||substr(md5(t::text),1,15))::bit(60)::bigint) from orders t";
 /// The streamed floor: every row of one side crosses the wire, in PostgreSQL's own format.
 const COPY_OUT: &str = "COPY orders TO STDOUT";
+/// Added to reladiff's URLs, which psycopg2 passes on to libpq: every transaction of its
+/// sessions is read-only, so that the server refuses any write.
+const RELADIFF_READ_ONLY: &str = "options=-c%20default_transaction_read_only%3Don";
 
 fn change_sql(kind: Change) -> &'static str {
     match kind {
@@ -266,6 +270,26 @@ impl Engine for Postgres {
                 .with_context(|| format!("dropping database {db}"))?;
         }
         Ok(())
+    }
+
+    fn reladiff_target(&self) -> ReladiffTarget {
+        // driftwatch's URL (which always has a query: sslmode), in the scheme reladiff
+        // takes (postgresql://, not postgres://).
+        let url = |side: Side| {
+            let url = self.url(side);
+            let url = match url.strip_prefix("postgres://") {
+                Some(rest) => format!("postgresql://{rest}"),
+                None => url,
+            };
+            format!("{url}&{RELADIFF_READ_ONLY}")
+        };
+        ReladiffTarget {
+            urls: [url(Side::Publisher), url(Side::Subscriber)],
+        }
+    }
+
+    fn pt_table_sync_target(&self) -> Option<PtTableSyncTarget> {
+        None
     }
 }
 
