@@ -6,25 +6,24 @@
 //! publish anything beyond its own report.
 
 use futures::future::join_all;
-use serde::Serialize;
 
 use crate::compare::confirm::Tally;
 use crate::compare::schema::SchemaReport;
 use crate::config::{Config, GroupConfig, TableConfig};
-use crate::scheduler::Runtime;
+use crate::runtime::Runtime;
 use crate::status::{schema_differs, PairStatus, Sample, State};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("no group {0:?} in the config")]
-    UnknownGroup(String),
+    #[error(transparent)]
+    Lookup(#[from] crate::config::LookupError),
     #[error("no table {0:?} in the selected groups")]
     UnknownTable(String),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct TableLine {
     pub group: String,
     pub table: String,
@@ -50,14 +49,14 @@ pub struct TableLine {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct DatabaseLine {
     pub name: String,
     pub rows_scanned: u64,
     pub rows_fetched: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Report {
     pub converged: bool,
     pub tables: Vec<TableLine>,
@@ -138,9 +137,7 @@ fn select<'a>(
     table: Option<&str>,
 ) -> Result<Vec<(&'a GroupConfig, &'a TableConfig)>, CheckError> {
     let groups: Vec<&GroupConfig> = match group {
-        Some(g) => vec![config
-            .group(g)
-            .ok_or_else(|| CheckError::UnknownGroup(g.to_string()))?],
+        Some(g) => vec![config.group(g)?],
         None => config.groups.iter().collect(),
     };
     let selected: Vec<_> = groups
@@ -167,8 +164,7 @@ pub async fn check(
     join_all(targets.iter().map(|(gn, tn)| {
         let rt = &rt;
         async move {
-            let g = rt.config.group(gn).expect("selected from the config");
-            let t = g.table(tn).expect("selected from the config");
+            let (g, t) = rt.config.find(gn, tn).expect("selected from the config");
             rt.confirm(g, t).await;
         }
     }))

@@ -158,15 +158,60 @@ pub struct TableConfig {
     pub max_diff_rows: usize,
 }
 
+/// A group, table or subscriber that a request or a command line names and the config
+/// lacks: the one wording of each, wherever the name came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    #[error("no group {0:?} in the config")]
+    Group(String),
+    #[error("no table {table:?} in group {group:?}")]
+    Table { group: String, table: String },
+    #[error("{subscriber:?} is not a subscriber of group {group:?}")]
+    Subscriber { group: String, subscriber: String },
+}
+
 impl GroupConfig {
     pub fn table(&self, name: &str) -> Option<&TableConfig> {
         self.tables.iter().find(|t| t.name == name)
     }
+
+    /// The subscriber named, or the group's first when none is.
+    pub fn subscriber<'a>(&'a self, name: Option<&str>) -> Result<&'a str, LookupError> {
+        match name {
+            None => Ok(&self.subscribers[0]),
+            Some(s) => self
+                .subscribers
+                .iter()
+                .find(|x| *x == s)
+                .map(String::as_str)
+                .ok_or_else(|| LookupError::Subscriber {
+                    group: self.name.clone(),
+                    subscriber: s.into(),
+                }),
+        }
+    }
 }
 
 impl Config {
-    pub fn group(&self, name: &str) -> Option<&GroupConfig> {
-        self.groups.iter().find(|g| g.name == name)
+    pub fn group(&self, name: &str) -> Result<&GroupConfig, LookupError> {
+        self.groups
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| LookupError::Group(name.into()))
+    }
+
+    /// The one lookup of a table by the names a request or a command line gives.
+    pub fn find(
+        &self,
+        group: &str,
+        table: &str,
+    ) -> Result<(&GroupConfig, &TableConfig), LookupError> {
+        let g = self.group(group)?;
+        let t = g.table(table).ok_or_else(|| LookupError::Table {
+            group: group.into(),
+            table: table.into(),
+        })?;
+        Ok((g, t))
     }
 }
 

@@ -27,9 +27,10 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use serde_json::json;
 
+use crate::api;
 use crate::events::{Denied, Outcome, ScriptRequest, SCRIPT_ROUTE};
 use crate::passes::Lookup;
-use crate::scheduler::Runtime;
+use crate::runtime::Runtime;
 use crate::status::{PairStatus, State as PairState};
 
 pub struct App {
@@ -342,22 +343,39 @@ async fn status(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let rt = &app.runtime;
     // `up` is known once the first connections were tried.
     let ready = app.ready.load(Ordering::Acquire);
-    let databases: Vec<_> = rt
+    let databases = rt
         .databases
         .keys()
-        .map(|d| json!({ "name": d, "up": ready.then(|| rt.metrics.up.with_label_values(&[d]).get() == 1) }))
-        .collect();
-    let requests = &rt.requests;
-    let tables: Vec<serde_json::Value> = pairs
-        .iter()
-        .map(|p| {
-            let mut line = serde_json::to_value(p).expect("a status serializes");
-            line["last_requested_pass"] = json!(requests.last_completed(&p.group, &p.table));
-            line
+        .map(|d| api::DatabaseStatus {
+            name: d.clone(),
+            up: ready.then(|| rt.metrics.up.with_label_values(&[d]).get() == 1),
         })
         .collect();
-    Json(json!({ "version": env!("CARGO_PKG_VERSION"), "converged": converged, "databases": databases, "tables": tables }))
-        .into_response()
+    let tables = pairs
+        .iter()
+        .map(|p| {
+            let script = (p.pending.total() + p.in_flight.total() + p.confirmed.total() > 0)
+                .then(|| script_url(&p.group, &p.table, &p.subscriber));
+            api::TableStatus::new(p, script, rt.requests.last_completed(&p.group, &p.table))
+        })
+        .collect();
+    Json(api::StatusResponse {
+        version: env!("CARGO_PKG_VERSION"),
+        converged,
+        databases,
+        tables,
+    })
+    .into_response()
+}
+
+/// Where a pair's fix script is served.
+fn script_url(group: &str, table: &str, subscriber: &str) -> String {
+    format!(
+        "/api/v1/groups/{}/tables/{}/script?subscriber={}",
+        url_part(group),
+        url_part(table),
+        url_part(subscriber)
+    )
 }
 
 fn pass_url(group: &str, table: &str, id: u64) -> String {
@@ -372,22 +390,13 @@ async fn validate(
     State(app): State<Arc<App>>,
     Path((group, table)): Path<(String, String)>,
 ) -> Response {
-    let config = &app.runtime.config;
-    let Some(g) = config.group(&group) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("no group {group:?} in the config"),
-        );
-    };
-    let Some(pass) = g
-        .table(&table)
-        .and_then(|_| app.runtime.trigger(&group, &table))
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("no table {table:?} in group {group:?}"),
-        );
-    };
+    if let Err(e) = app.runtime.config.find(&group, &table) {
+        return error(StatusCode::NOT_FOUND, &e.to_string());
+    }
+    let pass = app
+        .runtime
+        .trigger(&group, &table)
+        .expect("every configured table takes requests");
     let url = pass_url(&group, &table, pass.id);
     (
         StatusCode::ACCEPTED,
@@ -410,10 +419,13 @@ async fn pass(
             &format!("{id:?} is not a pass id (a number from POST …/validate)"),
         );
     };
+    if let Err(e) = app.runtime.config.find(&group, &table) {
+        return error(StatusCode::NOT_FOUND, &e.to_string());
+    }
     match app.runtime.requests.get(&group, &table, id) {
         None => error(
             StatusCode::NOT_FOUND,
-            &format!("no table {table:?} in group {group:?}"),
+            &format!("no requested passes are kept for {group}/{table}"),
         ),
         Some(Lookup::Unknown) => error(
             StatusCode::NOT_FOUND,
@@ -466,7 +478,8 @@ async fn script(
     Path((group, table)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    use crate::script::{self, Dialect, Mode, ScriptError};
+    use crate::diff;
+    use crate::script::{self, Dialect, Mode};
     let refuse = |subscriber: Option<&str>, outcome, code, message: &str| {
         refuse_script(
             &app, client, &group, &table, subscriber, outcome, code, message,
@@ -485,7 +498,7 @@ async fn script(
         Err(m) => return refuse(None, Outcome::BadRequest, StatusCode::BAD_REQUEST, &m),
     };
     let rt = &app.runtime;
-    let subscriber = match script::subscriber_of(rt, &group, &table, params.get("subscriber")) {
+    let subscriber = match diff::subscriber_of(rt, &group, &table, params.get("subscriber")) {
         Ok(s) => s,
         Err(e) => {
             return refuse(
@@ -514,7 +527,7 @@ async fn script(
         Mode::Redrive => "redrive",
     };
     let dialect = match params.get("dialect") {
-        None => script::default_dialect(rt, &group, &subscriber, mode),
+        None => diff::default_dialect(rt, &group, &subscriber, mode),
         Some(d) => match Dialect::parse(d) {
             Some(d) => d,
             None => {
@@ -601,7 +614,7 @@ async fn script(
             dialect = options.dialect.name(),
             mode = ?options.mode
         );
-        let generate = script::generate(rt, &group, &table, &subscriber, &options, &tx);
+        let generate = diff::generate(rt, &group, &table, &subscriber, &options, &tx);
         let result = match tokio::time::timeout(
             limit,
             tracing::Instrument::instrument(generate, span),
@@ -610,11 +623,10 @@ async fn script(
         {
             Ok(Ok((summary, _))) => summary.incomplete().map_or(Ok(()), Err),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(ScriptError::Compare(format!(
+            Err(_) => Err(format!(
                 "the script took longer than server.script_time_limit ({})",
                 humantime::format_duration(limit)
-            ))
-            .to_string()),
+            )),
         };
         ScriptRequest {
             client,
@@ -667,7 +679,7 @@ async fn script(
 }
 
 /// Percent-encodes a URL path segment or query value.
-pub fn url_part(s: &str) -> String {
+fn url_part(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -1,16 +1,19 @@
 //! driftwatch: continuous proof that replicated tables have converged, and an exact
 //! account of how when they have not.
 //!
-//! Data flows one way: config → topology (scheduler::Runtime) → engines (through
-//! database::Database) → compare → status and metrics → http. `main.rs` is a thin CLI
-//! over [`serve`] and [`check::check`].
+//! Data flows one way: config → runtime (databases, status) → engines (through
+//! database::Database) → compare → status and metrics → http; a script's row changes go
+//! compare → diff → script → http or the CLI. `main.rs` is a thin CLI over [`serve`],
+//! [`check::check`] and [`diff::write`].
 
+pub mod api;
 pub mod check;
 pub mod compare;
 pub mod config;
 pub mod connections;
 pub mod database;
 pub mod demo;
+pub mod diff;
 pub mod engine;
 pub mod events;
 pub mod http;
@@ -18,6 +21,7 @@ pub mod metrics;
 pub mod page;
 pub mod passes;
 pub mod replication;
+pub mod runtime;
 pub mod scheduler;
 pub mod script;
 pub mod state;
@@ -55,7 +59,7 @@ pub async fn serve(
     if !row_data {
         tracing::warn!(%addr, "listening beyond loopback without an api token: responses will carry no row keys; set server.api_token_file");
     }
-    let mut runtime = scheduler::Runtime::new(config)?;
+    let mut runtime = runtime::Runtime::new(config)?;
     runtime.open_state()?;
     let runtime = Arc::new(runtime);
     events::register(&runtime.metrics);

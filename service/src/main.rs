@@ -201,7 +201,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let report =
                 driftwatch::check::check(config, group.as_deref(), table.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&driftwatch::api::CheckReport::from(&report))?
+                );
             } else {
                 print!("{}", report.human());
             }
@@ -266,13 +269,13 @@ async fn diff(
     output: Option<&std::path::Path>,
     skip_unrepresentable: bool,
 ) -> anyhow::Result<i32> {
+    use driftwatch::diff;
     use driftwatch::script::{self, Dialect, Mode};
-    use std::io::Write;
-    let rt = driftwatch::scheduler::Runtime::new(config)?;
-    let subscriber = script::subscriber_of(&rt, group, table, subscriber)?;
+    let rt = driftwatch::runtime::Runtime::new(config)?;
+    let subscriber = diff::subscriber_of(&rt, group, table, subscriber)?;
     let mode = Mode::parse(mode).with_context(|| format!("--mode {mode:?}: fix or redrive"))?;
     let dialect = match dialect {
-        None => script::default_dialect(&rt, group, &subscriber, mode),
+        None => diff::default_dialect(&rt, group, &subscriber, mode),
         Some(d) => Dialect::parse(d)
             .with_context(|| format!("--dialect {d:?}: tsql, postgres, mysql or sqlite"))?,
     };
@@ -287,65 +290,8 @@ async fn diff(
         include_in_flight,
         skip_unrepresentable,
     };
-    // The body goes to standard output as it comes, or to a file beside the output,
-    // which becomes the output (header first) only once the script is complete.
-    let dir = output.map(|o| match o.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    });
-    let mut spool = match &dir {
-        Some(dir) => Some(
-            tempfile::NamedTempFile::new_in(dir).context("a temporary file beside the output")?,
-        ),
-        None => None,
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
-    let generate = async move {
-        let r = script::generate(&rt, group, table, &subscriber, &options, &tx).await;
-        (r, subscriber)
-    };
-    let write = async {
-        let mut stdout = std::io::stdout().lock();
-        while let Some(piece) = rx.recv().await {
-            match spool.as_mut() {
-                Some(f) => f.write_all(piece.as_bytes())?,
-                None => stdout.write_all(piece.as_bytes())?,
-            }
-        }
-        stdout.flush()
-    };
-    let ((generated, subscriber), written) = tokio::join!(generate, write);
-    written.context("writing the script")?;
-    let (summary, header) = match generated {
-        Ok(done) => done,
-        Err(e) => {
-            // Standard output already holds part of the script: end it as the HTTP
-            // endpoint does, so that it cannot be taken for a whole one. (A file given
-            // with -o is not written at all.)
-            if spool.is_none() {
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(script::error_trailer(&e.to_string()).as_bytes())?;
-                stdout.flush()?;
-            }
-            return Err(e.into());
-        }
-    };
+    let summary = diff::write(&rt, group, table, &subscriber, &options, output).await?;
     let incomplete = summary.incomplete();
-    if let (Some(output), Some(dir), Some(mut spool)) = (output, dir, spool) {
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        file.write_all(header.unwrap_or_default().as_bytes())?;
-        spool.flush()?;
-        std::io::copy(&mut spool.reopen()?, &mut file)?;
-        if let Some(why) = &incomplete {
-            file.write_all(script::error_trailer(why).as_bytes())?;
-        }
-        file.persist(output)
-            .with_context(|| format!("writing {}", output.display()))?;
-    } else if let Some(why) = &incomplete {
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(script::error_trailer(why).as_bytes())?;
-        stdout.flush()?;
-    }
     eprintln!(
         "driftwatch: {group}/{table} → {subscriber}: {} missing, {} extra, {} changed ({} statements; {} rows in flight, not scripted)",
         summary.missing, summary.extra, summary.changed, summary.statements, summary.in_flight

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::compare::confirm::{DiffState, Divergence, Evidence, Status as RowStatus, Tally};
 use crate::compare::localize::Kind;
 use crate::compare::schema::{Comparison, Resolved, SchemaReport};
-use crate::compare::PairPass;
+use crate::compare::{PairPass, PassError};
 use crate::metrics::Metrics;
 use crate::state::{SavedPair, SavedRow, StateStore};
 use crate::value::key_bytes;
@@ -61,7 +61,7 @@ pub fn schema_differs(s: &SchemaReport) -> bool {
 }
 
 /// One differing row, as shown (keys only; never the row's other values).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub key: Vec<String>,
     pub kind: Kind,
@@ -72,7 +72,7 @@ pub struct Sample {
     pub first_seen: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PairStatus {
     pub group: String,
     pub table: String,
@@ -109,8 +109,6 @@ pub struct PairStatus {
     pub missing_window: Option<(String, String)>,
     /// The first differing rows (at most [`SAMPLE_ROWS`]).
     pub sample: Vec<Sample>,
-    /// Where a fix script for this pair is served, while it differs.
-    pub script: Option<String>,
     /// Where the last pass's mismatched chunks and buckets lie in the key order.
     pub mismatched_ranges: Vec<crate::compare::keyspace::KeySpan>,
     /// The divergence after each of the last [`HISTORY_PASSES`] passes, oldest first.
@@ -126,7 +124,7 @@ pub const SAMPLE_ROWS: usize = 20;
 pub const HISTORY_PASSES: usize = 60;
 
 /// What one pass left a pair with.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct HistoryPoint {
     pub at: String,
     pub confirmed: u64,
@@ -209,7 +207,6 @@ impl Status {
                         restored: false,
                         missing_window: None,
                         sample: vec![],
-                        script: None,
                         mismatched_ranges: vec![],
                         history: VecDeque::new(),
                         last_pass_end: None,
@@ -389,7 +386,7 @@ impl Status {
         &self,
         m: &Metrics,
         id: &PairId,
-        result: Result<PairPass, String>,
+        result: Result<PairPass, PassError>,
         duration: Duration,
     ) {
         let now = SystemTime::now();
@@ -405,7 +402,8 @@ impl Status {
             .with_label_values(&labels)
             .set(duration.as_secs_f64());
         match result {
-            Err(message) => {
+            Err(error) => {
+                let message = error.to_string();
                 tracing::warn!(group = %id.group, table = %id.table, subscriber = %id.subscriber, error = %message, "pass failed");
                 e.public.state = State::Error;
                 e.public.error = Some(message);
@@ -616,16 +614,6 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
         .diff
         .missing_window()
         .map(|(a, b)| (a.to_string(), b.to_string()));
-    e.public.script = (d.total() > 0).then(|| {
-        let p = &e.public;
-        let u = crate::http::url_part;
-        format!(
-            "/api/v1/groups/{}/tables/{}/script?subscriber={}",
-            u(&p.group),
-            u(&p.table),
-            u(&p.subscriber)
-        )
-    });
     let columns = e
         .comparison
         .as_ref()
@@ -678,7 +666,11 @@ mod tests {
         let id = PairId::new("g", "t", "b");
         let metrics = Metrics::new();
         for i in 0..HISTORY_PASSES + 5 {
-            status.publish_pass(&metrics, &id, Err(format!("failure {i}")), Duration::ZERO);
+            let error = PassError::Schema {
+                table: "t".into(),
+                error: crate::compare::schema::SchemaError(format!("failure {i}")),
+            };
+            status.publish_pass(&metrics, &id, Err(error), Duration::ZERO);
         }
         let p = status.get(&id).unwrap();
         assert_eq!(p.history.len(), HISTORY_PASSES);

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use driftwatch::script::{self, Dialect, Mode, Options};
+use driftwatch::script::{Dialect, Mode, Options};
 use driftwatch::status::State;
 
 /// Values both PostgreSQL and MariaDB hold alike: no NaN or infinities, decimals of at
@@ -123,10 +123,10 @@ async fn fix_scripts_converge_mariadb_pairs() {
             "auto",
             200,
         );
-        let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &toml)).unwrap();
-        let sub = script::subscriber_of(&rt, "g", &table, None).unwrap();
+        let rt = driftwatch::runtime::Runtime::new(load_config(dir.path(), &toml)).unwrap();
+        let sub = driftwatch::diff::subscriber_of(&rt, "g", &table, None).unwrap();
         assert_eq!(
-            script::default_dialect(&rt, "g", &sub, driftwatch::script::Mode::Fix),
+            driftwatch::diff::default_dialect(&rt, "g", &sub, driftwatch::script::Mode::Fix),
             Dialect::Mysql
         );
         let options = Options {

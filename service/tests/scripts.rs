@@ -601,13 +601,13 @@ async fn a_sqlite_destination_scripted_for_postgres_casts_to_postgres_types() {
     .await;
 
     // Redrive scripts run on the hub: its dialect by default, fix scripts the subscriber's.
-    let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &published)).unwrap();
+    let rt = driftwatch::runtime::Runtime::new(load_config(dir.path(), &published)).unwrap();
     assert_eq!(
-        script::default_dialect(&rt, "g", "sub", Mode::Fix),
+        driftwatch::diff::default_dialect(&rt, "g", "sub", Mode::Fix),
         Dialect::Postgres
     );
     assert_eq!(
-        script::default_dialect(&rt, "g", "sub", Mode::Redrive),
+        driftwatch::diff::default_dialect(&rt, "g", "sub", Mode::Redrive),
         Dialect::Sqlite
     );
 }
@@ -617,10 +617,10 @@ async fn generate(
     config: driftwatch::config::Config,
     options: &Options,
 ) -> (
-    Result<(script::Summary, Option<String>), script::ScriptError>,
+    Result<(script::Summary, Option<String>), driftwatch::diff::DiffError>,
     String,
 ) {
-    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
+    let rt = driftwatch::runtime::Runtime::new(config).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
     let collect = async {
         let mut s = String::new();
@@ -629,7 +629,8 @@ async fn generate(
         }
         s
     };
-    let generate = async move { script::generate(&rt, "g", "public.t", "sub", options, &tx).await };
+    let generate =
+        async move { driftwatch::diff::generate(&rt, "g", "public.t", "sub", options, &tx).await };
     tokio::join!(generate, collect)
 }
 
@@ -726,7 +727,7 @@ async fn rows_not_verified_yet_are_listed_as_comments_only() {
         .replace("confirm_after = \"0s\"", "confirm_after = \"1h\"");
     // As the service does: a pass first, so the script re-checks (without waiting) what
     // it tracks.
-    let rt = driftwatch::scheduler::Runtime::new(load_config(dir.path(), &toml)).unwrap();
+    let rt = driftwatch::runtime::Runtime::new(load_config(dir.path(), &toml)).unwrap();
     let (g, t) = (&rt.config.groups[0], &rt.config.groups[0].tables[0]);
     rt.pass(g, t).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
@@ -738,7 +739,8 @@ async fn rows_not_verified_yet_are_listed_as_comments_only() {
         s
     };
     let sqlite = options(Dialect::Sqlite, Mode::Fix, true);
-    let generate = async move { script::generate(&rt, "g", "t", "sub", &sqlite, &tx).await };
+    let generate =
+        async move { driftwatch::diff::generate(&rt, "g", "t", "sub", &sqlite, &tx).await };
     let (generated, text) = tokio::join!(generate, collect);
     let (summary, header) = generated.unwrap();
     let text = header.unwrap_or_default() + &text;

@@ -1346,7 +1346,7 @@ async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
         "{}",
         report.human()
     );
-    let json = serde_json::to_value(&report).unwrap();
+    let json = serde_json::to_value(driftwatch::api::CheckReport::from(&report)).unwrap();
     assert_eq!(json["tables"][0]["state"], "schema_differs");
     assert_eq!(
         json["tables"][0]["schema"]["publisher_only"],
@@ -1354,7 +1354,7 @@ async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
     );
     let report = check("untyped").await;
     assert_eq!(report.exit_code(), 1);
-    let json = serde_json::to_value(&report).unwrap();
+    let json = serde_json::to_value(driftwatch::api::CheckReport::from(&report)).unwrap();
     assert_eq!(
         json["tables"][0]["schema"]["unsupported"]
             .as_array()
@@ -1365,7 +1365,7 @@ async fn schema_drift_is_not_converged_and_check_json_says_what_differs() {
 
     let report = check("orders").await;
     assert_eq!(report.exit_code(), 1);
-    let json = serde_json::to_value(&report).unwrap();
+    let json = serde_json::to_value(driftwatch::api::CheckReport::from(&report)).unwrap();
     let line = &json["tables"][0];
     assert_eq!(line["state"], "divergent");
     assert_eq!(

@@ -5,15 +5,13 @@
 //! Bounded whatever the drift: at most [`MAX_SPANS`] spans are kept; past that the two
 //! closest neighbours are merged, so the picture only ever widens a mark, never drops one.
 
-use serde::Serialize;
-
 use crate::engine::KeyRange;
 
 /// Spans kept per pair and pass.
 pub const MAX_SPANS: usize = 200;
 
 /// One mismatched stretch of the key space.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KeySpan {
     /// Where it starts and ends, as fractions (0..=1) of the publisher's rows in key
     /// order. Rows a subscriber holds outside the publisher's keys sit at 0 or 1.

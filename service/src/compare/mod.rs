@@ -12,6 +12,7 @@ pub mod localize;
 pub mod plan;
 pub mod schema;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
@@ -20,10 +21,27 @@ use tracing::{info_span, Instrument};
 
 use crate::config::TableConfig;
 use crate::database::Database;
-use crate::engine::{BucketDigest, Digests, TableRef};
+use crate::engine::{BucketDigest, Digests, EngineError, TableRef};
 use localize::{Findings, Pair};
 use plan::Planner;
-use schema::{Comparison, Resolved, Side};
+use schema::{Comparison, Resolved, SchemaError, Side};
+
+/// Why a pair's pass, its schema comparison or a recheck could not complete: what a
+/// database answered, or why the table cannot be compared. One error is shared by every
+/// subscriber it stopped (hence the `Arc`); its text is what the status shows.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Engine(Arc<EngineError>),
+    #[error("table {table}: {error}")]
+    Schema { table: String, error: SchemaError },
+}
+
+impl From<EngineError> for PassError {
+    fn from(e: EngineError) -> PassError {
+        PassError::Engine(Arc::new(e))
+    }
+}
 
 /// What one full pass found for one subscriber.
 #[derive(Debug)]
@@ -81,25 +99,22 @@ impl TableTarget<'_> {
     }
 
     /// Reconciles both sides' schemas for every subscriber.
-    pub async fn compare_schemas(&self) -> Vec<Result<Comparison, String>> {
+    pub async fn compare_schemas(&self) -> Vec<Result<Comparison, PassError>> {
         let (pt, st) = (self.publisher_table(), self.subscriber_table());
         let pschema = match self.publisher.introspect(&pt).await {
             Ok(s) => s,
             Err(e) => {
-                return self
-                    .subscribers
-                    .iter()
-                    .map(|_| Err(e.to_string()))
-                    .collect()
+                let e = PassError::from(e);
+                return self.subscribers.iter().map(|_| Err(e.clone())).collect();
             }
         };
         let sschemas = join_all(self.subscribers.iter().map(|s| s.introspect(&st))).await;
-        let mut out: Vec<Result<Comparison, String>> = self
+        let mut out: Vec<Result<Comparison, PassError>> = self
             .subscribers
             .iter()
             .zip(sschemas)
             .map(|(sub, schema)| {
-                let schema = schema.map_err(|e| e.to_string())?;
+                let schema = schema?;
                 let p = Side {
                     database: &self.publisher.name,
                     family: self.publisher.family(),
@@ -112,8 +127,10 @@ impl TableTarget<'_> {
                     table: st.clone(),
                     schema: &schema,
                 };
-                schema::reconcile(self.config, &p, &s)
-                    .map_err(|e| format!("table {}: {e}", self.config.name))
+                schema::reconcile(self.config, &p, &s).map_err(|error| PassError::Schema {
+                    table: self.config.name.clone(),
+                    error,
+                })
             })
             .collect();
         // One chunk plan serves every subscriber, so all must order keys alike.
@@ -131,8 +148,8 @@ impl TableTarget<'_> {
     /// buckets of chunk i are localized, so localizing adds little to a pass's time.
     pub async fn full_pass(
         &self,
-        comparisons: Vec<Result<Comparison, String>>,
-    ) -> Vec<Result<PairPass, String>> {
+        comparisons: Vec<Result<Comparison, PassError>>,
+    ) -> Vec<Result<PairPass, PassError>> {
         let cfg = self.config;
         let mut lanes: Vec<Lane> = comparisons
             .iter()
@@ -179,7 +196,7 @@ impl TableTarget<'_> {
         &self,
         ctx: &[Option<(&Database, &Comparison)>],
         lanes: &mut [Lane],
-    ) -> Result<(), String> {
+    ) -> Result<(), PassError> {
         let cfg = self.config;
         let Some((_, first)) = ctx.iter().flatten().next() else {
             return Ok(());
@@ -191,8 +208,7 @@ impl TableTarget<'_> {
             cfg.chunk_rows,
             cfg.target_query_time,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         // Subscribers compared on the same columns with the same strategy share one
         // publisher digest per chunk: the publisher is read once, not once per subscriber.
         let mut profiles: Vec<(Resolved, Vec<String>, &Comparison)> = Vec::new();
@@ -212,10 +228,7 @@ impl TableTarget<'_> {
             .collect();
         let mut work: Vec<Vec<Work>> = Vec::new();
         loop {
-            let spec = planner
-                .next(self.publisher, plan_query)
-                .await
-                .map_err(|e| e.to_string())?;
+            let spec = planner.next(self.publisher, plan_query).await?;
             let digests = async {
                 let Some(spec) = &spec else { return Ok(None) };
                 let started = Instant::now();
@@ -233,11 +246,8 @@ impl TableTarget<'_> {
                     )
                 }));
                 let (ours, theirs) = tokio::join!(ours, theirs);
-                let ours: Vec<Digests> = ours
-                    .into_iter()
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(Some((spec.clone(), ours, theirs, started.elapsed())))
+                let ours: Vec<Digests> = ours.into_iter().collect::<Result<_, EngineError>>()?;
+                Ok::<_, PassError>(Some((spec.clone(), ours, theirs, started.elapsed())))
             };
             let localized = self.localize_all(ctx, lanes, std::mem::take(&mut work));
             let (digests, ()) = tokio::join!(digests, localized);
@@ -255,7 +265,7 @@ impl TableTarget<'_> {
                     _ if lane.error.is_some() => Vec::new(),
                     None => Vec::new(),
                     Some(Err(e)) => {
-                        lane.error = Some(e.to_string());
+                        lane.error = Some(e.into());
                         Vec::new()
                     }
                     Some(Ok(theirs)) => lane.compare(&spec, &ours[profile], &theirs),
@@ -287,15 +297,13 @@ impl TableTarget<'_> {
                         changes: self.changes.as_ref(),
                     };
                     let cap = lane.findings.cap();
-                    let found: Vec<Result<Findings, String>> = futures::stream::iter(work)
+                    let found: Vec<Result<Findings, PassError>> = futures::stream::iter(work)
                         .map(|w| {
                             let pair = &pair;
                             let span = info_span!("bisect", database = %db.name, range = %w.range);
                             async move {
                                 let mut f = Findings::new(cap);
-                                pair.localize(w.range, w.ours, w.theirs, &mut f)
-                                    .await
-                                    .map_err(|e| e.to_string())?;
+                                pair.localize(w.range, w.ours, w.theirs, &mut f).await?;
                                 Ok(f)
                             }
                             .instrument(span)
@@ -330,7 +338,7 @@ impl TableTarget<'_> {
         ranges: &[(crate::engine::KeyRange, u64)],
         positions: Option<&crate::replication::Positions<'_>>,
         wait: std::time::Duration,
-    ) -> Result<Vec<confirm::Rechecked>, String> {
+    ) -> Result<Vec<confirm::Rechecked>, PassError> {
         let pair = Pair {
             publisher: self.publisher,
             subscriber,
@@ -341,11 +349,7 @@ impl TableTarget<'_> {
         if let Some(p) = positions {
             let mut snapshots = Vec::with_capacity(ranges.len());
             for (range, rows) in ranges {
-                snapshots.push(
-                    pair.publisher_snapshot(range, *rows)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
+                snapshots.push(pair.publisher_snapshot(range, *rows).await?);
             }
             match self.reach_position(p, wait).await {
                 Ok(true) => before = Some(snapshots),
@@ -365,8 +369,7 @@ impl TableTarget<'_> {
             let mut f = Findings::new(self.config.max_diff_rows);
             pair.recheck(range, &mut f)
                 .instrument(info_span!("bisect", database = %subscriber.name, range = %range))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if let Some(snapshots) = &before {
                 snapshots[i].mark_consistent(range, &mut f);
             }
@@ -397,7 +400,7 @@ const LOCALIZE_CONCURRENCY: usize = 4;
 
 /// One subscriber's progress through a pass.
 struct Lane {
-    error: Option<String>,
+    error: Option<PassError>,
     publisher_rows: u64,
     subscriber_rows: u64,
     chunks_matched: u64,

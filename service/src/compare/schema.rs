@@ -4,21 +4,18 @@
 //! It must not guess: columns whose types two engines cannot represent alike are not
 //! compared, and say so (schema mismatch), instead of being converted approximately.
 
-use serde::Serialize;
-
 use crate::config::{Strategy, TableConfig, TemporalPrecision};
 use crate::engine::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
 use crate::value::{Fraction, LogicalType, Rounding};
 
 /// The strategy actually used for a pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolved {
     Pushdown,
     Streamed,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct SchemaReport {
     /// Columns on the publisher only.
     pub publisher_only: Vec<String>,

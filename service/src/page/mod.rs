@@ -82,16 +82,8 @@ async fn table(
     State(app): State<Arc<App>>,
     Path((group, table)): Path<(String, String)>,
 ) -> Response {
-    let known = app
-        .runtime
-        .config
-        .group(&group)
-        .is_some_and(|g| g.table(&table).is_some());
-    if !known {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("no table {table:?} in group {group:?} in the config"),
-        );
+    if let Err(e) = app.runtime.config.find(&group, &table) {
+        return error(StatusCode::NOT_FOUND, &e.to_string());
     }
     shell(&app, TABLE_HTML)
 }

@@ -12,9 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::compare::localize::{Findings, Kind, Pair, RowChange};
+use crate::config::LookupError;
 use crate::engine::{EngineError, KeyRange};
-use crate::scheduler::Runtime;
-use crate::script::{self, ScriptError};
+use crate::runtime::Runtime;
 use crate::value::Value;
 
 /// Rows per page at most.
@@ -25,7 +25,7 @@ pub const CELL_CHARS: usize = 120;
 #[derive(Debug, thiserror::Error)]
 pub enum RowsError {
     #[error(transparent)]
-    Lookup(#[from] ScriptError),
+    Lookup(#[from] LookupError),
     #[error("no pass of {0}/{1} → {2} has completed yet: there are no rows to list")]
     NoPass(String, String, String),
     #[error("reading the rows: {0}")]
@@ -117,11 +117,8 @@ pub async fn read(
     table: &str,
     q: &RowsQuery,
 ) -> Result<RowsPage, RowsError> {
-    let subscriber = script::subscriber_of(rt, group, table, q.subscriber.as_deref())?;
-    let g = rt
-        .config
-        .group(group)
-        .ok_or_else(|| ScriptError::UnknownGroup(group.into()))?;
+    let (g, _) = rt.config.find(group, table)?;
+    let subscriber = g.subscriber(q.subscriber.as_deref())?.to_string();
     let id = crate::status::PairId::new(group, table, &subscriber);
     let (comparison, leaves, untracked) = rt
         .status
@@ -134,7 +131,7 @@ pub async fn read(
                 .collect();
             (e.comparison.clone(), leaves, e.diff.untracked)
         })
-        .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
+        .expect("every configured pair has a status");
     let cmp = comparison.ok_or_else(|| {
         RowsError::NoPass(id.group.clone(), id.table.clone(), id.subscriber.clone())
     })?;

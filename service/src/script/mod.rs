@@ -1,29 +1,25 @@
-//! Convergence scripts, tablediff-style: from a fresh diff of one table and subscriber,
-//! the statements that make the subscriber equal to the publisher (fix mode), or that
-//! make Azure SQL Data Sync carry the missing rows again (redrive mode).
+//! Convergence scripts, tablediff-style: the text of the statements that make the
+//! subscriber equal to the publisher (fix mode), or that make Azure SQL Data Sync carry the
+//! missing rows again (redrive mode), rendered from row changes as they come.
 //!
-//! The script is written while the diff runs, a chunk at a time, so its first bytes go
-//! out early and memory stays bounded. It must never run anything against a database
-//! itself: it only reads, through the comparison, and writes text.
+//! Pure rendering: it is handed row changes (by `diff`, which runs the comparison, or by a
+//! caller holding a diff already) and returns text, a change at a time, so that a script's
+//! first bytes go out early and memory stays bounded. It must not look anything up in the
+//! config, reach a database, or decide which rows are verified: `diff` tells it which rows
+//! to hold back, and it lists them by key.
 //!
-//! It writes only verified differences: rows confirmed at a consistent point (see
-//! `compare::confirm`) whose publisher side the fresh diff finds unchanged. A row in
-//! flight is listed by key, not scripted: inserting a row that replication is about to
-//! deliver breaks PostgreSQL and MySQL replication (a duplicate key on the subscriber
-//! stops the apply), and updating one races it.
+//! Only verified differences are scripted because a row in flight written by hand breaks
+//! replication: inserting a row that replication is about to deliver stops PostgreSQL and
+//! MySQL replication on a duplicate key, and updating one races it.
 
 pub mod dialect;
 
 use std::io::{Seek, Write};
 use std::time::SystemTime;
 
-use tokio::sync::mpsc;
-
 use crate::compare::localize::{Kind, RowChange};
 use crate::compare::schema::Comparison;
-use crate::compare::TableTarget;
 use crate::engine::QueryColumn;
-use crate::scheduler::Runtime;
 use crate::value::{Rounding, Value};
 pub use dialect::Dialect;
 
@@ -73,14 +69,6 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    #[error("no group {0:?} in the config")]
-    UnknownGroup(String),
-    #[error("no table {1:?} in group {0:?}")]
-    UnknownTable(String, String),
-    #[error("{0:?} is not a subscriber of group {1:?}")]
-    UnknownSubscriber(String, String),
-    #[error("{0}")]
-    Compare(String),
     #[error("table {table}, key ({key}), column {column}: {why}: the script stops here rather than write a wrong value")]
     Unrepresentable {
         table: String,
@@ -128,169 +116,15 @@ pub fn error_trailer(error: &str) -> String {
 /// Keys listed in the "in flight, not scripted" section, at most (the count is exact).
 const IN_FLIGHT_LISTED: usize = 1000;
 
-/// The subscriber a script is for: the one named, or the group's first.
-pub fn subscriber_of(
-    rt: &Runtime,
-    group: &str,
-    table: &str,
-    subscriber: Option<&str>,
-) -> Result<String, ScriptError> {
-    let g = rt
-        .config
-        .group(group)
-        .ok_or_else(|| ScriptError::UnknownGroup(group.into()))?;
-    g.table(table)
-        .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
-    match subscriber {
-        Some(s) if g.subscribers.iter().any(|x| x == s) => Ok(s.to_string()),
-        Some(s) => Err(ScriptError::UnknownSubscriber(s.into(), group.into())),
-        None => Ok(g.subscribers[0].clone()),
-    }
-}
-
-/// The dialect of the database a script runs on: the subscriber's engine in fix mode, the
-/// publisher's (the hub) in redrive mode.
-pub fn default_dialect(rt: &Runtime, group: &str, subscriber: &str, mode: Mode) -> Dialect {
-    let target = match (mode, rt.config.group(group)) {
-        (Mode::Redrive, Some(g)) => g.publisher.as_str(),
-        _ => subscriber,
-    };
-    Dialect::of(rt.databases[target].family())
-}
-
 /// A side's column types are its engine's names, which mean nothing in another dialect
 /// (SQLite's DATETIME or DOUBLE in PostgreSQL): there they are dropped, and the dialect
 /// writes the type of each column's logical type instead.
-fn types_for(side: &mut crate::engine::TableQuery, family: crate::engine::Family, d: Dialect) {
+pub fn types_for(side: &mut crate::engine::TableQuery, family: crate::engine::Family, d: Dialect) {
     if Dialect::of(family) != d {
         for c in &mut side.columns {
             c.db_type.clear();
         }
     }
-}
-
-/// Runs a fresh diff of one table against one subscriber and writes its script to `out`
-/// as it goes. Returns what the script holds, and (with `counts_in_header`) the header,
-/// which the caller writes before the body.
-pub async fn generate(
-    rt: &Runtime,
-    group: &str,
-    table: &str,
-    subscriber: &str,
-    options: &Options,
-    out: &mpsc::Sender<String>,
-) -> Result<(Summary, Option<String>), ScriptError> {
-    let g = rt
-        .config
-        .group(group)
-        .ok_or_else(|| ScriptError::UnknownGroup(group.into()))?;
-    let t = g
-        .table(table)
-        .ok_or_else(|| ScriptError::UnknownTable(group.into(), table.into()))?;
-    let (tx, mut rx) = mpsc::channel::<RowChange>(256);
-    let target = TableTarget {
-        group,
-        config: t,
-        publisher: &rt.databases[&g.publisher],
-        subscribers: vec![&rt.databases[subscriber]],
-        changes: Some(tx),
-    };
-    let comparison = target
-        .compare_schemas()
-        .await
-        .remove(0)
-        .map_err(ScriptError::Compare)?;
-    let mut written = comparison.clone();
-    types_for(
-        &mut written.publisher,
-        target.publisher.family(),
-        options.dialect,
-    );
-    types_for(
-        &mut written.subscriber,
-        rt.databases[subscriber].family(),
-        options.dialect,
-    );
-    let mut writer = Writer::new(options, &written, &g.publisher, subscriber)?;
-    let gone = || ScriptError::Compare("the receiver of the script went away".into());
-    if !options.counts_in_header {
-        out.send(writer.header(None)).await.map_err(|_| gone())?;
-    }
-    // Differences are proven first: the CLI (a runtime of its own) confirms from scratch,
-    // the service re-checks what it tracks, at a consistent point where it can.
-    let id = crate::status::PairId::new(group, table, subscriber);
-    let passed = rt
-        .status
-        .with(&id, |e| e.public.last_success.is_some())
-        .unwrap_or(false);
-    if !options.include_in_flight {
-        if passed {
-            rt.recheck(g, t).await;
-        } else {
-            rt.confirm(g, t).await;
-        }
-    }
-    let verified = rt
-        .status
-        .with(&id, |e| e.diff.verified())
-        .unwrap_or_default();
-    // The value model orders these keys as the databases do (no collated text).
-    let q = &comparison.publisher;
-    let ordered = q.binary_collation
-        || q.key.iter().all(|&i| {
-            !matches!(
-                q.columns[i].compare_as,
-                crate::value::LogicalType::Text | crate::value::LogicalType::Json
-            )
-        });
-    let pass = async {
-        let result = target.full_pass(vec![Ok(comparison)]).await.remove(0);
-        drop(target); // closes the change channel
-        result.map(|_| ()).map_err(ScriptError::Compare)
-    };
-    let write = async {
-        let mut buf = Vec::new();
-        while let Some(change) = rx.recv().await {
-            let publisher = change
-                .publisher
-                .as_ref()
-                .map(|r| crate::value::row_hash(r, &mut buf));
-            if !options.include_in_flight && !verified.covers(&change.key, publisher, ordered) {
-                writer.hold(&change);
-                continue;
-            }
-            let text = writer.change(&change)?;
-            // A receiver that hung up ends the diff too (try_join drops the pass).
-            if !text.is_empty() && out.send(text).await.is_err() {
-                return Err(gone());
-            }
-        }
-        Ok::<_, ScriptError>(())
-    };
-    tokio::try_join!(pass, write)?;
-    let send = |s: String| async move {
-        let _ = out.send(s).await;
-    };
-    send(writer.finish()).await;
-    send(writer.in_flight_section()).await;
-    for (banner, file) in writer.sections()? {
-        send(banner).await;
-        // In pieces, so that a member section of millions of rows never sits in memory.
-        let mut piece = String::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(file)) {
-            piece.push_str(&line?);
-            piece.push('\n');
-            if piece.len() >= 64 * 1024 {
-                send(std::mem::take(&mut piece)).await;
-            }
-        }
-        send(piece).await;
-    }
-    send(writer.trailer()).await;
-    let header = options
-        .counts_in_header
-        .then(|| writer.header(Some(&writer.summary)));
-    Ok((writer.summary, header))
 }
 
 /// Renders a script from a diff already in hand (no database involved): the same text
@@ -307,12 +141,9 @@ pub fn render(
     for c in changes {
         body.push_str(&w.change(&c)?);
     }
-    body.push_str(&w.finish());
-    for (banner, file) in w.sections()? {
-        body.push_str(&banner);
-        std::io::Read::read_to_string(&mut std::io::BufReader::new(file), &mut body)?;
+    for piece in w.end()? {
+        body.push_str(&piece?);
     }
-    body.push_str(&w.trailer());
     let header = w.header(options.counts_in_header.then_some(&w.summary));
     Ok(header + &body)
 }
@@ -324,13 +155,15 @@ fn comment_text(s: &str) -> String {
         .collect()
 }
 
-/// Turns row changes into statements for one comparison.
-struct Writer<'a> {
+/// Turns row changes into statements for one comparison, as they come: the header, one
+/// piece of text per change, then [`Writer::end`].
+pub struct Writer<'a> {
     options: &'a Options,
     cmp: &'a Comparison,
     publisher: &'a str,
     subscriber: &'a str,
-    summary: Summary,
+    /// What the script holds so far.
+    pub summary: Summary,
     in_batch: usize,
     /// Redrive: keys waiting for their no-op UPDATE.
     pending_keys: Vec<Vec<Value>>,
@@ -349,7 +182,7 @@ struct Writer<'a> {
 const HEADER_SKIPPED_ROWS: usize = 100;
 
 impl<'a> Writer<'a> {
-    fn new(
+    pub fn new(
         options: &'a Options,
         cmp: &'a Comparison,
         publisher: &'a str,
@@ -376,7 +209,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Leaves a row out as not verified; it is listed in the in-flight section.
-    fn hold(&mut self, change: &RowChange) {
+    pub fn hold(&mut self, change: &RowChange) {
         self.summary.in_flight += 1;
         if self.held.len() < IN_FLIGHT_LISTED {
             let key: Vec<String> = change.key.iter().map(|v| v.to_string()).collect();
@@ -656,7 +489,8 @@ impl<'a> Writer<'a> {
         out
     }
 
-    fn change(&mut self, change: &RowChange) -> Result<String, ScriptError> {
+    /// The text of one row change (statements, or nothing while a redrive batch fills).
+    pub fn change(&mut self, change: &RowChange) -> Result<String, ScriptError> {
         match change.kind {
             Kind::Missing => self.summary.missing += 1,
             Kind::Extra => self.summary.extra += 1,
@@ -921,11 +755,76 @@ impl<'a> Writer<'a> {
         Ok(Some((banner, member)))
     }
 
+    /// What follows the last change, in order: the last statements, the rows left out,
+    /// the sections spilled to disk, the closing counts. In pieces, so that a section of
+    /// millions of rows never sits in memory whole.
+    pub fn end(&mut self) -> Result<End, ScriptError> {
+        let mut parts = vec![
+            Part::Text(self.finish()),
+            Part::Text(self.in_flight_section()),
+        ];
+        for (banner, file) in self.sections()? {
+            parts.push(Part::Text(banner));
+            parts.push(Part::File(std::io::BufReader::new(file)));
+        }
+        parts.push(Part::Text(self.trailer()));
+        parts.reverse();
+        Ok(End { parts })
+    }
+
     fn trailer(&self) -> String {
         let s = &self.summary;
         format!(
             "\n-- driftwatch: {} missing, {} extra, {} changed; {} statements.\n",
             s.missing, s.extra, s.changed, s.statements
         )
+    }
+}
+
+/// The end of a script, piece by piece (see [`Writer::end`]).
+pub struct End {
+    /// In reverse order, the next on top.
+    parts: Vec<Part>,
+}
+
+enum Part {
+    Text(String),
+    File(std::io::BufReader<std::fs::File>),
+}
+
+/// A spilled section is sent in pieces of about this size.
+const PIECE_BYTES: usize = 64 * 1024;
+
+impl Iterator for End {
+    type Item = std::io::Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match self.parts.last_mut()? {
+                Part::Text(_) => {
+                    let Some(Part::Text(text)) = self.parts.pop() else {
+                        unreachable!("the top part is text")
+                    };
+                    if !text.is_empty() {
+                        return Some(Ok(text));
+                    }
+                }
+                Part::File(file) => {
+                    let mut piece = String::new();
+                    while piece.len() < PIECE_BYTES {
+                        match std::io::BufRead::read_line(file, &mut piece) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
+                    if piece.is_empty() {
+                        self.parts.pop();
+                    } else {
+                        return Some(Ok(piece));
+                    }
+                }
+            }
+        }
     }
 }

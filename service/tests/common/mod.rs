@@ -742,7 +742,7 @@ pub async fn run_pass(
     driftwatch::status::PairStatus,
     BTreeSet<(Vec<String>, String, Vec<String>)>,
 )> {
-    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
+    let rt = driftwatch::runtime::Runtime::new(config).unwrap();
     for g in &rt.config.groups {
         for t in &g.tables {
             rt.pass(g, t).await;
@@ -1109,13 +1109,12 @@ pub async fn script_for(
     config: driftwatch::config::Config,
     options: &driftwatch::script::Options,
 ) -> (String, driftwatch::script::Summary) {
-    use driftwatch::script;
-    let rt = driftwatch::scheduler::Runtime::new(config).unwrap();
+    let rt = driftwatch::runtime::Runtime::new(config).unwrap();
     let (g, t) = (
         rt.config.groups[0].name.clone(),
         rt.config.groups[0].tables[0].name.clone(),
     );
-    let sub = script::subscriber_of(&rt, &g, &t, None).unwrap();
+    let sub = driftwatch::diff::subscriber_of(&rt, &g, &t, None).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
     let collect = async {
         let mut s = String::new();
@@ -1124,7 +1123,7 @@ pub async fn script_for(
         }
         s
     };
-    let generate = async move { script::generate(&rt, &g, &t, &sub, options, &tx).await };
+    let generate = async move { driftwatch::diff::generate(&rt, &g, &t, &sub, options, &tx).await };
     let (generated, body) = tokio::join!(generate, collect);
     let (summary, header) = generated.unwrap_or_else(|e| panic!("{e}"));
     (header.unwrap_or_default() + &body, summary)
