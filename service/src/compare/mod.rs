@@ -153,7 +153,10 @@ impl TableTarget<'_> {
         let cfg = self.config;
         let mut lanes: Vec<Lane> = comparisons
             .iter()
-            .map(|c| Lane {
+            .zip(&self.subscribers)
+            .map(|(c, db)| Lane {
+                target: c.as_ref().ok().map(|c| (*db, c)),
+                profile: 0,
                 error: c.as_ref().err().cloned(),
                 publisher_rows: 0,
                 subscriber_rows: 0,
@@ -161,44 +164,20 @@ impl TableTarget<'_> {
                 chunks_mismatched: 0,
                 findings: Findings::new(cfg.max_diff_rows),
                 spans: keyspace::KeySpans::default(),
+                work: Vec::new(),
             })
             .collect();
-        let ctx: Vec<Option<(&Database, &Comparison)>> = comparisons
-            .iter()
-            .zip(&self.subscribers)
-            .map(|(c, db)| c.as_ref().ok().map(|c| (*db, c)))
-            .collect();
-        if let Err(e) = self.run_chunks(&ctx, &mut lanes).await {
+        if let Err(e) = self.run_chunks(&mut lanes).await {
             for l in &mut lanes {
                 l.error.get_or_insert(e.clone());
             }
         }
-        comparisons
-            .into_iter()
-            .zip(lanes)
-            .map(|(c, l)| match (c, l.error) {
-                (_, Some(e)) => Err(e),
-                (Err(e), None) => Err(e),
-                (Ok(comparison), None) => Ok(PairPass {
-                    comparison,
-                    publisher_rows: l.publisher_rows,
-                    subscriber_rows: l.subscriber_rows,
-                    chunks_matched: l.chunks_matched,
-                    chunks_mismatched: l.chunks_mismatched,
-                    findings: l.findings,
-                    mismatched_ranges: l.spans.finish(l.publisher_rows),
-                }),
-            })
-            .collect()
+        lanes.into_iter().map(Lane::finish).collect()
     }
 
-    async fn run_chunks(
-        &self,
-        ctx: &[Option<(&Database, &Comparison)>],
-        lanes: &mut [Lane],
-    ) -> Result<(), PassError> {
+    async fn run_chunks(&self, lanes: &mut [Lane<'_>]) -> Result<(), PassError> {
         let cfg = self.config;
-        let Some((_, first)) = ctx.iter().flatten().next() else {
+        let Some((_, first)) = lanes.iter().find_map(|l| l.target) else {
             return Ok(());
         };
         let plan_query = &first.publisher;
@@ -212,21 +191,22 @@ impl TableTarget<'_> {
         // Subscribers compared on the same columns with the same strategy share one
         // publisher digest per chunk: the publisher is read once, not once per subscriber.
         let mut profiles: Vec<(Resolved, Vec<String>, &Comparison)> = Vec::new();
-        let profile_of: Vec<usize> = ctx
-            .iter()
-            .map(|c| {
-                let Some((_, cmp)) = c else { return 0 };
-                let key = (cmp.strategy, cmp.column_names());
-                profiles
-                    .iter()
-                    .position(|(s, c, _)| (s, c) == (&key.0, &key.1))
-                    .unwrap_or_else(|| {
-                        profiles.push((key.0, key.1, cmp));
-                        profiles.len() - 1
-                    })
-            })
-            .collect();
-        let mut work: Vec<Vec<Work>> = Vec::new();
+        for lane in lanes.iter_mut() {
+            let Some((_, cmp)) = lane.target else {
+                continue;
+            };
+            let key = (cmp.strategy, cmp.column_names());
+            lane.profile = profiles
+                .iter()
+                .position(|(s, c, _)| (s, c) == (&key.0, &key.1))
+                .unwrap_or_else(|| {
+                    profiles.push((key.0, key.1, cmp));
+                    profiles.len() - 1
+                });
+        }
+        // What each subscriber digests, apart from the lanes that localization updates
+        // meanwhile.
+        let targets: Vec<_> = lanes.iter().map(|l| l.target).collect();
         loop {
             let spec = planner.next(self.publisher, plan_query).await?;
             let digests = async {
@@ -236,7 +216,7 @@ impl TableTarget<'_> {
                     digest::digest(self.publisher, &cmp.publisher, spec, *strategy)
                         .instrument(self.chunk_span("publisher", self.publisher, spec))
                 }));
-                let theirs = join_all(ctx.iter().map(|c| async move {
+                let theirs = join_all(targets.iter().map(|c| async move {
                     let (db, cmp) = c.as_ref()?;
                     let span = self.chunk_span(&db.name, db, spec);
                     Some(
@@ -249,7 +229,7 @@ impl TableTarget<'_> {
                 let ours: Vec<Digests> = ours.into_iter().collect::<Result<_, EngineError>>()?;
                 Ok::<_, PassError>(Some((spec.clone(), ours, theirs, started.elapsed())))
             };
-            let localized = self.localize_all(ctx, lanes, std::mem::take(&mut work));
+            let localized = self.localize_all(lanes);
             let (digests, ()) = tokio::join!(digests, localized);
             let Some((spec, ours, theirs, elapsed)) = digests? else {
                 return Ok(());
@@ -257,70 +237,57 @@ impl TableTarget<'_> {
             let rows: u64 = ours[0].values().map(|b| b.count).sum();
             planner.observe(rows, elapsed);
             tracing::debug!(range = %spec.range, rows, digest_ms = elapsed.as_millis() as u64, "chunk");
-            work = lanes
-                .iter_mut()
-                .zip(theirs)
-                .zip(&profile_of)
-                .map(|((lane, theirs), &profile)| match theirs {
-                    _ if lane.error.is_some() => Vec::new(),
-                    None => Vec::new(),
-                    Some(Err(e)) => {
-                        lane.error = Some(e.into());
-                        Vec::new()
+            for (lane, theirs) in lanes.iter_mut().zip(theirs) {
+                match theirs {
+                    _ if lane.error.is_some() => {}
+                    None => {}
+                    Some(Err(e)) => lane.error = Some(e.into()),
+                    Some(Ok(theirs)) => {
+                        let ours = &ours[lane.profile];
+                        lane.work = lane.compare(&spec, ours, &theirs);
                     }
-                    Some(Ok(theirs)) => lane.compare(&spec, &ours[profile], &theirs),
-                })
-                .collect();
+                }
+            }
         }
     }
 
-    /// Localizes each lane's mismatched buckets, a few at a time.
-    async fn localize_all(
-        &self,
-        ctx: &[Option<(&Database, &Comparison)>],
-        lanes: &mut [Lane],
-        work: Vec<Vec<Work>>,
-    ) {
-        join_all(
-            lanes
-                .iter_mut()
-                .zip(ctx)
-                .zip(work)
-                .map(|((lane, c), work)| async move {
-                    let (Some((db, cmp)), false) = (c, work.is_empty()) else {
-                        return;
-                    };
-                    let pair = Pair {
-                        publisher: self.publisher,
-                        subscriber: db,
-                        cmp,
-                        changes: self.changes.as_ref(),
-                    };
-                    let cap = lane.findings.cap();
-                    let found: Vec<Result<Findings, PassError>> = futures::stream::iter(work)
-                        .map(|w| {
-                            let pair = &pair;
-                            let span = info_span!("bisect", database = %db.name, range = %w.range);
-                            async move {
-                                let mut f = Findings::new(cap);
-                                pair.localize(w.range, w.ours, w.theirs, &mut f).await?;
-                                Ok(f)
-                            }
-                            .instrument(span)
-                        })
-                        .buffered(LOCALIZE_CONCURRENCY)
-                        .collect()
-                        .await;
-                    for f in found {
-                        match f {
-                            Ok(f) => lane.findings.absorb(f),
-                            Err(e) => {
-                                lane.error.get_or_insert(e);
-                            }
-                        }
+    /// Localizes each lane's mismatched buckets of the last chunk, a few at a time.
+    async fn localize_all(&self, lanes: &mut [Lane<'_>]) {
+        join_all(lanes.iter_mut().map(|lane| async move {
+            let work = std::mem::take(&mut lane.work);
+            let (Some((db, cmp)), false) = (lane.target, work.is_empty()) else {
+                return;
+            };
+            let pair = Pair {
+                publisher: self.publisher,
+                subscriber: db,
+                cmp,
+                changes: self.changes.as_ref(),
+            };
+            let cap = lane.findings.cap();
+            let found: Vec<Result<Findings, PassError>> = futures::stream::iter(work)
+                .map(|w| {
+                    let pair = &pair;
+                    let span = info_span!("bisect", database = %db.name, range = %w.range);
+                    async move {
+                        let mut f = Findings::new(cap);
+                        pair.localize(w.range, w.ours, w.theirs, &mut f).await?;
+                        Ok(f)
                     }
-                }),
-        )
+                    .instrument(span)
+                })
+                .buffered(LOCALIZE_CONCURRENCY)
+                .collect()
+                .await;
+            for f in found {
+                match f {
+                    Ok(f) => lane.findings.absorb(f),
+                    Err(e) => {
+                        lane.error.get_or_insert(e);
+                    }
+                }
+            }
+        }))
         .await;
     }
 
@@ -398,8 +365,12 @@ impl TableTarget<'_> {
 /// concurrent queries still applies).
 const LOCALIZE_CONCURRENCY: usize = 4;
 
-/// One subscriber's progress through a pass.
-struct Lane {
+/// One subscriber's progress through a pass: what it compares, and what it found so far.
+struct Lane<'a> {
+    /// The subscriber and its comparison (`None`: its schemas did not reconcile).
+    target: Option<(&'a Database, &'a Comparison)>,
+    /// Which of the publisher's digests of a chunk it is compared with.
+    profile: usize,
     error: Option<PassError>,
     publisher_rows: u64,
     subscriber_rows: u64,
@@ -407,6 +378,8 @@ struct Lane {
     chunks_mismatched: u64,
     findings: Findings,
     spans: keyspace::KeySpans,
+    /// The mismatched buckets of the last chunk, localized while the next is digested.
+    work: Vec<Work>,
 }
 
 /// A mismatched bucket, to localize.
@@ -416,7 +389,24 @@ struct Work {
     theirs: BucketDigest,
 }
 
-impl Lane {
+impl Lane<'_> {
+    /// What the pass found, or why it failed.
+    fn finish(self) -> Result<PairPass, PassError> {
+        match (self.error, self.target) {
+            (Some(e), _) => Err(e),
+            (None, Some((_, comparison))) => Ok(PairPass {
+                comparison: comparison.clone(),
+                publisher_rows: self.publisher_rows,
+                subscriber_rows: self.subscriber_rows,
+                chunks_matched: self.chunks_matched,
+                chunks_mismatched: self.chunks_mismatched,
+                mismatched_ranges: self.spans.finish(self.publisher_rows),
+                findings: self.findings,
+            }),
+            (None, None) => unreachable!("a lane without a comparison starts with its error"),
+        }
+    }
+
     /// Counts a chunk's rows and lists its mismatched buckets.
     fn compare(
         &mut self,
