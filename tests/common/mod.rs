@@ -159,6 +159,54 @@ pub async fn pg_database_exists(name: &str) -> bool {
         .is_some()
 }
 
+/// The `driftwatch` binary, for the tests that run it as a user would.
+///
+/// DRIFTWATCH_BIN names it when set (scripts/test.sh builds it before `cargo test` and sets
+/// it; a relative path is taken from the workspace's root). Otherwise the first call in a
+/// test process builds it, `cargo build -p driftwatch --bin driftwatch` with the cargo that
+/// runs the tests (`CARGO`), and returns the executable cargo reports, wherever the target
+/// directory is (CARGO_TARGET_DIR, build.target-dir). Parallel tests wait for that one build
+/// (the OnceLock); test processes at once wait for each other on cargo's own lock.
+pub fn bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let bin = match std::env::var_os("DRIFTWATCH_BIN") {
+            Some(bin) if !bin.is_empty() => root.join(bin),
+            _ => build_bin(&root),
+        };
+        assert!(
+            bin.is_file(),
+            "no driftwatch binary at {} (DRIFTWATCH_BIN)",
+            bin.display()
+        );
+        bin
+    })
+}
+
+fn build_bin(root: &Path) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = std::process::Command::new(&cargo)
+        .current_dir(root)
+        .args(["build", "-p", "driftwatch", "--bin", "driftwatch"])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", Path::new(&cargo).display()));
+    assert!(
+        out.status.success(),
+        "cargo build -p driftwatch --bin driftwatch failed (its errors are above)"
+    );
+    // The last line about the binary: {"reason":"compiler-artifact", ..., "executable": ...}
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "driftwatch")
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .expect("cargo build named no driftwatch executable")
+}
+
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
@@ -1088,7 +1136,7 @@ pub fn golden(name: &str, actual: &str) {
         .map(|l| format!("{l}\n"))
         .collect();
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
+        .join("golden")
         .join(name);
     if std::env::var_os("DRIFTWATCH_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
