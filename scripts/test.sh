@@ -113,7 +113,7 @@ fi
 # ---- Prometheus ---------------------------------------------------------------------------
 # test-rules.sh installs Debian's prometheus package (without starting its server) when
 # promtool is missing; the package also ships the `prometheus` server binary, which
-# service/tests/prometheus.rs starts on loopback.
+# tests/prometheus.rs starts on loopback.
 say "Prometheus rules (promtool) and dashboards"
 deploy/prometheus/test-rules.sh
 python3 deploy/check-dashboards.py
@@ -135,7 +135,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
 fi
-browser=service/tests/browser
+browser=tests/browser
 # npm ci only when node_modules was not installed from this very lock file (and npm's
 # cache keeps a re-install offline).
 if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-from-lock" 2>/dev/null; then
@@ -143,6 +143,13 @@ if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-from-
     (cd "$browser" && npm ci --no-audit --no-fund --prefer-offline &&
         cp package-lock.json node_modules/.installed-from-lock)
 fi
+
+# The binary the integration tests (tests/, driftwatch-tests) and the browser test run, built
+# once here: with DRIFTWATCH_BIN set, no test builds it.
+say "cargo build -p driftwatch --bin driftwatch"
+cargo build -p driftwatch --bin driftwatch
+DRIFTWATCH_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/driftwatch"
+export DRIFTWATCH_BIN
 
 say "cargo test (unit, property, end-to-end, Prometheus, OpenTelemetry export)"
 log=$(mktemp)
@@ -152,9 +159,7 @@ status=0
 cargo test --workspace --all-targets --no-fail-fast "${@:2}" 2>&1 | tee "$log" || status=1
 
 say "the status page in headless Chromium ($browser)"
-cargo build -p driftwatch --bin driftwatch
-DRIFTWATCH_BIN="${CARGO_TARGET_DIR:-target}/debug/driftwatch" \
-    node --test --test-concurrency=1 "$browser/page.test.mjs" 2>&1 | tee "$blog" || status=1
+node --test --test-concurrency=1 "$browser/page.test.mjs" 2>&1 | tee "$blog" || status=1
 # One closing line for the whole run, summed over every test binary and the browser test
 # (node's runner closes with "# pass N" and "# fail N").
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -60,7 +60,7 @@ struct Service {
 impl Service {
     fn start(config: &Path) -> Service {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let child = Command::new(driftwatch_tests::bin())
             .args(["serve", "--config"])
             .arg(config)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -245,7 +245,7 @@ async fn a_foreign_state_file_stops_the_service_naming_it() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(driftwatch_tests::bin())
         .args(["serve", "--config"])
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"])

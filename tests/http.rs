@@ -5,7 +5,7 @@
 //! closed, connections beyond the cap kept waiting, and script requests and refusals
 //! counted.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -34,7 +34,7 @@ fn pair(dir: &std::path::Path) -> std::path::PathBuf {
 async fn check_and_serve_confirm_the_same_rows_past_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let config = pair(dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = std::process::Command::new(driftwatch_tests::bin())
         .args(["check", "--config"])
         .arg(&config)
         .output()

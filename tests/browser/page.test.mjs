@@ -4,7 +4,7 @@
 //
 // Expected figures come from the demo's SQLite files through the sqlite3 client, not from
 // the service under test. Run by scripts/test.sh; alone:
-//   DRIFTWATCH_BIN=target/debug/driftwatch node --test service/tests/browser/page.test.mjs
+//   DRIFTWATCH_BIN=target/debug/driftwatch node --test tests/browser/page.test.mjs
 // DRIFTWATCH_UPDATE_SCREENSHOT=1 also writes the screenshot to docs/status-page.png.
 
 import { test, before, after } from "node:test";
@@ -19,7 +19,7 @@ import { chromium } from "playwright-core";
 import { PNG } from "pngjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, "../../..");
+const repo = path.resolve(here, "../..");
 const BIN = process.env.DRIFTWATCH_BIN || path.join(repo, "target/debug/driftwatch");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TOKEN = "browser-test-token";

@@ -10,7 +10,7 @@
 //! them (headers included), flush before it exits, over either transport, and write the
 //! trace and span ids into its JSON log lines.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -317,7 +317,7 @@ fn exported_check(receiver: (String, Received), variables: &[(&str, &str)]) {
     let (endpoint, received) = receiver;
     let dir = temp_dir();
     let config = drifted_pair(dir.path());
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"));
+    let mut command = std::process::Command::new(driftwatch_tests::bin());
     command
         .args(["check", "--log-format", "json", "--config"])
         .arg(&config);

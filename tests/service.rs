@@ -4,7 +4,7 @@
 //! service and comes back; a fix script from the script endpoint applied with the server's
 //! own client, after which the pair converges.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -1172,7 +1172,7 @@ async fn a_script_that_stops_ends_with_its_error_every_time() {
 
     // The CLI: standard output ends the same way; the exit code says it.
     let diff = |extra: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let out = std::process::Command::new(driftwatch_tests::bin())
             .args([
                 "diff",
                 "--group",

@@ -3,7 +3,7 @@
 //! demo's directory, and log lines on a pipe: no colour codes, the schema warning as
 //! readable fields in text and in JSON.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 
 fn driftwatch() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    Command::new(driftwatch_tests::bin())
 }
 
 /// Kills the child (by its own handle) when a test ends, passed or failed.

@@ -10,7 +10,7 @@
 //! script fetched under the load applies without breaking replication and leaves the pair
 //! converged. The figures (time to confirmation, rechecks and rows read) are printed.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -282,7 +282,7 @@ async fn live_replication(
     let check = tokio::task::spawn_blocking({
         let config = config.clone();
         move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            std::process::Command::new(driftwatch_tests::bin())
                 .args(["check", "--config"])
                 .arg(&config)
                 .output()

@@ -4,7 +4,7 @@
 //! report healthy, the observed lag must show the proxy's delay (and not grow without
 //! bound), and both the digest and `replication_ok` must notice what they exist to notice.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! the server's own client, every type decoded and digested alike, and row texts that the
 //! pushdown digest must not confuse (neither a plain join's nor a CRC32 XOR's collisions).
 
-mod common;
+use driftwatch_tests as common;
 
 use common::*;
 use driftwatch::script::{Dialect, Mode, Options};

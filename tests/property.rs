@@ -5,7 +5,7 @@
 //!
 //! Seeds are fixed so that a failure names its case; DRIFTWATCH_PROPTEST_CASES runs more.
 
-mod common;
+use driftwatch_tests as common;
 
 use common::*;
 

@@ -3,7 +3,7 @@
 //! shows in review as a change to `golden/api_status.shape.json` or
 //! `golden/check_json.shape.json` (DRIFTWATCH_BLESS=1 rewrites them).
 
-mod common;
+use driftwatch_tests as common;
 
 use std::time::{Duration, Instant};
 

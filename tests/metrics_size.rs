@@ -2,7 +2,7 @@
 //! SQLite files: it must stay under 1 MB, so that scraping a large deployment every 15 s
 //! stays cheap for both sides.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::time::{Duration, Instant};
 

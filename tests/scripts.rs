@@ -3,7 +3,7 @@
 //! redrive script re-fires a trigger-replicated hub; T-SQL scripts parse with sqlparser's
 //! MsSqlDialect and match golden files byte for byte.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::path::Path;
 use std::process::Command;

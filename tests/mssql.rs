@@ -4,7 +4,7 @@
 //! (DRIFTWATCH_TEST_MSSQL_URL, e.g. the container of deploy/compose.yaml): the core
 //! property, random tables and mutations reported exactly in both strategies.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::fmt::Write;
 

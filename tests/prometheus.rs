@@ -9,7 +9,7 @@
 //! Without a `prometheus` binary the test says SKIPPED and passes, unless
 //! DRIFTWATCH_REQUIRE_PROMETHEUS is set.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! are converged in both strategies (no false difference from decoding or hashing), and
 //! a change to any one column is reported as exactly that column.
 
-mod common;
+use driftwatch_tests as common;
 
 use common::*;
 

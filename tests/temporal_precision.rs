@@ -5,7 +5,7 @@
 //! precision and exactly the real differences are found; and the fix scripts written from
 //! such a comparison converge the pair.
 
-mod common;
+use driftwatch_tests as common;
 
 use std::collections::BTreeSet;
 
