@@ -14,11 +14,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::DatabaseConfig;
-use crate::engine::{
-    self, DigestSpec, Digests, Engine, EngineError, Family, Feed, KeyRange, Result, Row,
-    TableQuery, TableRef, TableSchema,
-};
+use crate::engine::{self, DigestSpec, Digests, Engine, EngineError, Feed, Result};
 use crate::metrics::Metrics;
+use crate::table::{Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
 use crate::value::Key;
 
 pub struct Database {

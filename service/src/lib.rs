@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod script;
 pub mod state;
 pub mod status;
+pub mod table;
 pub mod telemetry;
 pub mod value;
 

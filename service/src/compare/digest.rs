@@ -6,7 +6,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::Resolved;
 use crate::database::Database;
-use crate::engine::{bucket_of, DigestSpec, Digests, Result, TableQuery};
+use crate::engine::{bucket_of, DigestSpec, Digests, Result};
+use crate::table::TableQuery;
 use crate::value::EncodedRows;
 
 pub async fn digest(

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::engine::KeyRange;
+use crate::table::KeyRange;
 
 /// Spans kept per pair and pass.
 pub const MAX_SPANS: usize = 200;

@@ -20,7 +20,8 @@ use tracing::{info_span, Instrument};
 
 use crate::config::TableConfig;
 use crate::database::Database;
-use crate::engine::{BucketDigest, Digests, TableRef};
+use crate::engine::{BucketDigest, Digests};
+use crate::table::TableRef;
 use localize::{Findings, Pair};
 use plan::Planner;
 use schema::{Comparison, Resolved, Side};
@@ -327,7 +328,7 @@ impl TableTarget<'_> {
         &self,
         cmp: &Comparison,
         subscriber: &Database,
-        ranges: &[(crate::engine::KeyRange, u64)],
+        ranges: &[(crate::table::KeyRange, u64)],
         positions: Option<&crate::replication::Positions<'_>>,
         wait: std::time::Duration,
     ) -> Result<Vec<confirm::Rechecked>, String> {
@@ -408,7 +409,7 @@ struct Lane {
 
 /// A mismatched bucket, to localize.
 struct Work {
-    range: crate::engine::KeyRange,
+    range: crate::table::KeyRange,
     ours: BucketDigest,
     theirs: BucketDigest,
 }

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::config::{Strategy, TableConfig, TemporalPrecision};
-use crate::engine::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
+use crate::table::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
 use crate::value::{Fraction, LogicalType, Rounding};
 
 /// The strategy actually used for a pair.

@@ -60,11 +60,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
-use super::{
-    insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema,
-    ENCODED_BATCH, ROW_BATCH,
-};
+use super::{insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, FieldDecoder, Result, RowSender, ENCODED_BATCH, ROW_BATCH};
+use crate::table::{Column, Family, KeyRange, QueryColumn, Row, TableQuery, TableRef, TableSchema};
 use crate::config::DatabaseConfig;
 use crate::value::{Decimal, EncodedRows, Key, LogicalType, Offset, Timestamp, Value};
 

@@ -57,11 +57,8 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
-use super::{
-    insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    Feed, FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef,
-    TableSchema, ENCODED_BATCH, ROW_BATCH,
-};
+use super::{insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, FieldDecoder, Result, RowSender, ENCODED_BATCH, ROW_BATCH};
+use crate::table::{Column, Family, KeyRange, QueryColumn, Row, TableQuery, TableRef, TableSchema};
 use crate::config::DatabaseConfig;
 use crate::value::{
     days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,

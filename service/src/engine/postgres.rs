@@ -21,11 +21,8 @@ use tokio_postgres::{CancelToken, Client};
 
 use super::pool::{Lease, Pool};
 use super::sql::{Dialect, Sql};
-use super::{
-    Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family, Feed, KeyRange,
-    QueryColumn, Result, Row, RowSender, TableQuery, TableRef, TableSchema, ENCODED_BATCH,
-    ROW_BATCH,
-};
+use super::{DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result, RowSender, ENCODED_BATCH, ROW_BATCH};
+use crate::table::{Column, Family, KeyRange, QueryColumn, Row, TableQuery, TableRef, TableSchema};
 use crate::config::DatabaseConfig;
 use crate::value::{
     encode_decimal_body, encode_prefixed, format_date, format_time, format_timestamp, format_uuid,
@@ -928,7 +925,7 @@ const PG_EPOCH_SECS: i64 = 946_684_800;
 const PG_EPOCH_DAYS: i32 = 10_957;
 
 impl Decoder {
-    fn new(c: &super::QueryColumn) -> Decoder {
+    fn new(c: &crate::table::QueryColumn) -> Decoder {
         let base = cast_type(&c.db_type);
         let kind = match (c.logical, base.as_str()) {
             (LogicalType::Bool, _) => Kind::Bool,

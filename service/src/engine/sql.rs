@@ -5,7 +5,7 @@
 //! It must not build anything but conditions on the key and the table's configured
 //! filter: values reach the SQL only through the dialect's `value`, which quotes or binds.
 
-use super::{KeyRange, QueryColumn, TableQuery};
+use crate::table::{KeyRange, QueryColumn, TableQuery};
 use crate::value::{Key, LogicalType, Value};
 
 /// What one SQL dialect spells its own way.
@@ -168,7 +168,7 @@ mod tests {
 
     fn query(keys: &[(&str, LogicalType)]) -> TableQuery {
         TableQuery {
-            table: crate::engine::TableRef::parse("t"),
+            table: crate::table::TableRef::parse("t"),
             columns: keys
                 .iter()
                 .map(|(n, t)| QueryColumn {

@@ -21,10 +21,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 
 use super::pool::Pool;
-use super::{
-    Column, DigestAccumulator, DigestSpec, Digests, Engine, EngineError, Family, KeyRange, Result,
-    Row, RowSender, TableQuery, TableRef, TableSchema, ROW_BATCH,
-};
+use super::{DigestAccumulator, DigestSpec, Digests, Engine, EngineError, Result, RowSender, ROW_BATCH};
+use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
 use crate::config::DatabaseConfig;
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, parse_date, parse_time,

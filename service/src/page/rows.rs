@@ -12,9 +12,10 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::compare::localize::{Findings, Kind, Pair, RowChange};
-use crate::engine::{EngineError, KeyRange};
+use crate::engine::EngineError;
 use crate::scheduler::Runtime;
 use crate::script::{self, ScriptError};
+use crate::table::KeyRange;
 use crate::value::Value;
 
 /// Rows per page at most.

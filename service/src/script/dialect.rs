@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::engine::{QueryColumn, TableRef};
+use crate::table::{QueryColumn, TableRef};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
 };
@@ -33,8 +33,8 @@ impl Dialect {
     }
 
     /// The dialect of an engine family.
-    pub fn of(family: crate::engine::Family) -> Dialect {
-        use crate::engine::Family;
+    pub fn of(family: crate::table::Family) -> Dialect {
+        use crate::table::Family;
         match family {
             Family::Postgres => Dialect::Postgres,
             Family::Sqlite => Dialect::Sqlite,

@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use crate::compare::localize::{Kind, RowChange};
 use crate::compare::schema::Comparison;
 use crate::compare::TableTarget;
-use crate::engine::QueryColumn;
 use crate::scheduler::Runtime;
+use crate::table::QueryColumn;
 use crate::value::{Rounding, Value};
 pub use dialect::Dialect;
 
@@ -161,7 +161,7 @@ pub fn default_dialect(rt: &Runtime, group: &str, subscriber: &str, mode: Mode) 
 /// A side's column types are its engine's names, which mean nothing in another dialect
 /// (SQLite's DATETIME or DOUBLE in PostgreSQL): there they are dropped, and the dialect
 /// writes the type of each column's logical type instead.
-fn types_for(side: &mut crate::engine::TableQuery, family: crate::engine::Family, d: Dialect) {
+fn types_for(side: &mut crate::table::TableQuery, family: crate::table::Family, d: Dialect) {
     if Dialect::of(family) != d {
         for c in &mut side.columns {
             c.db_type.clear();
@@ -600,7 +600,7 @@ impl<'a> Writer<'a> {
     fn key_match(
         &self,
         change: &RowChange,
-        side: &crate::engine::TableQuery,
+        side: &crate::table::TableQuery,
     ) -> Result<String, ScriptError> {
         let parts: Result<Vec<String>, _> = side
             .key
