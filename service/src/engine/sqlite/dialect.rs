@@ -1,0 +1,110 @@
+//! SQLite's spelling of SQL: double-quoted identifiers, values as bound parameters
+//! ([`bind_value`]) in the SELECT of a range the engine runs, and exact literals for
+//! convergence scripts.
+//!
+//! Must not: build anything but a SELECT, or put a value into a statement's text other
+//! than as a bound parameter (scripts: an exact literal).
+
+use crate::table::{KeyRange, TableQuery, TableRef};
+use crate::value::{format_date, format_time, format_timestamp, format_uuid, LogicalType, Value};
+
+// ---- SQL -------------------------------------------------------------------------------
+
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+pub(super) fn table_sql(t: &TableRef) -> String {
+    format!(
+        "{}.{}",
+        quote_ident(t.schema.as_deref().unwrap_or("main")),
+        quote_ident(&t.name)
+    )
+}
+
+/// A key bound as SQLite stores it: temporal values as ISO text, the form SQLite's own
+/// date functions write.
+pub fn bind_value(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as S;
+    match v {
+        Value::Null => S::Null,
+        Value::Bool(b) => S::Integer(*b as i64),
+        Value::Int(i) => match i64::try_from(*i) {
+            Ok(i) => S::Integer(i),
+            Err(_) => S::Text(i.to_string()),
+        },
+        Value::Float(f) => S::Real(*f),
+        Value::Decimal(d) => S::Text(d.to_string()),
+        Value::Text(s) | Value::Json(s) => S::Text(s.clone()),
+        Value::Bytes(b) => S::Blob(b.clone()),
+        Value::Date(d) => S::Text(format_date(*d)),
+        Value::Time(t) => S::Text(format_time(*t)),
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => S::Text(format_timestamp(*t)),
+        Value::Uuid(u) => S::Text(format_uuid(u)),
+        Value::Interval { .. } => S::Text(v.to_string()),
+    }
+}
+
+/// The SELECT of a range, with its bound parameters.
+pub(super) fn select(
+    q: &TableQuery,
+    columns: &[usize],
+    range: &KeyRange,
+    tail: &str,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let col = |i: usize| quote_ident(&q.columns[i].name);
+    let key_col = |i: usize| {
+        if q.binary_collation && q.columns[i].logical == LogicalType::Text {
+            format!("{} COLLATE BINARY", col(i))
+        } else {
+            col(i)
+        }
+    };
+    let mut conds = Vec::new();
+    let mut params = Vec::new();
+    if let Some(f) = &q.filter {
+        conds.push(format!("({f})"));
+    }
+    let k1 = col(q.key[0]);
+    if let Some(lo) = range.lead_lo {
+        conds.push(format!("{k1} >= ?"));
+        params.push(rusqlite::types::Value::Integer(lo));
+    }
+    if let Some(hi) = range.lead_hi {
+        conds.push(format!("{k1} < ?"));
+        params.push(rusqlite::types::Value::Integer(hi));
+    }
+    let keys: Vec<String> = q.key.iter().map(|&i| key_col(i)).collect();
+    let tuple = |n: usize| {
+        if n == 1 {
+            (keys[0].clone(), "?".to_string())
+        } else {
+            (
+                format!("({})", keys.join(", ")),
+                format!("({})", vec!["?"; n].join(", ")),
+            )
+        }
+    };
+    for (bound, op) in [(&range.after, ">"), (&range.upto, "<=")] {
+        if let Some(k) = bound {
+            let (c, p) = tuple(k.len());
+            conds.push(format!("{c} {op} {p}"));
+            params.extend(k.iter().map(bind_value));
+        }
+    }
+    let cols: Vec<String> = columns.iter().map(|&i| col(i)).collect();
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (
+        format!(
+            "SELECT {} FROM {}{where_sql} ORDER BY {}{tail}",
+            cols.join(", "),
+            table_sql(&q.table),
+            keys.join(", ")
+        ),
+        params,
+    )
+}
