@@ -11,6 +11,7 @@ pub mod config;
 pub mod connections;
 pub mod database;
 pub mod demo;
+pub mod dialect;
 pub mod engine;
 pub mod events;
 pub mod http;

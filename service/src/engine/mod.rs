@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::config::DatabaseConfig;
+use crate::dialect::{Dialect, ScriptDialect};
 use crate::table::{Family, KeyRange, QueryColumn, Row, TableQuery, TableRef, TableSchema};
 use crate::value::{row_hash, EncodedRows, Key, Value};
 
@@ -322,24 +323,89 @@ pub trait Engine: Send + Sync {
     async fn cancel_all(&self);
 }
 
+/// An engine as the registry knows it: its family, the URL prefixes it serves (the first
+/// is the one error messages show), how it is built, and the dialect its scripts are
+/// written in with its spelling of them.
+pub(crate) struct Registered {
+    pub family: Family,
+    pub schemes: &'static [&'static str],
+    pub connect: fn(&str, &DatabaseConfig) -> Result<Arc<dyn Engine>>,
+    pub dialect: Dialect,
+    pub script: &'static dyn ScriptDialect,
+}
+
+/// Every engine, one line each, in the order URLs are matched. Adding an engine is its
+/// folder and a line here.
+#[rustfmt::skip]
+pub(crate) static ENGINES: [Registered; 4] = [
+    Registered { family: Family::Postgres, schemes: &["postgres://", "postgresql://"], connect: |n, c| Ok(Arc::new(postgres::Postgres::new(n, c)?)), dialect: Dialect::Postgres, script: &postgres::PostgresScript },
+    Registered { family: Family::Sqlite, schemes: &["sqlite://", "sqlite:"], connect: |n, c| Ok(Arc::new(sqlite::Sqlite::new(n, c)?)), dialect: Dialect::Sqlite, script: &sqlite::SqliteScript },
+    Registered { family: Family::Mysql, schemes: &["mysql://"], connect: |n, c| Ok(Arc::new(mysql::Mysql::new(n, c)?)), dialect: Dialect::Mysql, script: &mysql::MysqlScript },
+    Registered { family: Family::Mssql, schemes: &["mssql://", "sqlserver://"], connect: |n, c| Ok(Arc::new(mssql::Mssql::new(n, c)?)), dialect: Dialect::Tsql, script: &mssql::TsqlScript },
+];
+
 /// Builds the engine a database's URL names.
 pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
     let url = config.url.as_str();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::Postgres::new(name, config)?))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
-    } else if url.starts_with("mysql://") {
-        Ok(Arc::new(mysql::Mysql::new(name, config)?))
-    } else if url.starts_with("mssql://") || url.starts_with("sqlserver://") {
-        Ok(Arc::new(mssql::Mssql::new(name, config)?))
-    } else {
-        let scheme = url.split(':').next().unwrap_or(url);
-        Err(EngineError::Config {
-            database: name.to_string(),
-            message: format!(
-                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://, mysql://, mssql://)"
-            ),
-        })
+    match ENGINES
+        .iter()
+        .find(|e| e.schemes.iter().any(|s| url.starts_with(s)))
+    {
+        Some(e) => (e.connect)(name, config),
+        None => {
+            let scheme = url.split(':').next().unwrap_or(url);
+            let supported: Vec<&str> = ENGINES.iter().map(|e| e.schemes[0]).collect();
+            Err(EngineError::Config {
+                database: name.to_string(),
+                message: format!(
+                    "unsupported URL scheme {scheme:?} (supported: {})",
+                    supported.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// The registry's side of [`Dialect`]: which engine writes each dialect.
+impl Dialect {
+    /// This dialect's spelling of scripts, implemented by its engine.
+    pub fn spelling(self) -> &'static dyn ScriptDialect {
+        registered(|e| e.dialect == self).script
+    }
+
+    /// The dialect of an engine family.
+    pub fn of(family: Family) -> Dialect {
+        registered(|e| e.family == family).dialect
+    }
+}
+
+fn registered(which: impl Fn(&Registered) -> bool) -> &'static Registered {
+    ENGINES
+        .iter()
+        .find(|e| which(e))
+        .expect("every family and dialect has its line in ENGINES")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_and_dialect_is_registered_once() {
+        for d in Dialect::ALL {
+            assert_eq!(ENGINES.iter().filter(|e| e.dialect == d).count(), 1, "{d}");
+        }
+        for f in [
+            Family::Postgres,
+            Family::Sqlite,
+            Family::Mysql,
+            Family::Mssql,
+        ] {
+            assert_eq!(ENGINES.iter().filter(|e| e.family == f).count(), 1, "{f:?}");
+            assert_eq!(
+                Dialect::of(f).spelling().quote_ident("a"),
+                Dialect::of(f).ident("a")
+            );
+        }
     }
 }

@@ -8,9 +8,12 @@
 use tiberius::ColumnData;
 
 use super::DAYS_0001_TO_1970;
+use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
 use crate::engine::sql::Dialect;
 use crate::table::{QueryColumn, TableRef};
-use crate::value::{Decimal, LogicalType, Timestamp, Value};
+use crate::value::{
+    format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
+};
 
 pub fn quote_ident(s: &str) -> String {
     format!("[{}]", s.replace(']', "]]"))
@@ -142,4 +145,114 @@ fn numeric(d: &Decimal) -> Option<tiberius::numeric::Numeric> {
         if *negative { -v } else { v },
         scale,
     ))
+}
+
+// ---- scripts ---------------------------------------------------------------------------
+
+/// T-SQL's spelling of convergence scripts: Unicode literals, ISO 8601 instants, batches
+/// ended with GO, guarded statements counted with `@@ROWCOUNT` in a temporary table.
+pub(crate) struct TsqlScript;
+
+impl ScriptDialect for TsqlScript {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn literal(&self, _column: &QueryColumn, v: &Value) -> Result<String, String> {
+        let iso = |t: &Timestamp| -> Result<String, String> {
+            if t.is_infinite() {
+                return Err("SQL Server has no infinite timestamp".into());
+            }
+            if !t.nanos.is_multiple_of(100) {
+                return Err("SQL Server keeps 100-nanosecond precision at most".into());
+            }
+            // The ISO 8601 form with a T reads the same whatever the session's language or
+            // DATEFORMAT.
+            Ok(format_timestamp(*t).replacen(' ', "T", 1))
+        };
+        Ok(match v {
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => (*b as u8).to_string(),
+            Value::Int(i) if i64::try_from(*i).is_ok() => i.to_string(),
+            Value::Int(i) => format!("CAST({i} AS decimal(38,0))"),
+            Value::Decimal(d @ Decimal::Finite { .. }) if decimal_digits(d) <= 38 => d.to_string(),
+            Value::Decimal(d) => return Err(format!("SQL Server's decimal(38) cannot hold {d}")),
+            Value::Float(f) if !f.is_finite() => {
+                return Err(format!("SQL Server cannot store {f}"))
+            }
+            Value::Float(f) => {
+                let t = float_text(*f);
+                // A literal with an exponent is a float; without one it would be a decimal.
+                if t.contains('e') {
+                    t.replace('e', "E")
+                } else {
+                    format!("{t}E0")
+                }
+            }
+            Value::Text(s) | Value::Json(s) => {
+                let parts: Vec<String> = s
+                    .split('\0')
+                    .map(|p| format!("N'{}'", p.replace('\'', "''")))
+                    .collect();
+                parts.join(" + NCHAR(0) + ")
+            }
+            Value::Bytes(b) => format!("0x{}", hex(b)),
+            Value::Date(d) if *d == i32::MAX || *d == i32::MIN => {
+                return Err("SQL Server has no infinite date".into())
+            }
+            Value::Date(d) => format!("'{}'", format_date(*d)),
+            Value::Time(t) if t % 100 != 0 => {
+                return Err("SQL Server keeps 100-nanosecond precision at most".into())
+            }
+            Value::Time(t) => format!("'{}'", format_time(*t)),
+            Value::Timestamp(t) => format!("'{}'", iso(t)?),
+            // The publisher's own offset beside its wall clock: '2025-06-14T11:45:00+09:45'
+            // is the instant 02:00:00 UTC, written as datetimeoffset holds it.
+            Value::TimestampTz(t, o) => format!("'{}{o}'", iso(&o.local(*t))?),
+            Value::Uuid(u) => format!("'{}'", format_uuid(u)),
+            Value::Interval { .. } => return Err("SQL Server has no interval type".into()),
+        })
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN TRANSACTION;\n"
+    }
+
+    fn commit(&self) -> &'static str {
+        // GO ends the batch: each transaction is sent on its own.
+        "COMMIT TRANSACTION;\nGO\n"
+    }
+
+    fn prologue(&self, guards: bool) -> String {
+        let mut s = String::from("SET XACT_ABORT ON;\nSET NOCOUNT ON;\n");
+        if guards {
+            s.push_str("IF OBJECT_ID('tempdb..#dw_skipped') IS NOT NULL DROP TABLE #dw_skipped;\nCREATE TABLE #dw_skipped (n int);\n");
+        }
+        s.push_str("GO\n");
+        s
+    }
+
+    fn epilogue(&self, message: &str) -> String {
+        format!(
+            "DECLARE @dw_skipped int = (SELECT COUNT(*) FROM #dw_skipped);\n\
+             RAISERROR('driftwatch: %d {message}', 0, 1, @dw_skipped) WITH NOWAIT;\nDROP TABLE #dw_skipped;\nGO\n"
+        )
+    }
+
+    fn counted(&self, statement: &str) -> String {
+        format!("{statement};\nIF @@ROWCOUNT = 0 INSERT INTO #dw_skipped VALUES (1);\n")
+    }
+
+    fn insert_absent(
+        &self,
+        table: &str,
+        columns: &str,
+        _overriding: &str,
+        values: &str,
+        absent: &str,
+    ) -> String {
+        format!(
+            "IF {absent} INSERT INTO {table} ({columns}) VALUES ({values}) ELSE INSERT INTO #dw_skipped VALUES (1);\n"
+        )
+    }
 }

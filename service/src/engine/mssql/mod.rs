@@ -75,6 +75,7 @@ use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
 use crate::value::{EncodedRows, Key};
 use decode::Decoder;
+pub(crate) use dialect::TsqlScript;
 pub use dialect::{param, quote_ident, table_sql};
 pub use introspect::{choose_key, fraction_digits, logical_type, spell_type};
 pub use options::{CertificateCheck, ConnectOptions};

@@ -8,9 +8,12 @@
 
 use mysql_async::Value as My;
 
+use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
 use crate::engine::sql::{Dialect, Sql};
 use crate::table::{QueryColumn, TableQuery};
-use crate::value::Value;
+use crate::value::{
+    format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
+};
 
 pub fn quote_ident(s: &str) -> String {
     format!("`{}`", s.replace('`', "``"))
@@ -113,6 +116,105 @@ impl Dialect for MyDialect {
 
 pub(super) fn sql(q: &TableQuery) -> Sql<'_, MyDialect> {
     Sql::new(q, MyDialect::default())
+}
+
+// ---- scripts ---------------------------------------------------------------------------
+
+/// MySQL's and MariaDB's spelling of convergence scripts: literals that read the same in
+/// any sql_mode, guarded statements counted with `ROW_COUNT()`.
+pub(crate) struct MysqlScript;
+
+impl ScriptDialect for MysqlScript {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn literal(&self, _column: &QueryColumn, v: &Value) -> Result<String, String> {
+        let micro = |t: &Timestamp| -> Result<(), String> {
+            if t.is_infinite() {
+                Err("MySQL has no infinite timestamp".into())
+            } else if !t.nanos.is_multiple_of(1000) {
+                Err("MySQL keeps microseconds at most".into())
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match v {
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Value::Int(i) => i.to_string(),
+            Value::Decimal(d @ Decimal::Finite { .. }) if decimal_digits(d) <= 65 => d.to_string(),
+            Value::Decimal(d) => return Err(format!("MySQL's DECIMAL cannot hold {d}")),
+            Value::Float(f) if !f.is_finite() => return Err(format!("MySQL cannot store {f}")),
+            Value::Float(f) => float_text(*f),
+            // A backslash means an escape or itself depending on sql_mode: such strings are
+            // written as hex, which reads the same either way.
+            Value::Text(s) | Value::Json(s) if s.contains(['\\', '\0']) => {
+                format!("_utf8mb4 X'{}'", hex(s.as_bytes()))
+            }
+            Value::Text(s) | Value::Json(s) => format!("'{}'", s.replace('\'', "''")),
+            Value::Bytes(b) => format!("X'{}'", hex(b)),
+            Value::Date(d) if *d == i32::MAX || *d == i32::MIN => {
+                return Err("MySQL has no infinite date".into())
+            }
+            Value::Date(d) => format!("'{}'", format_date(*d)),
+            Value::Time(t) if t % 1000 != 0 => {
+                return Err("MySQL keeps microseconds at most".into())
+            }
+            Value::Time(t) => format!("'{}'", format_time(*t)),
+            // The session's time zone is UTC: the instant, without its offset.
+            Value::Timestamp(t) | Value::TimestampTz(t, _) => {
+                micro(t)?;
+                format!("'{}'", format_timestamp(*t))
+            }
+            Value::Uuid(u) => format!("'{}'", format_uuid(u)),
+            Value::Interval { .. } => return Err("MySQL has no interval type".into()),
+        })
+    }
+
+    fn equals(&self, column: &QueryColumn, quoted: &str, _value: &Value, literal: &str) -> String {
+        if column.logical == LogicalType::Json {
+            // MariaDB's json is text and has no CAST AS JSON; MySQL's prints its normal form.
+            format!("CAST({quoted} AS CHAR) = {literal}")
+        } else {
+            format!("{quoted} = {literal}")
+        }
+    }
+
+    fn begin(&self) -> &'static str {
+        "START TRANSACTION;\n"
+    }
+
+    fn prologue(&self, guards: bool) -> String {
+        // Literals are utf8mb4 (emoji included), timestamps UTC.
+        let mut s = String::from("SET NAMES utf8mb4;\nSET time_zone = '+00:00';\n");
+        if guards {
+            s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n int);\n");
+        }
+        s
+    }
+
+    fn concat(&self, parts: &[&str]) -> String {
+        format!("CONCAT({})", parts.join(", "))
+    }
+
+    fn counted(&self, statement: &str) -> String {
+        format!("{statement};\nINSERT INTO dw_skipped SELECT 1 FROM DUAL WHERE ROW_COUNT() = 0;\n")
+    }
+
+    fn insert_absent(
+        &self,
+        table: &str,
+        columns: &str,
+        _overriding: &str,
+        values: &str,
+        absent: &str,
+    ) -> String {
+        format!(
+            "INSERT INTO {table} ({columns}) SELECT {values} FROM DUAL WHERE {absent};\n\
+             INSERT INTO dw_skipped SELECT 1 FROM DUAL WHERE ROW_COUNT() = 0;\n"
+        )
+    }
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSch
 use crate::value::{EncodedRows, Key, LogicalType};
 use decode::Decoder;
 use dialect::sql;
+pub(crate) use dialect::MysqlScript;
 pub use dialect::{param, quote_ident};
 use digest::hashed_col;
 

@@ -4,6 +4,7 @@
 //! Must not: build a statement of its own, or spell a value other than as an exact typed
 //! literal (standard strings: only quotes are doubled).
 
+use crate::dialect::ScriptDialect;
 use crate::engine::sql::{Dialect, Sql};
 use crate::table::{QueryColumn, TableQuery, TableRef};
 use crate::value::{format_date, format_time, format_timestamp, format_uuid, LogicalType, Value};
@@ -122,6 +123,115 @@ impl Dialect for Pg {
 
 pub(super) fn sql(q: &TableQuery) -> Sql<'_, Pg> {
     Sql::new(q, Pg)
+}
+
+// ---- scripts ---------------------------------------------------------------------------
+
+/// PostgreSQL's spelling of convergence scripts: typed literals, json compared by its
+/// text, guarded statements as data-modifying CTEs.
+pub(crate) struct PostgresScript;
+
+impl ScriptDialect for PostgresScript {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn literal(&self, column: &QueryColumn, value: &Value) -> Result<String, String> {
+        Ok(match input_text(value) {
+            // A column of another engine's written as the type of its logical type,
+            // which keeps microseconds: a finer value would be rounded.
+            Some(_) if column.db_type.is_empty() && finer_than_micros(value) => {
+                return Err("PostgreSQL keeps microseconds at most".into())
+            }
+            Some(text) if column.logical == LogicalType::Int && matches!(value, Value::Int(_)) => {
+                text
+            }
+            Some(text) => format!("{}::{}", quote_text(&text), script_type(column)),
+            None => "NULL".into(),
+        })
+    }
+
+    fn equals(&self, column: &QueryColumn, quoted: &str, value: &Value, literal: &str) -> String {
+        if column.logical == LogicalType::Json {
+            // json has no equality operator; its text is what was compared.
+            let text = quote_text(&input_text(value).unwrap_or_default());
+            format!("{quoted}::text = {text}")
+        } else {
+            format!("{quoted} = {literal}")
+        }
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN;\n"
+    }
+
+    fn prologue(&self, guards: bool) -> String {
+        // The literals are standard strings: make sure they are read so.
+        let mut s = String::from("SET standard_conforming_strings = on;\n");
+        if guards {
+            s.push_str("CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n int);\n");
+        }
+        s
+    }
+
+    fn counted(&self, statement: &str) -> String {
+        format!(
+            "WITH dw AS ({statement} RETURNING 1) INSERT INTO dw_skipped SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM dw);\n"
+        )
+    }
+
+    fn overriding_identity(&self) -> &'static str {
+        " OVERRIDING SYSTEM VALUE"
+    }
+
+    fn insert_absent(
+        &self,
+        table: &str,
+        columns: &str,
+        overriding: &str,
+        values: &str,
+        absent: &str,
+    ) -> String {
+        format!(
+            "WITH dw AS (INSERT INTO {table} ({columns}){overriding} SELECT {values} WHERE {absent} RETURNING 1) \
+             INSERT INTO dw_skipped SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM dw);\n"
+        )
+    }
+}
+
+/// The destination column's PostgreSQL type, modifiers kept (char(5) must not become
+/// char(1)); for a column without one (of another engine, see `script::types_for`) the
+/// type of its logical type, which PostgreSQL assigns to any column of that kind.
+fn script_type(column: &QueryColumn) -> String {
+    if !column.db_type.is_empty() {
+        return column.db_type.clone();
+    }
+    match column.logical {
+        LogicalType::Bool => "boolean",
+        LogicalType::Int => "bigint",
+        LogicalType::Decimal => "numeric",
+        LogicalType::Float => "double precision",
+        LogicalType::Text => "text",
+        LogicalType::Bytes => "bytea",
+        LogicalType::Date => "date",
+        LogicalType::Time => "time",
+        LogicalType::Timestamp => "timestamp",
+        LogicalType::TimestampTz => "timestamptz",
+        LogicalType::Uuid => "uuid",
+        LogicalType::Json => "json",
+        LogicalType::Interval => "interval",
+    }
+    .into()
+}
+
+fn finer_than_micros(v: &Value) -> bool {
+    match v {
+        Value::Time(t) => t % 1000 != 0,
+        Value::Timestamp(t) | Value::TimestampTz(t, _) => {
+            !t.is_infinite() && !t.nanos.is_multiple_of(1000)
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]

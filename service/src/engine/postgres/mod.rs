@@ -32,6 +32,7 @@ use crate::table::{Column, Family, KeyRange, QueryColumn, Row, TableQuery, Table
 use crate::value::{EncodedRows, Key, LogicalType, Value};
 use copy::CopyParser;
 use decode::Decoder;
+pub(crate) use dialect::PostgresScript;
 use dialect::{cast_type, sql, table_sql};
 pub use dialect::{input_text, literal, quote_ident, quote_text};
 use options::TlsOptions;

@@ -5,8 +5,11 @@
 //! Must not: build anything but a SELECT, or put a value into a statement's text other
 //! than as a bound parameter (scripts: an exact literal).
 
-use crate::table::{KeyRange, TableQuery, TableRef};
-use crate::value::{format_date, format_time, format_timestamp, format_uuid, LogicalType, Value};
+use crate::dialect::{float_text, hex, ScriptDialect};
+use crate::table::{KeyRange, QueryColumn, TableQuery, TableRef};
+use crate::value::{
+    format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Value,
+};
 
 // ---- SQL -------------------------------------------------------------------------------
 
@@ -107,4 +110,91 @@ pub(super) fn select(
         ),
         params,
     )
+}
+
+// ---- scripts ---------------------------------------------------------------------------
+
+/// SQLite's spelling of convergence scripts: literals as its type affinity keeps them,
+/// guarded statements counted with `changes()`.
+pub(crate) struct SqliteScript;
+
+impl ScriptDialect for SqliteScript {
+    fn quote_ident(&self, name: &str) -> String {
+        quote_ident(name)
+    }
+
+    fn literal(&self, _column: &QueryColumn, v: &Value) -> Result<String, String> {
+        Ok(match v {
+            Value::Null => "NULL".into(),
+            Value::Bool(b) => (*b as u8).to_string(),
+            Value::Int(i) if i64::try_from(*i).is_ok() => i.to_string(),
+            Value::Int(i) => return Err(format!("{i} does not fit SQLite's 64-bit integers")),
+            Value::Decimal(d @ Decimal::Finite { .. }) => {
+                // A DECIMAL column has NUMERIC affinity: SQLite keeps 15 significant digits
+                // of anything that is not a 64-bit integer.
+                let integral = d.to_i128().is_some_and(|i| i64::try_from(i).is_ok());
+                let significant = match d {
+                    Decimal::Finite { digits, .. } => digits.len(),
+                    _ => 0,
+                };
+                if !integral && significant > 15 {
+                    return Err(format!(
+                        "{d} has {significant} significant digits; SQLite's NUMERIC affinity keeps 15"
+                    ));
+                }
+                d.to_string()
+            }
+            Value::Decimal(d) => return Err(format!("SQLite has no decimal {d}")),
+            Value::Float(f) if f.is_nan() => return Err("SQLite stores NaN as NULL".into()),
+            Value::Float(f) if f.is_infinite() => if *f > 0.0 { "9e999" } else { "-9e999" }.into(),
+            Value::Float(f) => float_text(*f),
+            Value::Text(s) | Value::Json(s) if s.contains('\0') => {
+                format!("CAST(X'{}' AS TEXT)", hex(s.as_bytes()))
+            }
+            Value::Text(s) | Value::Json(s) => format!("'{}'", s.replace('\'', "''")),
+            Value::Bytes(b) => format!("X'{}'", hex(b)),
+            Value::Date(d) if *d == i32::MAX || *d == i32::MIN => {
+                return Err("SQLite has no infinite date".into())
+            }
+            Value::Date(d) => format!("'{}'", format_date(*d)),
+            Value::Time(t) => format!("'{}'", format_time(*t)),
+            Value::Timestamp(t) | Value::TimestampTz(t, _) if t.is_infinite() => {
+                return Err("SQLite has no infinite timestamp".into())
+            }
+            Value::Timestamp(t) => format!("'{}'", format_timestamp(*t)),
+            // SQLite's date functions read and write UTC: the instant, without its offset.
+            Value::TimestampTz(t, _) => format!("'{}Z'", format_timestamp(*t)),
+            Value::Uuid(u) => format!("'{}'", format_uuid(u)),
+            Value::Interval { .. } => return Err("SQLite has no interval type".into()),
+        })
+    }
+
+    fn begin(&self) -> &'static str {
+        "BEGIN;\n"
+    }
+
+    fn prologue(&self, guards: bool) -> String {
+        if guards {
+            "CREATE TEMPORARY TABLE IF NOT EXISTS dw_skipped (n INTEGER);\n".into()
+        } else {
+            String::new()
+        }
+    }
+
+    fn counted(&self, statement: &str) -> String {
+        format!("{statement};\nINSERT INTO dw_skipped SELECT 1 WHERE changes() = 0;\n")
+    }
+
+    fn insert_absent(
+        &self,
+        table: &str,
+        columns: &str,
+        _overriding: &str,
+        values: &str,
+        absent: &str,
+    ) -> String {
+        format!(
+            "INSERT INTO {table} ({columns}) SELECT {values} WHERE {absent};\nINSERT INTO dw_skipped SELECT 1 WHERE changes() = 0;\n"
+        )
+    }
 }

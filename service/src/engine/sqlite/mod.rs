@@ -30,6 +30,7 @@ use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, TableQuery, TableRef, TableSchema};
 use crate::value::Key;
 use decode::{each_row, logical_type};
+pub(crate) use dialect::SqliteScript;
 pub use dialect::{bind_value, quote_ident};
 use dialect::{select, table_sql};
 
