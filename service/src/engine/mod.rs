@@ -180,6 +180,30 @@ impl Batch for EncodedRows {
     }
 }
 
+/// A batch that a range's decoded rows fill, as `scan` (the rows) and `scan_encoded`
+/// (their canonical encodings) send them; `LIMIT` rows make a batch.
+pub(crate) trait RowBatch: Batch {
+    const LIMIT: usize;
+
+    fn push_decoded(&mut self, row: Row, key0: usize);
+}
+
+impl RowBatch for Vec<Row> {
+    const LIMIT: usize = ROW_BATCH;
+
+    fn push_decoded(&mut self, row: Row, _key0: usize) {
+        self.push(row);
+    }
+}
+
+impl RowBatch for EncodedRows {
+    const LIMIT: usize = ENCODED_BATCH;
+
+    fn push_decoded(&mut self, row: Row, key0: usize) {
+        self.push_row(&row, key0);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("database {database}: cannot connect: {message}")]
@@ -242,6 +266,19 @@ impl EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A driver's error and every error it was caused by, `: ` between them, so that a
+/// message names the cause a driver wraps (a refused connection under a TLS error).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
 
 #[async_trait]
 pub trait Engine: Send + Sync {

@@ -8,9 +8,30 @@
 use crate::table::{KeyRange, QueryColumn, TableQuery};
 use crate::value::{Key, LogicalType, Value};
 
+/// `name` between `open` and `close`, every `close` in it doubled: the one quoting rule
+/// of every dialect, so that an identifier reads as itself whatever it holds.
+pub fn quoted(name: &str, open: char, close: char) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push(open);
+    for c in name.chars() {
+        if c == close {
+            out.push(close);
+        }
+        out.push(c);
+    }
+    out.push(close);
+    out
+}
+
 /// What one SQL dialect spells its own way.
 pub trait Dialect {
     fn quote_ident(&self, name: &str) -> String;
+
+    /// A column as a SELECT reads it: by name, unless the dialect must convert it to read
+    /// it exactly.
+    fn select_col(&self, c: &QueryColumn) -> String {
+        self.quote_ident(&c.name)
+    }
 
     /// A column as ranges and ORDER BY compare it: `bytewise` asks text to compare by
     /// bytes (code points), whatever the column's collation, and a uuid in RFC 4122 byte
@@ -126,6 +147,36 @@ impl<'a, D: Dialect> Sql<'a, D> {
             terms.push(format!("({})", parts.join(" AND ")));
         }
         format!("({})", terms.join(" OR "))
+    }
+
+    /// `SELECT` the columns at `columns` of the rows of `range` in `table`: in key order
+    /// when `ordered`; else in whatever order the database finds cheapest (a digest does
+    /// not depend on row order).
+    pub fn select(
+        &mut self,
+        table: &str,
+        columns: &[usize],
+        range: &KeyRange,
+        ordered: bool,
+    ) -> String {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|&i| self.dialect.select_col(&self.q.columns[i]))
+            .collect();
+        let mut text = format!(
+            "SELECT {} FROM {table}{}",
+            cols.join(", "),
+            self.where_clause(range)
+        );
+        if ordered {
+            text.push_str(&self.order_by());
+        }
+        text
+    }
+
+    /// Every column of the query, in its order.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.q.columns.len()).collect()
     }
 
     /// ` ORDER BY` the key, as ranges compare it.

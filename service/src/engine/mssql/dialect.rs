@@ -9,14 +9,16 @@ use tiberius::ColumnData;
 
 use super::DAYS_0001_TO_1970;
 use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
-use crate::engine::sql::Dialect;
+use crate::engine::sql::{quoted, Dialect};
 use crate::table::{QueryColumn, TableRef};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
 };
 
+/// An identifier as T-SQL quotes it, in the statements the engine sends and in scripts
+/// alike.
 pub fn quote_ident(s: &str) -> String {
-    format!("[{}]", s.replace(']', "]]"))
+    quoted(s, '[', ']')
 }
 
 pub fn table_sql(t: &TableRef) -> String {
@@ -40,6 +42,10 @@ const BYTEWISE: &str = "Latin1_General_100_BIN2";
 impl Dialect for Tsql {
     fn quote_ident(&self, name: &str) -> String {
         quote_ident(name)
+    }
+
+    fn select_col(&self, c: &QueryColumn) -> String {
+        super::statements::select_col(c)
     }
 
     fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {

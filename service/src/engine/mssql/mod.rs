@@ -68,12 +68,12 @@ mod statements;
 
 use super::pool::{Lease, Pool};
 use super::{
-    insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Result,
-    RowSender, ENCODED_BATCH, ROW_BATCH,
+    insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Result, RowBatch,
+    RowSender, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
-use crate::value::{EncodedRows, Key};
+use crate::value::Key;
 use decode::Decoder;
 pub(crate) use dialect::TsqlScript;
 pub use dialect::{param, quote_ident, table_sql};
@@ -361,23 +361,21 @@ impl Mssql {
         }
     }
 
-    /// Decoded rows, sent in batches.
-    async fn send_rows(&self, q: &TableQuery, stmt: &Statement, tx: &RowSender) -> Result<u64> {
-        let decoders: Vec<Decoder> = stmt
-            .columns
-            .iter()
-            .map(|&i| Decoder::new(&q.columns[i]))
-            .collect();
-        self.rows(
-            &q.table,
-            stmt,
-            tx,
-            ROW_BATCH,
-            |batch: &mut Vec<Row>, row| {
-                batch.push(self.decode_row(q, &decoders, row)?);
-                Ok(())
-            },
-        )
+    /// The rows of `range`, decoded, sent to `tx` in batches: in key order when `ordered`.
+    async fn range_rows<B: RowBatch>(
+        &self,
+        q: &TableQuery,
+        range: &KeyRange,
+        ordered: bool,
+        tx: &tokio::sync::mpsc::Sender<B>,
+    ) -> Result<u64> {
+        let stmt = self.statements(q)?.scan(range, ordered);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
+        self.rows(&q.table, &stmt, tx, B::LIMIT, |batch: &mut B, row| {
+            batch.push_decoded(self.decode_row(q, &decoders, row)?, key0);
+            Ok(())
+        })
         .await
     }
 
@@ -607,25 +605,11 @@ impl Engine for Mssql {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        let stmt = self.statements(q)?.scan(range, false);
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        let key0 = q.key[0];
-        self.rows(
-            &q.table,
-            &stmt,
-            &tx,
-            ENCODED_BATCH,
-            |out: &mut EncodedRows, row| {
-                out.push_row(&self.decode_row(q, &decoders, row)?, key0);
-                Ok(())
-            },
-        )
-        .await
+        self.range_rows(q, range, false, &tx).await
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        let stmt = self.statements(q)?.scan(range, true);
-        self.send_rows(q, &stmt, &tx).await
+        self.range_rows(q, range, true, &tx).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -158,19 +158,8 @@ impl<'a> Statements<'a> {
 
     pub fn key_at(&self, range: &KeyRange, offset: u64) -> Statement {
         let mut sql = self.sql();
-        let cols: Vec<String> = self
-            .q
-            .key
-            .iter()
-            .map(|&i| select_col(&self.q.columns[i]))
-            .collect();
-        let text = format!(
-            "SELECT {} FROM {}{}{} OFFSET {offset} ROWS FETCH NEXT 1 ROWS ONLY",
-            cols.join(", "),
-            table_sql(&self.q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
+        let select = sql.select(&table_sql(&self.q.table), &self.q.key, range, true);
+        let text = format!("{select} OFFSET {offset} ROWS FETCH NEXT 1 ROWS ONLY");
         Self::finish(sql, text, self.q.key.clone())
     }
 
@@ -218,17 +207,9 @@ impl<'a> Statements<'a> {
     /// order is cheapest (digests).
     pub fn scan(&self, range: &KeyRange, ordered: bool) -> Statement {
         let mut sql = self.sql();
-        let cols: Vec<String> = self.q.columns.iter().map(select_col).collect();
-        let mut text = format!(
-            "SELECT {} FROM {}{}",
-            cols.join(", "),
-            table_sql(&self.q.table),
-            sql.where_clause(range)
-        );
-        if ordered {
-            text.push_str(&sql.order_by());
-        }
-        Self::finish(sql, text, (0..self.q.columns.len()).collect())
+        let all = sql.all();
+        let text = sql.select(&table_sql(&self.q.table), &all, range, ordered);
+        Self::finish(sql, text, all)
     }
 }
 

@@ -9,14 +9,16 @@
 use mysql_async::Value as My;
 
 use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
-use crate::engine::sql::{Dialect, Sql};
+use crate::engine::sql::{quoted, Dialect, Sql};
 use crate::table::{QueryColumn, TableQuery};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
 };
 
+/// An identifier as MySQL quotes it, in the statements the engine sends and in scripts
+/// alike.
 pub fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
+    quoted(s, '`', '`')
 }
 
 /// A key bound or value as a bound parameter.

@@ -62,11 +62,11 @@ mod digest;
 use super::pool::{Lease, Pool};
 use super::{
     insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result,
-    RowSender, ENCODED_BATCH, ROW_BATCH,
+    RowBatch, RowSender, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
-use crate::value::{EncodedRows, Key, LogicalType};
+use crate::value::{Key, LogicalType};
 use decode::Decoder;
 use dialect::sql;
 pub(crate) use dialect::MysqlScript;
@@ -263,23 +263,26 @@ impl Mysql {
         Ok(n)
     }
 
-    /// Decoded rows, sent in batches.
-    async fn send_rows(
+    /// The rows of `range`, decoded, sent to `tx` in batches: in key order when `ordered`.
+    async fn range_rows<B: RowBatch>(
         &self,
         q: &TableQuery,
-        decoders: &[Decoder],
-        sql: &str,
-        params: Vec<My>,
-        tx: &RowSender,
+        range: &KeyRange,
+        ordered: bool,
+        tx: &tokio::sync::mpsc::Sender<B>,
     ) -> Result<u64> {
+        let mut sql = sql(q);
+        let text = sql.select(&self.table_sql(&q.table), &sql.all(), range, ordered);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
         self.rows(
             &q.table,
-            sql,
-            params,
+            &text,
+            sql.dialect.params,
             tx,
-            ROW_BATCH,
-            |batch: &mut Vec<Row>, values| {
-                batch.push(self.decode_row(q, decoders, values)?);
+            B::LIMIT,
+            |batch: &mut B, values| {
+                batch.push_decoded(self.decode_row(q, &decoders, values)?, key0);
                 Ok(())
             },
         )
@@ -334,16 +337,7 @@ impl Mysql {
 fn error_text(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("{} ({}): {}", s.code, s.state, s.message),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
-            }
-            s
-        }
+        other => super::error_chain(other),
     }
 }
 
@@ -500,13 +494,8 @@ impl Engine for Mysql {
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
         let mut sql = sql(q);
-        let text = format!(
-            "SELECT {} FROM {}{}{} LIMIT 1 OFFSET {offset}",
-            sql.list(&q.key),
-            self.table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
+        let select = sql.select(&self.table_sql(&q.table), &q.key, range, true);
+        let text = format!("{select} LIMIT 1 OFFSET {offset}");
         let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
         let rows = self.fetch(&q.table, &text, sql.dialect.params).await?;
         rows.into_iter()
@@ -579,44 +568,11 @@ impl Engine for Mysql {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        // No ORDER BY: a digest does not depend on row order.
-        let text = format!(
-            "SELECT {} FROM {}{}",
-            sql.list(&all),
-            self.table_sql(&q.table),
-            sql.where_clause(range)
-        );
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        let key0 = q.key[0];
-        self.rows(
-            &q.table,
-            &text,
-            sql.dialect.params,
-            &tx,
-            ENCODED_BATCH,
-            |out: &mut EncodedRows, values| {
-                out.push_row(&self.decode_row(q, &decoders, values)?, key0);
-                Ok(())
-            },
-        )
-        .await
+        self.range_rows(q, range, false, &tx).await
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        let text = format!(
-            "SELECT {} FROM {}{}{}",
-            sql.list(&all),
-            self.table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        self.send_rows(q, &decoders, &text, sql.dialect.params, &tx)
-            .await
+        self.range_rows(q, range, true, &tx).await
     }
 
     async fn ping(&self) -> Result<()> {

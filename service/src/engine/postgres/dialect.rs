@@ -5,14 +5,16 @@
 //! literal (standard strings: only quotes are doubled).
 
 use crate::dialect::ScriptDialect;
-use crate::engine::sql::{Dialect, Sql};
+use crate::engine::sql::{quoted, Dialect, Sql};
 use crate::table::{QueryColumn, TableQuery, TableRef};
 use crate::value::{format_date, format_time, format_timestamp, format_uuid, LogicalType, Value};
 
 // ---- SQL -------------------------------------------------------------------------------
 
+/// An identifier as PostgreSQL quotes it, in the statements the engine sends and in scripts
+/// alike.
 pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    quoted(s, '"', '"')
 }
 
 pub(super) fn table_sql(t: &TableRef) -> String {

@@ -24,7 +24,7 @@ mod options;
 
 use super::pool::{Lease, Pool};
 use super::{
-    DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result, RowSender,
+    Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result, RowSender,
     ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
@@ -258,33 +258,7 @@ impl Postgres {
 fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => {
-            let mut s = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
-            }
-            s
-        }
-    }
-}
-
-/// What a COPY fills: decoded rows, or canonical encodings.
-trait Batch: Default + Send {
-    fn rows(&self) -> usize;
-}
-
-impl Batch for Vec<Row> {
-    fn rows(&self) -> usize {
-        self.len()
-    }
-}
-
-impl Batch for EncodedRows {
-    fn rows(&self) -> usize {
-        self.len()
+        None => super::error_chain(e),
     }
 }
 
@@ -388,14 +362,8 @@ impl Engine for Postgres {
     }
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
-        let mut sql = sql(q);
-        let text = format!(
-            "SELECT {} FROM {}{}{} OFFSET {offset} LIMIT 1",
-            sql.list(&q.key),
-            table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
+        let select = sql(q).select(&table_sql(&q.table), &q.key, range, true);
+        let text = format!("{select} OFFSET {offset} LIMIT 1");
         let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         self.copy_rows(q, &decoders, &text, &tx).await?;
@@ -491,15 +459,7 @@ impl Engine for Postgres {
         tx: EncodedSender,
     ) -> Result<u64> {
         let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        // No ORDER BY: a digest does not depend on row order, and the database may scan
-        // the range however is cheapest.
-        let text = format!(
-            "SELECT {} FROM {}{}",
-            sql.list(&all),
-            table_sql(&q.table),
-            sql.where_clause(range)
-        );
+        let text = sql.select(&table_sql(&q.table), &sql.all(), range, false);
         let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
         let key0 = q.key[0];
         let mut scratch = String::new();
@@ -534,14 +494,7 @@ impl Engine for Postgres {
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
         let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        let text = format!(
-            "SELECT {} FROM {}{}{}",
-            sql.list(&all),
-            table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
+        let text = sql.select(&table_sql(&q.table), &sql.all(), range, true);
         let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
         self.copy_rows(q, &decoders, &text, &tx).await
     }

@@ -6,6 +6,7 @@
 //! than as a bound parameter (scripts: an exact literal).
 
 use crate::dialect::{float_text, hex, ScriptDialect};
+use crate::engine::sql::quoted;
 use crate::table::{KeyRange, QueryColumn, TableQuery, TableRef};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Value,
@@ -13,8 +14,10 @@ use crate::value::{
 
 // ---- SQL -------------------------------------------------------------------------------
 
+/// An identifier as SQLite quotes it, in the statements the engine sends and in scripts
+/// alike.
 pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
+    quoted(s, '"', '"')
 }
 
 pub(super) fn table_sql(t: &TableRef) -> String {
