@@ -112,10 +112,6 @@ pub struct QueryColumn {
 }
 
 impl TableQuery {
-    pub fn key_columns(&self) -> impl Iterator<Item = &QueryColumn> {
-        self.key.iter().map(|&i| &self.columns[i])
-    }
-
     pub fn key_of(&self, row: &[Value]) -> Key {
         self.key.iter().map(|&i| row[i].clone()).collect()
     }

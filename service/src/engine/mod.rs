@@ -7,9 +7,9 @@
 
 pub mod mssql;
 pub mod mysql;
-pub mod pool;
+pub(crate) mod pool;
 pub mod postgres;
-pub mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -62,7 +62,7 @@ pub type Digests = BTreeMap<i64, BucketDigest>;
 
 /// Records a bucket whose digest a database summed as two 64-bit words per row (the
 /// words' sums, in any sign, fold into the 128-bit wrapping sum of the rows' hashes).
-pub fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i128) {
+pub(crate) fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i128) {
     if count > 0 {
         let sum = ((hi as u128) << 64).wrapping_add(lo as u128);
         out.insert(bucket, BucketDigest { count, sum });
@@ -70,12 +70,12 @@ pub fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i1
 }
 
 /// Floor division, as SQL's truncating `/` is not.
-pub fn bucket_of(k1: i64, width: i64) -> i64 {
+pub(crate) fn bucket_of(k1: i64, width: i64) -> i64 {
     k1.div_euclid(width)
 }
 
 /// The bucket of a row: floor(k1 / width) for an integer first key column, else 0.
-pub fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
+pub(crate) fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
     match (width, row[key0].as_i64()) {
         (Some(w), Some(k1)) => bucket_of(k1, w),
         _ => 0,
@@ -84,7 +84,7 @@ pub fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
 
 /// Folds rows into per-bucket digests the same way on every side and in every engine
 /// (the streamed strategy, and SQLite's in-process pushdown).
-pub struct DigestAccumulator {
+pub(crate) struct DigestAccumulator {
     key0: usize,
     width: Option<i64>,
     pub digests: Digests,
@@ -157,10 +157,10 @@ pub(crate) fn decode_row<D: FieldDecoder>(
 /// Batches of rows travel through a bounded channel, so memory stays bounded whatever
 /// the range's size.
 pub type RowSender = mpsc::Sender<Vec<Row>>;
-pub const ROW_BATCH: usize = 1024;
+pub(crate) const ROW_BATCH: usize = 1024;
 /// Rows per batch of canonical encodings: large, so that handing a batch to rayon costs
 /// little next to hashing it.
-pub const ENCODED_BATCH: usize = 8192;
+pub(crate) const ENCODED_BATCH: usize = 8192;
 pub type EncodedSender = mpsc::Sender<EncodedRows>;
 
 /// What a result fills, batch by batch: decoded rows, canonical encodings, or raw rows.

@@ -72,15 +72,6 @@ impl<'a, D: Dialect> Sql<'a, D> {
         self.dialect.quote_ident(&self.q.columns[i].name)
     }
 
-    /// A comma-separated list of the columns at `indexes`.
-    pub fn list(&self, indexes: &[usize]) -> String {
-        indexes
-            .iter()
-            .map(|&i| self.col(i))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     fn bytewise(&self, c: &QueryColumn) -> bool {
         bytewise(self.q, c)
     }

@@ -75,13 +75,11 @@ use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
 use crate::value::Key;
 use decode::Decoder;
+pub use dialect::quote_ident;
 pub(crate) use dialect::TsqlScript;
-pub use dialect::{param, quote_ident, table_sql};
 pub use introspect::{choose_key, fraction_digits, logical_type, spell_type};
-pub use options::{CertificateCheck, ConnectOptions};
-pub use statements::{
-    check_filter, columns_statement, hashed_col, keys_statement, Statement, Statements,
-};
+pub use options::ConnectOptions;
+pub use statements::{check_filter, columns_statement, keys_statement, Statement, Statements};
 
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: Duration = Duration::from_secs(60);
@@ -94,7 +92,7 @@ const DAYS_1900_TO_1970: i64 = 25_567;
 
 type Conn = Client<Compat<TcpStream>>;
 
-pub struct Mssql {
+pub(crate) struct Mssql {
     name: String,
     options: ConnectOptions,
     statement_timeout: Duration,
@@ -370,7 +368,11 @@ impl Mssql {
         tx: &tokio::sync::mpsc::Sender<B>,
     ) -> Result<u64> {
         let stmt = self.statements(q)?.scan(range, ordered);
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let decoders: Vec<Decoder> = stmt
+            .columns
+            .iter()
+            .map(|&i| Decoder::new(&q.columns[i]))
+            .collect();
         let key0 = q.key[0];
         self.rows(&q.table, &stmt, tx, B::LIMIT, |batch: &mut B, row| {
             batch.push_decoded(self.decode_row(q, &decoders, row)?, key0);
@@ -634,6 +636,7 @@ impl Engine for Mssql {
 
 #[cfg(test)]
 mod tests {
+    use super::dialect::param;
     use super::options::Credential;
     use super::*;
     use crate::engine::FieldDecoder;
@@ -879,7 +882,7 @@ mod tests {
 
     #[test]
     fn encrypt_false_does_not_check_the_certificate_of_the_login() {
-        use CertificateCheck::*;
+        use super::options::CertificateCheck::*;
         let ca = || Ca("/etc/ssl/sql-ca.pem".into());
         for (query, check) in [
             ("encrypt=false", Unchecked),

@@ -41,7 +41,7 @@ pub struct ConnectOptions {
 /// How a connection checks the server's certificate, from `encrypt`,
 /// `trust_server_certificate` and `trust_server_certificate_ca` (the README's table).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertificateCheck {
+pub(crate) enum CertificateCheck {
     /// Against the system's trust store, and the host name (or hostname_in_certificate).
     System,
     /// Against the CA certificate in this file, and the host name.
@@ -184,7 +184,7 @@ impl ConnectOptions {
         Ok(o)
     }
 
-    pub fn certificate_check(&self) -> CertificateCheck {
+    pub(crate) fn certificate_check(&self) -> CertificateCheck {
         match (
             &self.ca_file,
             self.trust_server_certificate,

@@ -80,7 +80,7 @@ const INLINE_TEXT: usize = 64;
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub struct Mysql {
+pub(crate) struct Mysql {
     name: String,
     /// The URL's database: the schema of tables named without one.
     database: String,

@@ -52,7 +52,7 @@ pub fn literal(v: &Value, db_type: &str) -> String {
 
 /// The text PostgreSQL's input function of the value's type reads back as the value, or
 /// `None` for NULL.
-pub fn input_text(v: &Value) -> Option<String> {
+fn input_text(v: &Value) -> Option<String> {
     Some(match v {
         Value::Null => return None,
         Value::Bool(b) => b.to_string(),
@@ -82,7 +82,7 @@ pub fn input_text(v: &Value) -> Option<String> {
 }
 
 /// A string literal: standard_conforming_strings is on, so only quotes need doubling.
-pub fn quote_text(s: &str) -> String {
+fn quote_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

@@ -34,14 +34,14 @@ use copy::CopyParser;
 use decode::Decoder;
 pub(crate) use dialect::PostgresScript;
 use dialect::{cast_type, sql, table_sql};
-pub use dialect::{input_text, literal, quote_ident, quote_text};
+pub use dialect::{literal, quote_ident};
 use options::TlsOptions;
 
 /// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
 /// like NULL, and the two would compare equal.
 const HASH_SEED: i64 = 1;
 
-pub struct Postgres {
+pub(crate) struct Postgres {
     name: String,
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,

@@ -16,7 +16,7 @@ use crate::value::{
 
 /// An identifier as SQLite quotes it, in the statements the engine sends and in scripts
 /// alike.
-pub fn quote_ident(s: &str) -> String {
+pub(super) fn quote_ident(s: &str) -> String {
     quoted(s, '"', '"')
 }
 

@@ -30,11 +30,12 @@ use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, TableQuery, TableRef, TableSchema};
 use crate::value::Key;
 use decode::{each_row, logical_type};
+pub use dialect::bind_value;
+use dialect::quote_ident;
 pub(crate) use dialect::SqliteScript;
-pub use dialect::{bind_value, quote_ident};
 use dialect::{select, table_sql};
 
-pub struct Sqlite {
+pub(crate) struct Sqlite {
     name: String,
     path: PathBuf,
     /// Idle connections, and the interrupt handles of those in use (shutdown).
