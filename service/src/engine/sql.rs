@@ -1,6 +1,6 @@
 //! The SQL that every server engine builds alike: a key range as a WHERE clause, the key
 //! order, the column list. What differs between dialects (quoting, bytewise collation,
-//! literals or bound parameters, row-value comparisons) is behind [`Dialect`].
+//! literals or bound parameters, row-value comparisons) is behind [`SqlDialect`].
 //!
 //! It must not build anything but conditions on the key and the table's configured
 //! filter: values reach the SQL only through the dialect's `value`, which quotes or binds.
@@ -24,7 +24,7 @@ pub fn quoted(name: &str, open: char, close: char) -> String {
 }
 
 /// What one SQL dialect spells its own way.
-pub trait Dialect {
+pub trait SqlDialect {
     fn quote_ident(&self, name: &str) -> String;
 
     /// A column as a SELECT reads it: by name, unless the dialect must convert it to read
@@ -63,7 +63,7 @@ pub struct Sql<'a, D> {
     pub dialect: D,
 }
 
-impl<'a, D: Dialect> Sql<'a, D> {
+impl<'a, D: SqlDialect> Sql<'a, D> {
     pub fn new(q: &'a TableQuery, dialect: D) -> Self {
         Sql { q, dialect }
     }
@@ -184,7 +184,7 @@ mod tests {
     /// A dialect without row values that shows what it was asked.
     struct Plain(Vec<String>);
 
-    impl Dialect for Plain {
+    impl SqlDialect for Plain {
         fn quote_ident(&self, name: &str) -> String {
             format!("[{name}]")
         }

@@ -9,7 +9,7 @@ use tiberius::ColumnData;
 
 use super::DAYS_0001_TO_1970;
 use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
-use crate::engine::sql::{quoted, Dialect};
+use crate::engine::sql::{quoted, SqlDialect};
 use crate::table::{QueryColumn, TableRef};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
@@ -39,7 +39,7 @@ pub(super) struct Tsql {
 /// every character of the Basic Multilingual Plane.
 const BYTEWISE: &str = "Latin1_General_100_BIN2";
 
-impl Dialect for Tsql {
+impl SqlDialect for Tsql {
     fn quote_ident(&self, name: &str) -> String {
         quote_ident(name)
     }

@@ -9,7 +9,7 @@
 use mysql_async::Value as My;
 
 use crate::dialect::{decimal_digits, float_text, hex, ScriptDialect};
-use crate::engine::sql::{quoted, Dialect, Sql};
+use crate::engine::sql::{quoted, Sql, SqlDialect};
 use crate::table::{QueryColumn, TableQuery};
 use crate::value::{
     format_date, format_time, format_timestamp, format_uuid, Decimal, LogicalType, Timestamp, Value,
@@ -87,7 +87,7 @@ pub(super) struct MyDialect {
     pub(super) params: Vec<My>,
 }
 
-impl Dialect for MyDialect {
+impl SqlDialect for MyDialect {
     fn quote_ident(&self, name: &str) -> String {
         quote_ident(name)
     }

@@ -5,7 +5,7 @@
 //! literal (standard strings: only quotes are doubled).
 
 use crate::dialect::ScriptDialect;
-use crate::engine::sql::{quoted, Dialect, Sql};
+use crate::engine::sql::{quoted, Sql, SqlDialect};
 use crate::table::{QueryColumn, TableQuery, TableRef};
 use crate::value::{format_date, format_time, format_timestamp, format_uuid, LogicalType, Value};
 
@@ -90,7 +90,7 @@ fn quote_text(s: &str) -> String {
 /// `COLLATE "C"` for bytewise text.
 pub(super) struct Pg;
 
-impl Dialect for Pg {
+impl SqlDialect for Pg {
     fn quote_ident(&self, name: &str) -> String {
         quote_ident(name)
     }
