@@ -13,7 +13,8 @@ use driftwatch::engine::mssql::{
     choose_key, columns_statement, fraction_digits, keys_statement, logical_type, spell_type,
     ServerInfo, Statement, Statements,
 };
-use driftwatch::engine::{DigestSpec, KeyRange, QueryColumn, TableQuery, TableRef};
+use driftwatch::engine::DigestSpec;
+use driftwatch::table::{KeyRange, QueryColumn, TableQuery, TableRef};
 use driftwatch::value::Value;
 
 /// (name, system type, max_length, precision, scale) as sys.columns gives them.

@@ -170,7 +170,7 @@ async fn fix_scripts_converge_mariadb_pairs() {
 /// how to compare them (streamed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mysql_type_decodes_exactly_and_digests_agree() {
-    use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
+    use driftwatch::table::{KeyRange, QueryColumn, TableQuery, TableRef};
     use driftwatch::value::{Decimal, LogicalType, Value};
     use mysql_async::prelude::Queryable;
 
@@ -524,7 +524,7 @@ fn config_for(strategy: &str) -> String {
 /// Shutdown cancels a query in flight (KILL QUERY from a connection of its own).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_all_kills_the_running_query() {
-    use driftwatch::engine::{KeyRange, QueryColumn, TableQuery, TableRef};
+    use driftwatch::table::{KeyRange, QueryColumn, TableQuery, TableRef};
     use driftwatch::value::LogicalType;
     use mysql_async::prelude::Queryable;
 

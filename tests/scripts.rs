@@ -11,8 +11,8 @@ use std::process::Command;
 use common::*;
 use driftwatch::compare::localize::{Kind, RowChange};
 use driftwatch::compare::schema::{Comparison, Resolved, SchemaReport};
-use driftwatch::engine::{QueryColumn, TableQuery, TableRef};
 use driftwatch::script::{self, Dialect, Mode, Options};
+use driftwatch::table::{QueryColumn, TableQuery, TableRef};
 use driftwatch::value::{Decimal, LogicalType, Timestamp, Value};
 
 fn options(dialect: Dialect, mode: Mode, guards: bool) -> Options {

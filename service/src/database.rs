@@ -14,11 +14,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::config::DatabaseConfig;
-use crate::engine::{
-    self, DigestSpec, Digests, Engine, EngineError, Family, Feed, KeyRange, Result, Row,
-    TableQuery, TableRef, TableSchema,
-};
+use crate::engine::{self, DigestSpec, Digests, Engine, Feed, Result};
 use crate::metrics::Metrics;
+use crate::table::{Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
 use crate::value::Key;
 
 pub struct Database {
@@ -233,18 +231,10 @@ impl Pacer {
     }
 }
 
-/// The error for a whole table on one side, with the database and table named.
-pub fn table_error(db: &Database, table: &TableRef, message: impl Into<String>) -> EngineError {
-    EngineError::Query {
-        database: db.name.clone(),
-        table: table.to_string(),
-        message: message.into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::EngineError;
 
     #[test]
     fn a_timeout_is_counted_under_its_reason_and_leaves_the_database_up() {

@@ -532,7 +532,8 @@ async fn script(
             Some(d) => d,
             None => {
                 return bad(&format!(
-                    "unknown dialect {d:?} (tsql, postgres, mysql, sqlite)"
+                    "unknown dialect {d:?} ({})",
+                    Dialect::names(", ", ", ")
                 ))
             }
         },

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connections;
 pub mod database;
 pub mod demo;
+pub mod dialect;
 pub mod diff;
 pub mod engine;
 pub mod events;
@@ -26,6 +27,7 @@ pub mod scheduler;
 pub mod script;
 pub mod state;
 pub mod status;
+pub mod table;
 pub mod telemetry;
 pub mod value;
 

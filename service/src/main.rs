@@ -277,7 +277,7 @@ async fn diff(
     let dialect = match dialect {
         None => diff::default_dialect(&rt, group, &subscriber, mode),
         Some(d) => Dialect::parse(d)
-            .with_context(|| format!("--dialect {d:?}: tsql, postgres, mysql or sqlite"))?,
+            .with_context(|| format!("--dialect {d:?}: {}", Dialect::names(", ", " or ")))?,
     };
     let server = &rt.config.server;
     let options = script::Options {

@@ -17,12 +17,13 @@ use crate::compare::localize::MAX_LEAVES;
 use crate::compare::TableTarget;
 use crate::config::{Config, GroupConfig, TableConfig};
 use crate::database::Database;
-use crate::engine::{Feed, KeyRange};
+use crate::engine::Feed;
 use crate::metrics::Metrics;
 use crate::passes::{PassInfo, PassRequests};
 use crate::replication::Positions;
 use crate::state::{StateError, StateStore};
 use crate::status::{PairId, Status};
+use crate::table::KeyRange;
 
 /// Everything a running driftwatch holds: the config, one [`Database`] per configured
 /// database, the metrics and the published status.

@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use super::localize::{Findings, Kind, Leaf};
-use crate::engine::{BucketDigest, KeyRange};
+use crate::engine::BucketDigest;
+use crate::table::KeyRange;
 use crate::value::{key_bytes, Key, Value};
 
 /// Where a difference stands.

@@ -6,7 +6,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::schema::Resolved;
 use crate::database::Database;
-use crate::engine::{bucket_of, DigestSpec, Digests, Result, TableQuery};
+use crate::engine::{bucket_of, DigestAccumulator, DigestSpec, Digests, Result};
+use crate::table::TableQuery;
 use crate::value::EncodedRows;
 
 pub async fn digest(
@@ -25,16 +26,14 @@ async fn streamed(db: &Database, q: &TableQuery, spec: &DigestSpec) -> Result<Di
     // A few batches in flight: the database keeps streaming while a batch is hashed.
     let (tx, mut rx) = mpsc::channel::<EncodedRows>(2);
     let width = spec.bucket_width;
+    let mut digests = DigestAccumulator::new(q.key[0], width);
     let hashing = async move {
-        let mut digests = Digests::new();
         while let Some(batch) = rx.recv().await {
             for (bucket, hash) in hash_batch(batch, width).await {
-                let d = digests.entry(bucket).or_default();
-                d.count += 1;
-                d.sum = d.sum.wrapping_add(hash);
+                digests.add_hashed(bucket, hash);
             }
         }
-        digests
+        digests.digests
     };
     let (scanned, digests) = tokio::join!(db.scan_encoded(q, &spec.range, tx), hashing);
     scanned?;

@@ -5,7 +5,7 @@
 //! Bounded whatever the drift: at most [`MAX_SPANS`] spans are kept; past that the two
 //! closest neighbours are merged, so the picture only ever widens a mark, never drops one.
 
-use crate::engine::KeyRange;
+use crate::table::KeyRange;
 
 /// Spans kept per pair and pass.
 pub const MAX_SPANS: usize = 200;

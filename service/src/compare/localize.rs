@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use super::digest::digest;
 use super::schema::Comparison;
 use crate::database::Database;
-use crate::engine::{BucketDigest, DigestSpec, KeyRange, Result, Row, TableQuery};
+use crate::engine::{BucketDigest, DigestSpec, Result};
+use crate::table::{KeyRange, Row, TableQuery};
 use crate::value::{key_bytes, row_hash, Key, Value};
 
 /// Ranges larger than this are bisected before their rows are fetched.

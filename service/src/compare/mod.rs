@@ -21,7 +21,8 @@ use tracing::{info_span, Instrument};
 
 use crate::config::TableConfig;
 use crate::database::Database;
-use crate::engine::{BucketDigest, Digests, EngineError, TableRef};
+use crate::engine::{BucketDigest, Digests, EngineError};
+use crate::table::TableRef;
 use localize::{Findings, Pair};
 use plan::Planner;
 use schema::{Comparison, Resolved, SchemaError, Side};
@@ -302,7 +303,7 @@ impl TableTarget<'_> {
         &self,
         cmp: &Comparison,
         subscriber: &Database,
-        ranges: &[(crate::engine::KeyRange, u64)],
+        ranges: &[(crate::table::KeyRange, u64)],
         positions: Option<&crate::replication::Positions<'_>>,
         wait: std::time::Duration,
     ) -> Result<Vec<confirm::Rechecked>, PassError> {
@@ -384,7 +385,7 @@ struct Lane<'a> {
 
 /// A mismatched bucket, to localize.
 struct Work {
-    range: crate::engine::KeyRange,
+    range: crate::table::KeyRange,
     ours: BucketDigest,
     theirs: BucketDigest,
 }

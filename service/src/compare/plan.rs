@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use crate::database::Database;
-use crate::engine::{DigestSpec, KeyRange, Result, TableQuery};
+use crate::engine::{DigestSpec, Result};
+use crate::table::{KeyRange, TableQuery};
 use crate::value::{Key, LogicalType};
 
 /// Rows per bucket an integer-keyed digest aims for: what localizing one difference costs.

@@ -5,7 +5,7 @@
 //! compared, and say so (schema mismatch), instead of being converted approximately.
 
 use crate::config::{Strategy, TableConfig, TemporalPrecision};
-use crate::engine::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
+use crate::table::{Column, Family, QueryColumn, TableQuery, TableRef, TableSchema};
 use crate::value::{Fraction, LogicalType, Rounding};
 
 /// The strategy actually used for a pair.

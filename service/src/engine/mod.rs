@@ -7,9 +7,9 @@
 
 pub mod mssql;
 pub mod mysql;
-pub mod pool;
+pub(crate) mod pool;
 pub mod postgres;
-pub mod sql;
+pub(crate) mod sql;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -19,17 +19,9 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::config::DatabaseConfig;
-use crate::value::{row_hash, EncodedRows, Fraction, Key, LogicalType, Value};
-
-/// Engines whose pushdown digests agree with each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    Postgres,
-    Sqlite,
-    Mysql,
-    Mssql,
-}
+use crate::dialect::{Dialect, ScriptDialect};
+use crate::table::{Family, KeyRange, QueryColumn, Row, TableQuery, TableRef, TableSchema};
+use crate::value::{row_hash, EncodedRows, Key, Value};
 
 /// Where a subscriber's applied replication position is read (see `crate::replication`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,162 +37,6 @@ impl std::fmt::Display for Feed {
         match self {
             Feed::PostgresSlot(slot) => write!(f, "replication slot {slot:?}"),
             Feed::Gtid => f.write_str("GTID replication"),
-        }
-    }
-}
-
-/// A table name as the config spells it: `schema.table` or `table`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TableRef {
-    pub schema: Option<String>,
-    pub name: String,
-}
-
-impl TableRef {
-    pub fn parse(s: &str) -> TableRef {
-        match s.split_once('.') {
-            Some((schema, name)) => TableRef {
-                schema: Some(schema.to_string()),
-                name: name.to_string(),
-            },
-            None => TableRef {
-                schema: None,
-                name: s.to_string(),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for TableRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.schema {
-            Some(s) => write!(f, "{s}.{}", self.name),
-            None => f.write_str(&self.name),
-        }
-    }
-}
-
-/// One column as the engine describes it.
-#[derive(Debug, Clone)]
-pub struct Column {
-    pub name: String,
-    /// The type as the database spells it, e.g. `numeric(12,2)`.
-    pub db_type: String,
-    /// `None` when driftwatch cannot compare this type exactly.
-    pub logical: Option<LogicalType>,
-    /// The collation of a text column, when it has one that is not binary.
-    pub collation: Option<String>,
-    /// An identity column (inserting an explicit value needs the engine's override).
-    pub identity: bool,
-    /// Digits after the second that a time, timestamp or timestamptz column holds
-    /// (PostgreSQL timestamp(3) → 3, MySQL datetime → 0, SQL Server datetime2(7) → 7,
-    /// datetime → 3); `None` for other types, or where the engine does not say (SQLite's
-    /// text timestamps).
-    pub fraction_digits: Option<u8>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TableSchema {
-    pub columns: Vec<Column>,
-    /// The primary key's columns in key order; empty when the table has none.
-    pub primary_key: Vec<String>,
-    /// Why this database cannot compute the pushdown digest, when it cannot (a server
-    /// too old, or one that only speaks the dialect): `auto` then streams.
-    pub pushdown_unavailable: Option<String>,
-}
-
-/// One side's view of a comparison: the table and the columns to read, in compare order.
-#[derive(Debug, Clone)]
-pub struct TableQuery {
-    pub table: TableRef,
-    pub columns: Vec<QueryColumn>,
-    /// Indexes into `columns` of the key columns, in key order.
-    pub key: Vec<usize>,
-    pub filter: Option<String>,
-    /// Order and bound text keys bytewise, so that two engines agree on every range.
-    pub binary_collation: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct QueryColumn {
-    pub name: String,
-    pub db_type: String,
-    /// This side's type, which decides how values are decoded.
-    pub logical: LogicalType,
-    /// The type both sides are compared as (differs only for exact widenings).
-    pub compare_as: LogicalType,
-    pub identity: bool,
-    /// This side's fractional-second digits (see [`Column::fraction_digits`]).
-    pub fraction_digits: Option<u8>,
-    /// The coarser precision both sides' temporal values are brought to before they are
-    /// hashed or compared, where the two columns' precisions differ and the config's
-    /// `temporal_precision` allows it. Engines apply it, with `compare_as`, through
-    /// [`Value::coerce`]; a pushdown digest cannot, so such a table is streamed.
-    pub compare_fraction: Option<Fraction>,
-}
-
-impl TableQuery {
-    pub fn key_columns(&self) -> impl Iterator<Item = &QueryColumn> {
-        self.key.iter().map(|&i| &self.columns[i])
-    }
-
-    pub fn key_of(&self, row: &[Value]) -> Key {
-        self.key.iter().map(|&i| row[i].clone()).collect()
-    }
-}
-
-/// A set of keys: `lead_lo <= k1 < lead_hi` on the first key column (integer keys), and
-/// `after < (k1..kn) <= upto` on the whole key. Absent bounds are unbounded.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct KeyRange {
-    pub lead_lo: Option<i64>,
-    pub lead_hi: Option<i64>,
-    pub after: Option<Key>,
-    pub upto: Option<Key>,
-}
-
-impl KeyRange {
-    /// Whether `key` lies in the range, by the value model's order: exact wherever that
-    /// is the database's order too (integers, dates, uuids, binary-collated text), which
-    /// the caller must know.
-    pub fn contains(&self, key: &[Value]) -> bool {
-        let lead = key.first().and_then(Value::as_i64);
-        let lead_ok = match (self.lead_lo, self.lead_hi, lead) {
-            (None, None, _) => true,
-            (lo, hi, Some(k)) => lo.is_none_or(|lo| k >= lo) && hi.is_none_or(|hi| k < hi),
-            (_, _, None) => false,
-        };
-        lead_ok
-            && self.after.as_deref().is_none_or(|a| key > a)
-            && self.upto.as_deref().is_none_or(|u| key <= u)
-    }
-}
-
-impl std::fmt::Display for KeyRange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let key = |k: &Key| {
-            k.iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut parts = Vec::new();
-        if let Some(lo) = self.lead_lo {
-            parts.push(format!("k1 >= {lo}"));
-        }
-        if let Some(hi) = self.lead_hi {
-            parts.push(format!("k1 < {hi}"));
-        }
-        if let Some(a) = &self.after {
-            parts.push(format!("key > ({})", key(a)));
-        }
-        if let Some(u) = &self.upto {
-            parts.push(format!("key <= ({})", key(u)));
-        }
-        if parts.is_empty() {
-            f.write_str("all keys")
-        } else {
-            f.write_str(&parts.join(" and "))
         }
     }
 }
@@ -226,7 +62,7 @@ pub type Digests = BTreeMap<i64, BucketDigest>;
 
 /// Records a bucket whose digest a database summed as two 64-bit words per row (the
 /// words' sums, in any sign, fold into the 128-bit wrapping sum of the rows' hashes).
-pub fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i128) {
+pub(crate) fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i128) {
     if count > 0 {
         let sum = ((hi as u128) << 64).wrapping_add(lo as u128);
         out.insert(bucket, BucketDigest { count, sum });
@@ -234,12 +70,12 @@ pub fn insert_words(out: &mut Digests, bucket: i64, count: u64, hi: i128, lo: i1
 }
 
 /// Floor division, as SQL's truncating `/` is not.
-pub fn bucket_of(k1: i64, width: i64) -> i64 {
+pub(crate) fn bucket_of(k1: i64, width: i64) -> i64 {
     k1.div_euclid(width)
 }
 
 /// The bucket of a row: floor(k1 / width) for an integer first key column, else 0.
-pub fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
+pub(crate) fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
     match (width, row[key0].as_i64()) {
         (Some(w), Some(k1)) => bucket_of(k1, w),
         _ => 0,
@@ -248,7 +84,7 @@ pub fn row_bucket(row: &[Value], key0: usize, width: Option<i64>) -> i64 {
 
 /// Folds rows into per-bucket digests the same way on every side and in every engine
 /// (the streamed strategy, and SQLite's in-process pushdown).
-pub struct DigestAccumulator {
+pub(crate) struct DigestAccumulator {
     key0: usize,
     width: Option<i64>,
     pub digests: Digests,
@@ -276,9 +112,6 @@ impl DigestAccumulator {
         d.sum = d.sum.wrapping_add(hash);
     }
 }
-
-/// A decoded row: the query's columns, in its order.
-pub type Row = Vec<Value>;
 
 /// Decodes one column's values from an engine's wire form into the value model.
 pub(crate) trait FieldDecoder {
@@ -324,10 +157,10 @@ pub(crate) fn decode_row<D: FieldDecoder>(
 /// Batches of rows travel through a bounded channel, so memory stays bounded whatever
 /// the range's size.
 pub type RowSender = mpsc::Sender<Vec<Row>>;
-pub const ROW_BATCH: usize = 1024;
+pub(crate) const ROW_BATCH: usize = 1024;
 /// Rows per batch of canonical encodings: large, so that handing a batch to rayon costs
 /// little next to hashing it.
-pub const ENCODED_BATCH: usize = 8192;
+pub(crate) const ENCODED_BATCH: usize = 8192;
 pub type EncodedSender = mpsc::Sender<EncodedRows>;
 
 /// What a result fills, batch by batch: decoded rows, canonical encodings, or raw rows.
@@ -344,6 +177,30 @@ impl<T: Send> Batch for Vec<T> {
 impl Batch for EncodedRows {
     fn rows(&self) -> usize {
         self.len()
+    }
+}
+
+/// A batch that a range's decoded rows fill, as `scan` (the rows) and `scan_encoded`
+/// (their canonical encodings) send them; `LIMIT` rows make a batch.
+pub(crate) trait RowBatch: Batch {
+    const LIMIT: usize;
+
+    fn push_decoded(&mut self, row: Row, key0: usize);
+}
+
+impl RowBatch for Vec<Row> {
+    const LIMIT: usize = ROW_BATCH;
+
+    fn push_decoded(&mut self, row: Row, _key0: usize) {
+        self.push(row);
+    }
+}
+
+impl RowBatch for EncodedRows {
+    const LIMIT: usize = ENCODED_BATCH;
+
+    fn push_decoded(&mut self, row: Row, key0: usize) {
+        self.push_row(&row, key0);
     }
 }
 
@@ -409,6 +266,19 @@ impl EngineError {
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+/// A driver's error and every error it was caused by, `: ` between them, so that a
+/// message names the cause a driver wraps (a refused connection under a TLS error).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
 
 #[async_trait]
 pub trait Engine: Send + Sync {
@@ -490,24 +360,89 @@ pub trait Engine: Send + Sync {
     async fn cancel_all(&self);
 }
 
+/// An engine as the registry knows it: its family, the URL prefixes it serves (the first
+/// is the one error messages show), how it is built, and the dialect its scripts are
+/// written in with its spelling of them.
+pub(crate) struct Registered {
+    pub family: Family,
+    pub schemes: &'static [&'static str],
+    pub connect: fn(&str, &DatabaseConfig) -> Result<Arc<dyn Engine>>,
+    pub dialect: Dialect,
+    pub script: &'static dyn ScriptDialect,
+}
+
+/// Every engine, one line each, in the order URLs are matched. Adding an engine is its
+/// folder and a line here.
+#[rustfmt::skip]
+pub(crate) static ENGINES: [Registered; 4] = [
+    Registered { family: Family::Postgres, schemes: &["postgres://", "postgresql://"], connect: |n, c| Ok(Arc::new(postgres::Postgres::new(n, c)?)), dialect: Dialect::Postgres, script: &postgres::PostgresScript },
+    Registered { family: Family::Sqlite, schemes: &["sqlite://", "sqlite:"], connect: |n, c| Ok(Arc::new(sqlite::Sqlite::new(n, c)?)), dialect: Dialect::Sqlite, script: &sqlite::SqliteScript },
+    Registered { family: Family::Mysql, schemes: &["mysql://"], connect: |n, c| Ok(Arc::new(mysql::Mysql::new(n, c)?)), dialect: Dialect::Mysql, script: &mysql::MysqlScript },
+    Registered { family: Family::Mssql, schemes: &["mssql://", "sqlserver://"], connect: |n, c| Ok(Arc::new(mssql::Mssql::new(n, c)?)), dialect: Dialect::Tsql, script: &mssql::TsqlScript },
+];
+
 /// Builds the engine a database's URL names.
 pub fn connect(name: &str, config: &DatabaseConfig) -> Result<Arc<dyn Engine>> {
     let url = config.url.as_str();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::Postgres::new(name, config)?))
-    } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::Sqlite::new(name, config)?))
-    } else if url.starts_with("mysql://") {
-        Ok(Arc::new(mysql::Mysql::new(name, config)?))
-    } else if url.starts_with("mssql://") || url.starts_with("sqlserver://") {
-        Ok(Arc::new(mssql::Mssql::new(name, config)?))
-    } else {
-        let scheme = url.split(':').next().unwrap_or(url);
-        Err(EngineError::Config {
-            database: name.to_string(),
-            message: format!(
-                "unsupported URL scheme {scheme:?} (supported: postgres://, sqlite://, mysql://, mssql://)"
-            ),
-        })
+    match ENGINES
+        .iter()
+        .find(|e| e.schemes.iter().any(|s| url.starts_with(s)))
+    {
+        Some(e) => (e.connect)(name, config),
+        None => {
+            let scheme = url.split(':').next().unwrap_or(url);
+            let supported: Vec<&str> = ENGINES.iter().map(|e| e.schemes[0]).collect();
+            Err(EngineError::Config {
+                database: name.to_string(),
+                message: format!(
+                    "unsupported URL scheme {scheme:?} (supported: {})",
+                    supported.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// The registry's side of [`Dialect`]: which engine writes each dialect.
+impl Dialect {
+    /// This dialect's spelling of scripts, implemented by its engine.
+    pub fn spelling(self) -> &'static dyn ScriptDialect {
+        registered(|e| e.dialect == self).script
+    }
+
+    /// The dialect of an engine family.
+    pub fn of(family: Family) -> Dialect {
+        registered(|e| e.family == family).dialect
+    }
+}
+
+fn registered(which: impl Fn(&Registered) -> bool) -> &'static Registered {
+    ENGINES
+        .iter()
+        .find(|e| which(e))
+        .expect("every family and dialect has its line in ENGINES")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_and_dialect_is_registered_once() {
+        for d in Dialect::ALL {
+            assert_eq!(ENGINES.iter().filter(|e| e.dialect == d).count(), 1, "{d}");
+        }
+        for f in [
+            Family::Postgres,
+            Family::Sqlite,
+            Family::Mysql,
+            Family::Mssql,
+        ] {
+            assert_eq!(ENGINES.iter().filter(|e| e.family == f).count(), 1, "{f:?}");
+            assert_eq!(
+                Dialect::of(f).spelling().quote_ident("a"),
+                Dialect::of(f).ident("a")
+            );
+        }
     }
 }

@@ -1,16 +1,37 @@
 //! The SQL that every server engine builds alike: a key range as a WHERE clause, the key
 //! order, the column list. What differs between dialects (quoting, bytewise collation,
-//! literals or bound parameters, row-value comparisons) is behind [`Dialect`].
+//! literals or bound parameters, row-value comparisons) is behind [`SqlDialect`].
 //!
 //! It must not build anything but conditions on the key and the table's configured
 //! filter: values reach the SQL only through the dialect's `value`, which quotes or binds.
 
-use super::{KeyRange, QueryColumn, TableQuery};
+use crate::table::{KeyRange, QueryColumn, TableQuery};
 use crate::value::{Key, LogicalType, Value};
 
+/// `name` between `open` and `close`, every `close` in it doubled: the one quoting rule
+/// of every dialect, so that an identifier reads as itself whatever it holds.
+pub fn quoted(name: &str, open: char, close: char) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push(open);
+    for c in name.chars() {
+        if c == close {
+            out.push(close);
+        }
+        out.push(c);
+    }
+    out.push(close);
+    out
+}
+
 /// What one SQL dialect spells its own way.
-pub trait Dialect {
+pub trait SqlDialect {
     fn quote_ident(&self, name: &str) -> String;
+
+    /// A column as a SELECT reads it: by name, unless the dialect must convert it to read
+    /// it exactly.
+    fn select_col(&self, c: &QueryColumn) -> String {
+        self.quote_ident(&c.name)
+    }
 
     /// A column as ranges and ORDER BY compare it: `bytewise` asks text to compare by
     /// bytes (code points), whatever the column's collation, and a uuid in RFC 4122 byte
@@ -42,22 +63,13 @@ pub struct Sql<'a, D> {
     pub dialect: D,
 }
 
-impl<'a, D: Dialect> Sql<'a, D> {
+impl<'a, D: SqlDialect> Sql<'a, D> {
     pub fn new(q: &'a TableQuery, dialect: D) -> Self {
         Sql { q, dialect }
     }
 
     pub fn col(&self, i: usize) -> String {
         self.dialect.quote_ident(&self.q.columns[i].name)
-    }
-
-    /// A comma-separated list of the columns at `indexes`.
-    pub fn list(&self, indexes: &[usize]) -> String {
-        indexes
-            .iter()
-            .map(|&i| self.col(i))
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 
     fn bytewise(&self, c: &QueryColumn) -> bool {
@@ -128,6 +140,36 @@ impl<'a, D: Dialect> Sql<'a, D> {
         format!("({})", terms.join(" OR "))
     }
 
+    /// `SELECT` the columns at `columns` of the rows of `range` in `table`: in key order
+    /// when `ordered`; else in whatever order the database finds cheapest (a digest does
+    /// not depend on row order).
+    pub fn select(
+        &mut self,
+        table: &str,
+        columns: &[usize],
+        range: &KeyRange,
+        ordered: bool,
+    ) -> String {
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|&i| self.dialect.select_col(&self.q.columns[i]))
+            .collect();
+        let mut text = format!(
+            "SELECT {} FROM {table}{}",
+            cols.join(", "),
+            self.where_clause(range)
+        );
+        if ordered {
+            text.push_str(&self.order_by());
+        }
+        text
+    }
+
+    /// Every column of the query, in its order.
+    pub fn all(&self) -> Vec<usize> {
+        (0..self.q.columns.len()).collect()
+    }
+
     /// ` ORDER BY` the key, as ranges compare it.
     pub fn order_by(&self) -> String {
         let cols: Vec<String> = self.q.key.iter().map(|&i| self.key_col(i)).collect();
@@ -142,7 +184,7 @@ mod tests {
     /// A dialect without row values that shows what it was asked.
     struct Plain(Vec<String>);
 
-    impl Dialect for Plain {
+    impl SqlDialect for Plain {
         fn quote_ident(&self, name: &str) -> String {
             format!("[{name}]")
         }
@@ -168,7 +210,7 @@ mod tests {
 
     fn query(keys: &[(&str, LogicalType)]) -> TableQuery {
         TableQuery {
-            table: crate::engine::TableRef::parse("t"),
+            table: crate::table::TableRef::parse("t"),
             columns: keys
                 .iter()
                 .map(|(n, t)| QueryColumn {

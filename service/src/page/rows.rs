@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 
 use crate::compare::localize::{Findings, Kind, Pair, RowChange};
 use crate::config::LookupError;
-use crate::engine::{EngineError, KeyRange};
+use crate::engine::EngineError;
 use crate::runtime::Runtime;
+use crate::table::KeyRange;
 use crate::value::Value;
 
 /// Rows per page at most.

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use crate::compare::localize::{Kind, RowChange};
 use crate::compare::schema::Comparison;
-use crate::engine::QueryColumn;
+use crate::table::QueryColumn;
 use crate::value::{Rounding, Value};
 pub use dialect::Dialect;
 
@@ -119,7 +119,7 @@ const IN_FLIGHT_LISTED: usize = 1000;
 /// A side's column types are its engine's names, which mean nothing in another dialect
 /// (SQLite's DATETIME or DOUBLE in PostgreSQL): there they are dropped, and the dialect
 /// writes the type of each column's logical type instead.
-pub fn types_for(side: &mut crate::engine::TableQuery, family: crate::engine::Family, d: Dialect) {
+pub fn types_for(side: &mut crate::table::TableQuery, family: crate::table::Family, d: Dialect) {
     if Dialect::of(family) != d {
         for c in &mut side.columns {
             c.db_type.clear();
@@ -436,7 +436,7 @@ impl<'a> Writer<'a> {
     fn key_match(
         &self,
         change: &RowChange,
-        side: &crate::engine::TableQuery,
+        side: &crate::table::TableQuery,
     ) -> Result<String, ScriptError> {
         let parts: Result<Vec<String>, _> = side
             .key

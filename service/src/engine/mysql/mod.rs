@@ -55,17 +55,23 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 
+mod decode;
+mod dialect;
+mod digest;
+
 use super::pool::{Lease, Pool};
-use super::sql::{Dialect, Sql};
 use super::{
-    insert_words, Batch, Column, DigestSpec, Digests, EncodedSender, Engine, EngineError, Family,
-    Feed, FieldDecoder, KeyRange, QueryColumn, Result, Row, RowSender, TableQuery, TableRef,
-    TableSchema, ENCODED_BATCH, ROW_BATCH,
+    insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result,
+    RowBatch, RowSender, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
-use crate::value::{
-    days_from_civil, parse_uuid, Decimal, EncodedRows, Key, LogicalType, Timestamp, Value,
-};
+use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
+use crate::value::{Key, LogicalType};
+use decode::Decoder;
+use dialect::sql;
+pub(crate) use dialect::MysqlScript;
+pub use dialect::{param, quote_ident};
+use digest::hashed_col;
 
 /// Text up to this many characters is hashed as itself within its row, longer text as its
 /// MD5 (see the module's documentation).
@@ -74,7 +80,7 @@ const INLINE_TEXT: usize = 64;
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub struct Mysql {
+pub(crate) struct Mysql {
     name: String,
     /// The URL's database: the schema of tables named without one.
     database: String,
@@ -257,23 +263,26 @@ impl Mysql {
         Ok(n)
     }
 
-    /// Decoded rows, sent in batches.
-    async fn send_rows(
+    /// The rows of `range`, decoded, sent to `tx` in batches: in key order when `ordered`.
+    async fn range_rows<B: RowBatch>(
         &self,
         q: &TableQuery,
-        decoders: &[Decoder],
-        sql: &str,
-        params: Vec<My>,
-        tx: &RowSender,
+        range: &KeyRange,
+        ordered: bool,
+        tx: &tokio::sync::mpsc::Sender<B>,
     ) -> Result<u64> {
+        let mut sql = sql(q);
+        let text = sql.select(&self.table_sql(&q.table), &sql.all(), range, ordered);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
         self.rows(
             &q.table,
-            sql,
-            params,
+            &text,
+            sql.dialect.params,
             tx,
-            ROW_BATCH,
-            |batch: &mut Vec<Row>, values| {
-                batch.push(self.decode_row(q, decoders, values)?);
+            B::LIMIT,
+            |batch: &mut B, values| {
+                batch.push_decoded(self.decode_row(q, &decoders, values)?, key0);
                 Ok(())
             },
         )
@@ -328,16 +337,7 @@ impl Mysql {
 fn error_text(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("{} ({}): {}", s.code, s.state, s.message),
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(inner) = src {
-                s.push_str(": ");
-                s.push_str(&inner.to_string());
-                src = inner.source();
-            }
-            s
-        }
+        other => super::error_chain(other),
     }
 }
 
@@ -346,10 +346,6 @@ type Session<'a> = Lease<'a, Conn, u32>;
 
 // ---- SQL -------------------------------------------------------------------------------
 
-pub fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
 impl Mysql {
     fn table_sql(&self, t: &TableRef) -> String {
         format!(
@@ -357,202 +353,6 @@ impl Mysql {
             quote_ident(t.schema.as_deref().unwrap_or(&self.database)),
             quote_ident(&t.name)
         )
-    }
-}
-
-/// A key bound or value as a bound parameter.
-pub fn param(v: &Value) -> My {
-    match v {
-        Value::Null => My::NULL,
-        Value::Bool(b) => My::Int(*b as i64),
-        Value::Int(i) => match (i64::try_from(*i), u64::try_from(*i)) {
-            (Ok(i), _) => My::Int(i),
-            (_, Ok(u)) => My::UInt(u),
-            _ => My::Bytes(i.to_string().into_bytes()),
-        },
-        Value::Decimal(d) => My::Bytes(d.to_string().into_bytes()),
-        Value::Float(f) => My::Double(*f),
-        Value::Text(s) | Value::Json(s) => My::Bytes(s.clone().into_bytes()),
-        Value::Bytes(b) => My::Bytes(b.clone()),
-        Value::Date(d) => {
-            let (y, m, day) = civil(*d);
-            My::Date(y, m, day, 0, 0, 0, 0)
-        }
-        Value::Time(t) => {
-            let secs = t / 1_000_000_000;
-            My::Time(
-                false,
-                (secs / 86_400) as u32,
-                (secs / 3600 % 24) as u8,
-                (secs / 60 % 60) as u8,
-                (secs % 60) as u8,
-                (t % 1_000_000_000 / 1000) as u32,
-            )
-        }
-        Value::Timestamp(t) | Value::TimestampTz(t, _) => {
-            let days = t.secs.div_euclid(86_400);
-            let s = t.secs.rem_euclid(86_400);
-            let (y, m, d) = civil(i32::try_from(days).unwrap_or(i32::MAX));
-            My::Date(
-                y,
-                m,
-                d,
-                (s / 3600) as u8,
-                (s / 60 % 60) as u8,
-                (s % 60) as u8,
-                t.nanos / 1000,
-            )
-        }
-        Value::Uuid(u) => My::Bytes(crate::value::format_uuid(u).into_bytes()),
-        Value::Interval { .. } => My::Bytes(v.to_string().into_bytes()),
-    }
-}
-
-/// (year, month, day) of days since 1970-01-01 (year 0 for dates MySQL cannot hold).
-fn civil(days: i32) -> (u16, u8, u8) {
-    use chrono::Datelike;
-    match chrono::NaiveDate::from_num_days_from_ce_opt(days.saturating_add(719_163)) {
-        Some(d) if (0..=9999).contains(&d.year()) => {
-            (d.year() as u16, d.month() as u8, d.day() as u8)
-        }
-        _ => (0, 0, 0),
-    }
-}
-
-/// MySQL's spelling of the shared range SQL: bound parameters, and `CAST(… AS BINARY)`
-/// for bytewise text.
-#[derive(Default)]
-struct MyDialect {
-    params: Vec<My>,
-}
-
-impl Dialect for MyDialect {
-    fn quote_ident(&self, name: &str) -> String {
-        quote_ident(name)
-    }
-
-    fn key_col(&self, c: &QueryColumn, bytewise: bool) -> String {
-        if bytewise {
-            format!("CAST({} AS BINARY)", quote_ident(&c.name))
-        } else {
-            quote_ident(&c.name)
-        }
-    }
-
-    fn value(&mut self, _c: &QueryColumn, v: &Value, _bytewise: bool) -> String {
-        // A parameter compared with CAST(… AS BINARY) is compared as bytes too.
-        self.params.push(param(v));
-        "?".into()
-    }
-
-    fn int_bound(&mut self, b: i64) -> String {
-        self.params.push(My::Int(b));
-        "?".into()
-    }
-
-    fn row_values(&self) -> bool {
-        true
-    }
-}
-
-fn sql(q: &TableQuery) -> Sql<'_, MyDialect> {
-    Sql::new(q, MyDialect::default())
-}
-
-/// A column's part of the hashed row text: equal values (by the server's own
-/// equality, 1.10 = 1.1, -0 = 0) give equal text, different values different text,
-/// no text is `~` (NULL), and only a counted text contains `#` (see the module's
-/// documentation). Every conversion a value's own text does not need is left out: each
-/// costs the server about a tenth of the row's MD5 per column and row.
-fn hashed_col(c: &QueryColumn) -> String {
-    let name = quote_ident(&c.name);
-    // The declared scale or fractional precision says whether the server's text has a
-    // fraction to trim, which spares the per-row test (and a second CAST) when it is known.
-    let fraction = fraction_digits(&c.db_type);
-    let db_type = c.db_type.trim().to_ascii_lowercase();
-    let part = match c.logical {
-        // bit(n) reads as bytes, year as a date part; `+ 0` makes both numbers. Other
-        // integers are spelled by CONCAT_WS itself.
-        LogicalType::Int | LogicalType::Bool
-            if db_type.starts_with("bit") || db_type.starts_with("year") =>
-        {
-            format!("CAST({name} + 0 AS CHAR)")
-        }
-        LogicalType::Int | LogicalType::Bool => name,
-        // TRIM spells the decimal as CAST(... AS CHAR) would; -0 (which the server holds
-        // equal to 0) is spelled 0.
-        LogicalType::Decimal => format!("IF({name} = 0, '0', {})", trim_fraction(&name, fraction)),
-        LogicalType::Float => format!("CAST({name} + 0e0 AS CHAR)"),
-        LogicalType::Text => {
-            // Short text as itself: an MD5 per column cost more than the row's own
-            // (measured: a quarter of a chunk digest's time on a table of short texts).
-            let inline = format!("CONCAT(CHAR_LENGTH({name}), ':', CONVERT({name} USING utf8mb4))");
-            if declared_chars(&db_type).is_some_and(|n| n <= INLINE_TEXT) {
-                inline
-            } else {
-                format!(
-                    "IF(CHAR_LENGTH({name}) <= {INLINE_TEXT}, {inline}, MD5(CONVERT({name} USING utf8mb4)))"
-                )
-            }
-        }
-        LogicalType::Json => format!("MD5(CONVERT({name} USING utf8mb4))"),
-        LogicalType::Bytes => format!("MD5({name})"),
-        LogicalType::Uuid | LogicalType::Interval => format!("CAST({name} AS CHAR)"),
-        // The server spells a temporal value in a string context as CAST(... AS CHAR)
-        // does, without the cast's cost.
-        LogicalType::Date => name,
-        LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
-            trim_fraction(&name, fraction)
-        }
-    };
-    format!("COALESCE({part}, '~')")
-}
-
-/// The most characters a `char(n)` or `varchar(n)` column holds; None for other types.
-fn declared_chars(column_type: &str) -> Option<usize> {
-    let rest = column_type
-        .strip_prefix("varchar(")
-        .or_else(|| column_type.strip_prefix("char("))?;
-    rest.split_once(')')?.0.trim().parse().ok()
-}
-
-/// `s` without trailing fractional zeros (and without a bare point): `1.500` → `1.5`,
-/// `12:00:00.000000` → `12:00:00`, `100` unchanged. `fraction` is the number of fractional
-/// digits the server always spells for the column, when known: the same text comes out
-/// either way, but a known 0 (nothing to trim) or a known n > 0 (always a point) needs no
-/// per-row LOCATE.
-fn trim_fraction(s: &str, fraction: Option<u32>) -> String {
-    let trimmed = format!("TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {s}))");
-    match fraction {
-        Some(0) => s.to_string(),
-        Some(_) => trimmed,
-        None => format!("IF(LOCATE('.', {s}) > 0, {trimmed}, {s})"),
-    }
-}
-
-/// The fractional digits a decimal or temporal column's values are spelled with, from its
-/// information_schema COLUMN_TYPE: `decimal(12,2)` → 2, `decimal(10)` → 0, `datetime(6)` →
-/// 6, `timestamp` → 0. None for any other spelling (the fraction is then tested per row).
-fn fraction_digits(column_type: &str) -> Option<u32> {
-    let t = column_type.trim().to_ascii_lowercase();
-    let (name, rest) = match t.find('(') {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t.split_whitespace().next().unwrap_or(""), None),
-    };
-    let args = match rest {
-        Some(rest) => rest.split_once(')')?.0,
-        None => "",
-    };
-    let number = |s: &str| s.trim().parse::<u32>().ok();
-    match name.trim() {
-        "decimal" | "numeric" => match args.split_once(',') {
-            Some((_, scale)) => number(scale),
-            None if args.is_empty() || number(args).is_some() => Some(0),
-            None => None,
-        },
-        "time" | "datetime" | "timestamp" if args.is_empty() => Some(0),
-        "time" | "datetime" | "timestamp" => number(args),
-        _ => None,
     }
 }
 
@@ -694,13 +494,8 @@ impl Engine for Mysql {
 
     async fn key_at(&self, q: &TableQuery, range: &KeyRange, offset: u64) -> Result<Option<Key>> {
         let mut sql = sql(q);
-        let text = format!(
-            "SELECT {} FROM {}{}{} LIMIT 1 OFFSET {offset}",
-            sql.list(&q.key),
-            self.table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
+        let select = sql.select(&self.table_sql(&q.table), &q.key, range, true);
+        let text = format!("{select} LIMIT 1 OFFSET {offset}");
         let decoders: Vec<Decoder> = q.key.iter().map(|&i| Decoder::new(&q.columns[i])).collect();
         let rows = self.fetch(&q.table, &text, sql.dialect.params).await?;
         rows.into_iter()
@@ -773,44 +568,11 @@ impl Engine for Mysql {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        // No ORDER BY: a digest does not depend on row order.
-        let text = format!(
-            "SELECT {} FROM {}{}",
-            sql.list(&all),
-            self.table_sql(&q.table),
-            sql.where_clause(range)
-        );
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        let key0 = q.key[0];
-        self.rows(
-            &q.table,
-            &text,
-            sql.dialect.params,
-            &tx,
-            ENCODED_BATCH,
-            |out: &mut EncodedRows, values| {
-                out.push_row(&self.decode_row(q, &decoders, values)?, key0);
-                Ok(())
-            },
-        )
-        .await
+        self.range_rows(q, range, false, &tx).await
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        let mut sql = sql(q);
-        let all: Vec<usize> = (0..q.columns.len()).collect();
-        let text = format!(
-            "SELECT {} FROM {}{}{}",
-            sql.list(&all),
-            self.table_sql(&q.table),
-            sql.where_clause(range),
-            sql.order_by()
-        );
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        self.send_rows(q, &decoders, &text, sql.dialect.params, &tx)
-            .await
+        self.range_rows(q, range, true, &tx).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -952,161 +714,9 @@ fn logical_type(data_type: &str, column_type: &str) -> Option<LogicalType> {
     })
 }
 
-// ---- binary protocol decoding -------------------------------------------------------------
-
-/// Decodes one column's binary-protocol values.
-struct Decoder {
-    column: QueryColumn,
-}
-
-impl Decoder {
-    fn new(c: &QueryColumn) -> Decoder {
-        Decoder { column: c.clone() }
-    }
-}
-
-impl FieldDecoder for Decoder {
-    type Field = My;
-
-    fn column(&self) -> &QueryColumn {
-        &self.column
-    }
-
-    fn decode(&self, v: My) -> std::result::Result<Value, String> {
-        let utf8 = |b: Vec<u8>| String::from_utf8(b).map_err(|e| e.to_string());
-        Ok(match (self.column.logical, v) {
-            (_, My::NULL) => Value::Null,
-            (LogicalType::Int, My::Int(i)) => Value::Int(i as i128),
-            (LogicalType::Int, My::UInt(u)) => Value::Int(u as i128),
-            // bit(n): big-endian bytes, at most 8.
-            (LogicalType::Int, My::Bytes(b)) if b.len() <= 8 => {
-                Value::Int(b.iter().fold(0u64, |a, &x| a << 8 | x as u64) as i128)
-            }
-            (LogicalType::Bool, My::Bytes(b)) if b.len() == 1 => Value::Bool(b[0] != 0),
-            (LogicalType::Bool, My::Int(i)) => Value::Bool(i != 0),
-            (LogicalType::Bool, My::UInt(u)) => Value::Bool(u != 0),
-            (LogicalType::Decimal, My::Bytes(b)) => {
-                let s = utf8(b)?;
-                Value::Decimal(Decimal::parse(&s).ok_or_else(|| format!("not a decimal: {s:?}"))?)
-            }
-            (LogicalType::Decimal, My::Int(i)) => Value::Decimal(Decimal::from_i128(i as i128)),
-            (LogicalType::Decimal, My::UInt(u)) => Value::Decimal(Decimal::from_i128(u as i128)),
-            (LogicalType::Float, My::Float(f)) => Value::float(f as f64),
-            (LogicalType::Float, My::Double(f)) => Value::float(f),
-            (LogicalType::Text, My::Bytes(b)) => Value::Text(utf8(b)?),
-            (LogicalType::Json, My::Bytes(b)) => Value::Json(utf8(b)?),
-            (LogicalType::Bytes, My::Bytes(b)) => Value::Bytes(b),
-            (LogicalType::Uuid, My::Bytes(b)) => match <[u8; 16]>::try_from(b.as_slice()) {
-                Ok(u) => Value::Uuid(u),
-                Err(_) => {
-                    let s = utf8(b)?;
-                    Value::Uuid(parse_uuid(&s).ok_or_else(|| format!("not a uuid: {s:?}"))?)
-                }
-            },
-            (LogicalType::Date, My::Date(y, m, d, ..)) => {
-                match days_from_civil(y as i32, m as u32, d as u32) {
-                    Some(days) => Value::Date(days),
-                    None => Value::Text(format!("{y:04}-{m:02}-{d:02}")),
-                }
-            }
-            (LogicalType::Time, My::Time(negative, days, h, m, s, us)) => {
-                let secs = days as u64 * 86_400 + h as u64 * 3600 + m as u64 * 60 + s as u64;
-                let nanos = secs * 1_000_000_000 + us as u64 * 1000;
-                if !negative && nanos <= 86_400 * 1_000_000_000 || nanos == 0 {
-                    Value::Time(nanos)
-                } else {
-                    // Not a time of day: compared as the server spells it.
-                    let mut t = format!(
-                        "{}{:02}:{m:02}:{s:02}",
-                        if negative { "-" } else { "" },
-                        days as u64 * 24 + h as u64
-                    );
-                    if us != 0 {
-                        t.push_str(format!(".{us:06}").trim_end_matches('0'));
-                    }
-                    Value::Text(t)
-                }
-            }
-            (
-                LogicalType::Timestamp | LogicalType::TimestampTz,
-                My::Date(y, mo, d, h, mi, s, us),
-            ) => match days_from_civil(y as i32, mo as u32, d as u32) {
-                Some(days) if h < 24 && mi < 60 && s < 60 && us < 1_000_000 => {
-                    let t = Timestamp {
-                        secs: days as i64 * 86_400 + h as i64 * 3600 + mi as i64 * 60 + s as i64,
-                        nanos: us * 1000,
-                    };
-                    if self.column.logical == LogicalType::Timestamp {
-                        Value::Timestamp(t)
-                    } else {
-                        Value::instant(t)
-                    }
-                }
-                _ => {
-                    let mut t = format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}");
-                    if us != 0 {
-                        t.push_str(format!(".{us:06}").trim_end_matches('0'));
-                    }
-                    Value::Text(t)
-                }
-            },
-            (t, v) => return Err(format!("unexpected {v:?} for a {t} column")),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decoder(logical: LogicalType) -> Decoder {
-        Decoder::new(&QueryColumn {
-            name: "c".into(),
-            db_type: "-".into(),
-            logical,
-            compare_as: logical,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        })
-    }
-
-    #[test]
-    fn fraction_digits_come_from_the_declared_type() {
-        for (column_type, want) in [
-            ("decimal(12,2)", Some(2)),
-            ("decimal(10,0) unsigned", Some(0)),
-            ("decimal(10)", Some(0)),
-            ("datetime(6)", Some(6)),
-            ("TIMESTAMP(3)", Some(3)),
-            ("timestamp", Some(0)),
-            ("time", Some(0)),
-            ("decimal(x,y)", None),
-            ("varchar(10)", None),
-        ] {
-            assert_eq!(fraction_digits(column_type), want, "{column_type}");
-        }
-        assert_eq!(trim_fraction("s", Some(0)), "s");
-        assert_eq!(
-            trim_fraction("s", Some(6)),
-            "TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM s))"
-        );
-        assert!(trim_fraction("s", None).starts_with("IF(LOCATE('.', s) > 0"));
-    }
-
-    #[test]
-    fn declared_lengths_come_from_char_and_varchar_only() {
-        for (column_type, want) in [
-            ("varchar(16)", Some(16)),
-            ("char(3)", Some(3)),
-            ("varchar(255)", Some(255)),
-            ("text", None),
-            ("enum('a','b')", None),
-            ("varbinary(10)", None),
-        ] {
-            assert_eq!(declared_chars(column_type), want, "{column_type}");
-        }
-    }
 
     #[test]
     fn types_map_by_information_schema() {
@@ -1133,64 +743,5 @@ mod tests {
             Some(LogicalType::Timestamp)
         );
         assert_eq!(logical_type("geometry", "geometry"), None);
-    }
-
-    #[test]
-    fn binary_values_decode_exactly() {
-        assert_eq!(
-            decoder(LogicalType::Int)
-                .decode(My::UInt(u64::MAX))
-                .unwrap(),
-            Value::Int(u64::MAX as i128)
-        );
-        assert_eq!(
-            decoder(LogicalType::Int)
-                .decode(My::Bytes(vec![1, 0]))
-                .unwrap(),
-            Value::Int(256)
-        );
-        assert_eq!(
-            decoder(LogicalType::Decimal)
-                .decode(My::Bytes(b"-12.3400".to_vec()))
-                .unwrap(),
-            Value::Decimal(Decimal::parse("-12.34").unwrap())
-        );
-        assert_eq!(
-            decoder(LogicalType::Float).decode(My::Float(0.1)).unwrap(),
-            Value::float(0.1f32 as f64)
-        );
-        assert_eq!(
-            decoder(LogicalType::Time)
-                .decode(My::Time(true, 34, 22, 59, 59, 500_000))
-                .unwrap(),
-            Value::Text("-838:59:59.5".into())
-        );
-        assert_eq!(
-            decoder(LogicalType::Time)
-                .decode(My::Time(false, 0, 1, 2, 3, 4))
-                .unwrap(),
-            Value::Time(3_723_000_004_000)
-        );
-        assert_eq!(
-            decoder(LogicalType::Timestamp)
-                .decode(My::Date(0, 0, 0, 0, 0, 0, 0))
-                .unwrap(),
-            Value::Text("0000-00-00 00:00:00".into())
-        );
-        let ts = decoder(LogicalType::TimestampTz)
-            .decode(My::Date(2025, 6, 14, 2, 0, 0, 123_456))
-            .unwrap();
-        assert_eq!(ts.to_string(), "2025-06-14 02:00:00.123456+00");
-    }
-
-    #[test]
-    fn parameters_round_trip_temporal_values() {
-        let (t, _) = crate::value::parse_timestamp("1969-12-31 23:59:59.5").unwrap();
-        assert_eq!(
-            param(&Value::Timestamp(t)),
-            My::Date(1969, 12, 31, 23, 59, 59, 500_000)
-        );
-        assert_eq!(param(&Value::Int(u64::MAX as i128)), My::UInt(u64::MAX));
-        assert_eq!(quote_ident("a`b"), "`a``b`");
     }
 }
