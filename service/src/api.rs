@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::check;
-use crate::compare::confirm::Tally;
+use crate::compare::localize::Tally;
 use crate::compare::schema::{Resolved, SchemaReport};
 use crate::passes::PassInfo;
 use crate::status::{self, PairStatus};

@@ -7,7 +7,7 @@
 
 use futures::future::join_all;
 
-use crate::compare::confirm::Tally;
+use crate::compare::localize::Tally;
 use crate::compare::schema::SchemaReport;
 use crate::config::{Config, GroupConfig, TableConfig};
 use crate::runtime::Runtime;

@@ -152,9 +152,7 @@ impl Runtime {
         let results = target.full_pass(comparisons).await;
         let elapsed = started.elapsed();
         for (id, result) in Self::pair_ids(g, t).iter().zip(results) {
-            let differs = result
-                .as_ref()
-                .is_ok_and(|p| p.findings.counts.iter().any(|&c| c > 0));
+            let differs = result.as_ref().is_ok_and(|p| p.findings.counts.total() > 0);
             self.status.publish_pass(&self.metrics, id, result, elapsed);
             if differs {
                 // Known before the rechecks are scheduled, so that they wait for positions.
@@ -182,8 +180,7 @@ impl Runtime {
         for (id, sub) in Self::pair_ids(g, t).iter().zip(&target.subscribers) {
             let positions = self.known_feed(&g.publisher, &id.subscriber);
             let work = self.status.with(id, |e| {
-                let untracked =
-                    e.diff.untracked.iter().any(|&c| c > 0) || e.diff.leaves.len() >= MAX_LEAVES;
+                let untracked = e.diff.untracked.total() > 0 || e.diff.leaves.len() >= MAX_LEAVES;
                 // Leaves with a difference due; the others wait for their time (rows that
                 // keep changing back off) or, confirmed, for the next pass.
                 let ranges: Vec<(KeyRange, u64)> = e

@@ -17,8 +17,9 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::confirm::{Evidence, Tally};
+use crate::compare::confirm::Evidence;
 use crate::compare::localize::Kind;
+use crate::compare::localize::Tally;
 use crate::status::{PairId, State};
 
 /// The file's name in `state_dir`.

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::confirm::{DiffState, Divergence, Evidence, Status as RowStatus, Tally};
+use crate::compare::confirm::{DiffState, Divergence, Evidence, Status as RowStatus};
 use crate::compare::localize::Kind;
+use crate::compare::localize::Tally;
 use crate::compare::schema::{Comparison, Resolved, SchemaReport};
 use crate::compare::{PairPass, PassError};
 use crate::metrics::Metrics;
@@ -338,7 +339,7 @@ impl Status {
             .diff
             .leaves
             .iter()
-            .filter(|l| l.counts.iter().sum::<u64>() > l.rows.len() as u64)
+            .filter(|l| l.counts.total() > l.rows.len() as u64)
             .map(|l| l.evidence.clone())
             .min_by_key(|ev| ev.first_seen)
             .or_else(|| e.diff.carried.overflow.clone());

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use super::localize::{Findings, Kind, Leaf};
+use super::localize::{Findings, Kind, Leaf, Tally};
 use crate::engine::BucketDigest;
 use crate::table::KeyRange;
 use crate::value::{key_bytes, Key, Value};
@@ -163,7 +163,7 @@ pub struct TrackedRow {
 #[derive(Debug, Clone)]
 pub struct TrackedLeaf {
     pub range: KeyRange,
-    pub counts: [u64; 3],
+    pub counts: Tally,
     pub rows: Vec<TrackedRow>,
     /// The publisher's rows in the range when it was last localized.
     pub publisher_rows: u64,
@@ -174,7 +174,7 @@ pub struct TrackedLeaf {
 
 impl TrackedLeaf {
     fn overflows(&self) -> bool {
-        self.counts.iter().sum::<u64>() > self.rows.len() as u64
+        self.counts.total() > self.rows.len() as u64
     }
 
     /// When the earliest difference of this leaf that is not confirmed is due a recheck.
@@ -201,40 +201,10 @@ pub struct Carried {
 pub struct DiffState {
     pub leaves: Vec<TrackedLeaf>,
     /// Counts of leaves dropped past the leaf cap.
-    pub untracked: [u64; 3],
+    pub untracked: Tally,
     pub untracked_evidence: Option<Evidence>,
     /// Restored from the state store: carried into the next full pass.
     pub carried: Carried,
-}
-
-/// Divergent rows by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Tally {
-    pub missing: u64,
-    pub extra: u64,
-    pub changed: u64,
-}
-
-impl Tally {
-    pub fn get(&self, k: Kind) -> u64 {
-        match k {
-            Kind::Missing => self.missing,
-            Kind::Extra => self.extra,
-            Kind::Changed => self.changed,
-        }
-    }
-
-    fn add(&mut self, k: Kind, n: u64) {
-        match k {
-            Kind::Missing => self.missing += n,
-            Kind::Extra => self.extra += n,
-            Kind::Changed => self.changed += n,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.missing + self.extra + self.changed
-    }
 }
 
 /// Divergent rows by status and kind, with the oldest first sighting of each status.
@@ -266,7 +236,7 @@ impl Divergence {
             Status::InFlight => (&mut self.in_flight, Some(&mut self.oldest_in_flight)),
             Status::Confirmed => (&mut self.confirmed, Some(&mut self.oldest_confirmed)),
         };
-        tally.add(kind, n);
+        tally[kind] += n;
         if let Some(o) = oldest {
             *o = Some(o.map_or(e.first_seen, |t| t.min(e.first_seen)));
         }
@@ -378,17 +348,17 @@ impl DiffState {
         }
     }
 
-    fn set_untracked(&mut self, total: [u64; 3], now: SystemTime, confirm_after: Duration) {
-        let mut tracked = [0u64; 3];
+    fn set_untracked(&mut self, total: Tally, now: SystemTime, confirm_after: Duration) {
+        let mut tracked = Tally::default();
         for l in &self.leaves {
-            for (k, c) in l.counts.iter().enumerate() {
-                tracked[k] += c;
-            }
+            tracked += l.counts;
         }
-        self.untracked = [0, 1, 2].map(|k| total[k].saturating_sub(tracked[k]));
+        for k in Kind::ALL {
+            self.untracked[k] = total[k].saturating_sub(tracked[k]);
+        }
         // Past the leaf cap nothing is known of the publisher's side: a second full pass
         // at least confirm_after later that still finds them confirms them.
-        self.untracked_evidence = if self.untracked.iter().any(|&c| c > 0) {
+        self.untracked_evidence = if self.untracked.total() > 0 {
             let s = Sighting {
                 at: now,
                 publisher: None,
@@ -425,18 +395,18 @@ impl DiffState {
     pub fn divergence(&self) -> Divergence {
         let mut d = Divergence::default();
         for l in &self.leaves {
-            let mut kept = [0u64; 3];
+            let mut kept = Tally::default();
             for r in &l.rows {
-                kept[r.kind as usize] += 1;
+                kept[r.kind] += 1;
                 d.add(r.kind, 1, &r.evidence);
             }
             for k in Kind::ALL {
-                d.add(k, l.counts[k as usize] - kept[k as usize], &l.evidence);
+                d.add(k, l.counts[k] - kept[k], &l.evidence);
             }
         }
         if let Some(e) = &self.untracked_evidence {
             for k in Kind::ALL {
-                d.add(k, self.untracked[k as usize], e);
+                d.add(k, self.untracked[k], e);
             }
         }
         d
@@ -458,7 +428,7 @@ impl DiffState {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.leaves.is_empty() && self.untracked.iter().all(|&c| c == 0)
+        self.leaves.is_empty() && self.untracked.total() == 0
     }
 
     pub fn rows(&self) -> impl Iterator<Item = &TrackedRow> {
@@ -514,7 +484,7 @@ fn track(
         moved: leaf.moved,
         consistent: leaf.consistent,
     };
-    let overflows = leaf.counts.iter().sum::<u64>() > leaf.rows.len() as u64;
+    let overflows = leaf.counts.total() > leaf.rows.len() as u64;
     let mut evidence = match prev_leaf {
         Some(LeafBefore::Same(e, _)) => Evidence::sighted(Some(e), s, confirm_after),
         Some(LeafBefore::Other(e)) if !s.moved => Evidence {
@@ -583,11 +553,11 @@ mod tests {
     /// Findings of one leaf: (key, kind, publisher hash, moved, consistent).
     fn findings(rows: &[(i128, Kind, Option<u128>, bool, bool)], extra_uncapped: u64) -> Findings {
         let mut f = Findings::new(usize::MAX);
-        let mut counts = [0u64; 3];
+        let mut counts = Tally::default();
         let rows: Vec<RowDiff> = rows
             .iter()
             .map(|&(k, kind, publisher_hash, moved, consistent)| {
-                counts[kind as usize] += 1;
+                counts[kind] += 1;
                 RowDiff {
                     key: vec![Value::Int(k)],
                     kind,
@@ -598,7 +568,7 @@ mod tests {
                 }
             })
             .collect();
-        counts[Kind::Extra as usize] += extra_uncapped;
+        counts[Kind::Extra] += extra_uncapped;
         f.counts = counts;
         f.leaves.push(Leaf {
             range: KeyRange::default(),

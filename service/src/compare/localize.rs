@@ -45,6 +45,58 @@ impl Kind {
     }
 }
 
+/// Rows by kind (missing, extra, changed): every count of differing rows is one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    pub missing: u64,
+    pub extra: u64,
+    pub changed: u64,
+}
+
+impl Tally {
+    pub fn get(&self, k: Kind) -> u64 {
+        match k {
+            Kind::Missing => self.missing,
+            Kind::Extra => self.extra,
+            Kind::Changed => self.changed,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.missing + self.extra + self.changed
+    }
+}
+
+impl std::ops::Index<Kind> for Tally {
+    type Output = u64;
+
+    fn index(&self, k: Kind) -> &u64 {
+        match k {
+            Kind::Missing => &self.missing,
+            Kind::Extra => &self.extra,
+            Kind::Changed => &self.changed,
+        }
+    }
+}
+
+impl std::ops::IndexMut<Kind> for Tally {
+    fn index_mut(&mut self, k: Kind) -> &mut u64 {
+        match k {
+            Kind::Missing => &mut self.missing,
+            Kind::Extra => &mut self.extra,
+            Kind::Changed => &mut self.changed,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        for k in Kind::ALL {
+            self[k] += other[k];
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RowDiff {
     pub key: Key,
@@ -66,7 +118,7 @@ pub struct RowDiff {
 #[derive(Debug, Clone)]
 pub struct Leaf {
     pub range: KeyRange,
-    pub counts: [u64; 3],
+    pub counts: Tally,
     /// Kept rows (a prefix, when the cap was reached).
     pub rows: Vec<RowDiff>,
     /// Earliest and latest time_column value among the missing rows.
@@ -86,7 +138,7 @@ pub struct Findings {
     pub leaves: Vec<Leaf>,
     /// Leaves were dropped past [`MAX_LEAVES`] (their counts are still in `counts`).
     pub leaves_truncated: bool,
-    pub counts: [u64; 3],
+    pub counts: Tally,
     kept: usize,
     cap: usize,
 }
@@ -106,7 +158,7 @@ impl Findings {
     /// Takes in what a separate localization found, keeping the cap on rows.
     pub fn absorb(&mut self, other: Findings) {
         self.leaves_truncated |= other.leaves_truncated;
-        for k in 0..3 {
+        for k in Kind::ALL {
             // Counts of leaves `other` dropped are in its counts, not its leaves.
             let in_leaves: u64 = other.leaves.iter().map(|l| l.counts[k]).sum();
             self.counts[k] += other.counts[k] - in_leaves;
@@ -120,9 +172,7 @@ impl Findings {
     }
 
     fn push(&mut self, leaf: Leaf) {
-        for k in 0..3 {
-            self.counts[k] += leaf.counts[k];
-        }
+        self.counts += leaf.counts;
         if self.leaves.len() < MAX_LEAVES {
             self.leaves.push(leaf);
         } else {
@@ -299,7 +349,7 @@ impl Pair<'_> {
     ) -> Result<()> {
         let mut leaf = Leaf {
             range,
-            counts: [0; 3],
+            counts: Tally::default(),
             rows: Vec::new(),
             missing_window: None,
             publisher_digest: p,
@@ -330,13 +380,13 @@ impl Pair<'_> {
             before = Some(self.hashes(&pr));
             changes = self.merge(pr, sr?, &mut leaf, out);
         }
-        if leaf.counts.iter().any(|&c| c > 0) {
+        if leaf.counts.total() > 0 {
             self.read_again(&mut leaf, before.as_ref()).await?;
         }
         for change in changes {
             self.send(change).await;
         }
-        if leaf.counts.iter().any(|&c| c > 0) {
+        if leaf.counts.total() > 0 {
             out.push(leaf);
         }
         Ok(())
@@ -507,7 +557,7 @@ impl Pair<'_> {
     /// Counts a difference (and keeps it, under the cap); hands it back when a
     /// receiver of changes wants it.
     fn record(&self, change: RowChange, leaf: &mut Leaf, out: &mut Findings) -> Option<RowChange> {
-        leaf.counts[change.kind as usize] += 1;
+        leaf.counts[change.kind] += 1;
         if change.kind == Kind::Missing {
             let time = self
                 .cmp

@@ -11,7 +11,7 @@
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::compare::localize::{Findings, Kind, Pair, RowChange};
+use crate::compare::localize::{Findings, Kind, Pair, RowChange, Tally};
 use crate::config::LookupError;
 use crate::engine::EngineError;
 use crate::runtime::Runtime;
@@ -124,7 +124,7 @@ pub async fn read(
     let (comparison, leaves, untracked) = rt
         .status
         .with(&id, |e| {
-            let leaves: Vec<(KeyRange, [u64; 3])> = e
+            let leaves: Vec<(KeyRange, Tally)> = e
                 .diff
                 .leaves
                 .iter()
@@ -136,9 +136,9 @@ pub async fn read(
     let cmp = comparison.ok_or_else(|| {
         RowsError::NoPass(id.group.clone(), id.table.clone(), id.subscriber.clone())
     })?;
-    let of_kind = |counts: &[u64; 3]| match q.kind {
-        Some(k) => counts[k as usize],
-        None => counts.iter().sum(),
+    let of_kind = |counts: &Tally| match q.kind {
+        Some(k) => counts[k],
+        None => counts.total(),
     };
     let total: u64 = leaves.iter().map(|(_, c)| of_kind(c)).sum();
     let (ranges, skip) = ranges_of_page(&leaves, of_kind, q.offset, q.limit as u64);
@@ -207,8 +207,8 @@ pub async fn read(
         kind: q.kind,
         total,
         unlisted: match q.kind {
-            Some(k) => untracked[k as usize],
-            None => untracked.iter().sum(),
+            Some(k) => untracked[k],
+            None => untracked.total(),
         },
         offset: q.offset,
         limit: q.limit,
@@ -219,8 +219,8 @@ pub async fn read(
 /// The leaf ranges a page of `limit` rows from `offset` lies in, and how many of the
 /// first range's rows come before the page.
 fn ranges_of_page(
-    leaves: &[(KeyRange, [u64; 3])],
-    of_kind: impl Fn(&[u64; 3]) -> u64,
+    leaves: &[(KeyRange, Tally)],
+    of_kind: impl Fn(&Tally) -> u64,
     offset: u64,
     limit: u64,
 ) -> (Vec<KeyRange>, u64) {
@@ -271,7 +271,12 @@ fn view(c: &RowChange, columns: &[String]) -> RowView {
 mod tests {
     use super::*;
 
-    fn leaf(lo: i64, counts: [u64; 3]) -> (KeyRange, [u64; 3]) {
+    fn leaf(lo: i64, [missing, extra, changed]: [u64; 3]) -> (KeyRange, Tally) {
+        let counts = Tally {
+            missing,
+            extra,
+            changed,
+        };
         let range = KeyRange {
             lead_lo: Some(lo),
             lead_hi: Some(lo + 10),
@@ -288,14 +293,14 @@ mod tests {
             leaf(20, [5, 0, 1]),
             leaf(30, [4, 0, 0]),
         ];
-        let all = |c: &[u64; 3]| c.iter().sum::<u64>();
+        let all = |c: &Tally| c.total();
         let lo = |r: &[KeyRange]| r.iter().map(|r| r.lead_lo.unwrap()).collect::<Vec<_>>();
         let (r, skip) = ranges_of_page(&leaves, all, 0, 5);
         assert_eq!((lo(&r), skip), (vec![0], 0));
         let (r, skip) = ranges_of_page(&leaves, all, 6, 5);
         assert_eq!((lo(&r), skip), (vec![10, 20], 1));
         // Missing rows only: the leaf of extra rows is not read at all.
-        let missing = |c: &[u64; 3]| c[0];
+        let missing = |c: &Tally| c.missing;
         let (r, skip) = ranges_of_page(&leaves, missing, 5, 6);
         assert_eq!((lo(&r), skip), (vec![20, 30], 0));
         let (r, _) = ranges_of_page(&leaves, missing, 14, 5);
