@@ -460,8 +460,42 @@ fn read_secret(
         .map_err(|e| src.err(v.span(), key, format!("cannot read {}: {e}", p.display())))
 }
 
+/// Turns the file's shape into the topology, in the order its errors are reported: the
+/// server's address, token and dashboard link, the databases, the groups, then the
+/// server's limits.
 fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-    let listen = match &raw.server.listen {
+    let access = server_access(src, &raw.server, base_dir)?;
+    let mut databases = BTreeMap::new();
+    for (name, db) in &raw.databases {
+        databases.insert(
+            name.clone(),
+            database(src, name, db.get_ref(), &raw.defaults, base_dir)?,
+        );
+    }
+    let groups = groups(src, &raw.groups, &raw.defaults, &databases)?;
+    Ok(Config {
+        file: PathBuf::from(&src.file),
+        server: server_limits(src, &raw.server, base_dir, access)?,
+        databases,
+        groups,
+    })
+}
+
+/// The server settings checked before anything else, so that a bad address or an
+/// unreadable token is the first error reported.
+struct ServerAccess {
+    listen: SocketAddr,
+    api_token: Option<String>,
+    grafana_url: Option<String>,
+}
+
+/// Who may reach the server and where it links to: checked first, as they always were.
+fn server_access(
+    src: &Source,
+    server: &RawServer,
+    base_dir: &Path,
+) -> Result<ServerAccess, ConfigError> {
+    let listen = match &server.listen {
         Some(l) => l.get_ref().parse().map_err(|e| {
             src.err(
                 l.span(),
@@ -474,7 +508,7 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         })?,
         None => SocketAddr::from(([127, 0, 0, 1], 8477)),
     };
-    let api_token = match &raw.server.api_token_file {
+    let api_token = match &server.api_token_file {
         Some(f) => {
             let token = read_secret(src, base_dir, f, "server.api_token_file")?;
             if token.is_empty() {
@@ -484,131 +518,214 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
         }
         None => None,
     };
+    Ok(ServerAccess {
+        listen,
+        api_token,
+        grafana_url: grafana_url(src, server)?,
+    })
+}
 
-    let grafana_url = match &raw.server.grafana_url {
+/// The status page links to Grafana from a browser: only an http(s) URL makes a link.
+fn grafana_url(src: &Source, server: &RawServer) -> Result<Option<String>, ConfigError> {
+    match &server.grafana_url {
         Some(u) => match url::Url::parse(u.get_ref()) {
-            Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => Some(u.get_ref().clone()),
-            Ok(_) => {
-                return Err(src.err(
-                    u.span(),
-                    "server.grafana_url",
-                    "must be an http:// or https:// URL",
-                ))
+            Ok(parsed) if ["http", "https"].contains(&parsed.scheme()) => {
+                Ok(Some(u.get_ref().clone()))
             }
-            Err(e) => {
-                return Err(src.err(
-                    u.span(),
-                    "server.grafana_url",
-                    format!("{:?} is not a URL: {e}", u.get_ref()),
-                ))
-            }
+            Ok(_) => Err(src.err(
+                u.span(),
+                "server.grafana_url",
+                "must be an http:// or https:// URL",
+            )),
+            Err(e) => Err(src.err(
+                u.span(),
+                "server.grafana_url",
+                format!("{:?} is not a URL: {e}", u.get_ref()),
+            )),
         },
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
 
-    let defaults = &raw.defaults;
-    let mut databases = BTreeMap::new();
-    for (name, db) in &raw.databases {
-        let key = |k: &str| format!("databases.{name}.{k}");
-        let d = db.get_ref();
-        let url = d.url.get_ref().trim().to_string();
-        if url_has_password(&url) {
-            return Err(src.err(
-                d.url.span(),
-                key("url"),
-                format!(
-                    "the URL of database {name:?} carries a password: set password_env or \
-                     password_file instead (a URL is printed in logs and errors)"
-                ),
-            ));
+/// The server's limits and timeouts, checked after the groups (their errors come last).
+fn server_limits(
+    src: &Source,
+    server: &RawServer,
+    base_dir: &Path,
+    access: ServerAccess,
+) -> Result<ServerConfig, ConfigError> {
+    Ok(ServerConfig {
+        listen: access.listen,
+        api_token: access.api_token,
+        max_concurrent_scripts: positive(
+            src,
+            &server.max_concurrent_scripts,
+            "server.max_concurrent_scripts",
+            2,
+        )?,
+        script_time_limit: match &server.script_time_limit {
+            Some(v) => src.duration(v.get_ref(), v.span(), "server.script_time_limit")?,
+            None => Duration::from_secs(600),
+        },
+        script_batch_statements: positive(
+            src,
+            &server.script_batch_statements,
+            "server.script_batch_statements",
+            100,
+        )?,
+        redrive_batch_keys: positive(
+            src,
+            &server.redrive_batch_keys,
+            "server.redrive_batch_keys",
+            1000,
+        )?,
+        state_dir: server
+            .state_dir
+            .as_ref()
+            .map(|d| base_dir.join(d.get_ref())),
+        grafana_url: access.grafana_url,
+        header_read_timeout: match &server.header_read_timeout {
+            Some(v) => {
+                let key = "server.header_read_timeout";
+                match src.duration(v.get_ref(), v.span(), key)? {
+                    d if d.is_zero() => return Err(src.err(v.span(), key, "must be more than 0s")),
+                    d => d,
+                }
+            }
+            None => Duration::from_secs(10),
+        },
+        max_connections: positive(src, &server.max_connections, "server.max_connections", 256)?,
+    })
+}
+
+/// One database: its URL and secret, its limits (its own, else [defaults]') and where its
+/// replication position is read.
+fn database(
+    src: &Source,
+    name: &str,
+    d: &RawDatabase,
+    defaults: &RawDefaults,
+    base_dir: &Path,
+) -> Result<DatabaseConfig, ConfigError> {
+    let key = |k: &str| format!("databases.{name}.{k}");
+    let url = d.url.get_ref().trim().to_string();
+    if url_has_password(&url) {
+        return Err(src.err(
+            d.url.span(),
+            key("url"),
+            format!(
+                "the URL of database {name:?} carries a password: set password_env or \
+                 password_file instead (a URL is printed in logs and errors)"
+            ),
+        ));
+    }
+    let password = password(src, name, d, base_dir)?;
+    let max_concurrent_queries = match setting(
+        &d.max_concurrent_queries,
+        || key("max_concurrent_queries"),
+        &defaults.max_concurrent_queries,
+        "max_concurrent_queries",
+    ) {
+        Some(s) if *s.value == 0 => return Err(src.err(s.span, s.key, "must be at least 1")),
+        Some(s) => *s.value,
+        None => 4,
+    };
+    let replication = replication(src, name, d)?;
+    let statement_timeout = match setting(
+        &d.statement_timeout,
+        || key("statement_timeout"),
+        &defaults.statement_timeout,
+        "statement_timeout",
+    ) {
+        Some(s) => src.duration(s.value, s.span, &s.key)?,
+        None => Duration::from_secs(300),
+    };
+    let max_rows_per_second = setting(
+        &d.max_rows_per_second,
+        || key("max_rows_per_second"),
+        &defaults.max_rows_per_second,
+        "max_rows_per_second",
+    )
+    .map_or(0, |s| *s.value);
+    Ok(DatabaseConfig {
+        url,
+        password,
+        replication,
+        max_concurrent_queries,
+        max_rows_per_second,
+        statement_timeout,
+    })
+}
+
+/// A password comes from one place only, so that which one applies is never a guess.
+fn password(
+    src: &Source,
+    name: &str,
+    d: &RawDatabase,
+    base_dir: &Path,
+) -> Result<Option<String>, ConfigError> {
+    let key = |k: &str| format!("databases.{name}.{k}");
+    match (&d.password_env, &d.password_file) {
+        (Some(_), Some(f)) => Err(src.err(
+            f.span(),
+            key("password_file"),
+            "set password_env or password_file, not both",
+        )),
+        (Some(env), None) => Ok(Some(std::env::var(env.get_ref()).map_err(|_| {
+            src.err(
+                env.span(),
+                key("password_env"),
+                format!("the environment variable {} is not set", env.get_ref()),
+            )
+        })?)),
+        (None, Some(f)) => Ok(Some(read_secret(src, base_dir, f, &key("password_file"))?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// replication and replication_slot together say where a subscriber's position is read:
+/// a slot implies PostgreSQL, so the two must agree.
+fn replication(src: &Source, name: &str, d: &RawDatabase) -> Result<Replication, ConfigError> {
+    let key = |k: &str| format!("databases.{name}.{k}");
+    Ok(match (&d.replication, &d.replication_slot) {
+        (_, Some(slot)) if slot.get_ref().trim().is_empty() => {
+            return Err(src.err(slot.span(), key("replication_slot"), "a slot name cannot be empty"))
         }
-        let password = match (&d.password_env, &d.password_file) {
-            (Some(_), Some(f)) => {
-                return Err(src.err(
-                    f.span(),
-                    key("password_file"),
-                    "set password_env or password_file, not both",
-                ))
-            }
-            (Some(env), None) => Some(std::env::var(env.get_ref()).map_err(|_| {
-                src.err(
-                    env.span(),
-                    key("password_env"),
-                    format!("the environment variable {} is not set", env.get_ref()),
-                )
-            })?),
-            (None, Some(f)) => Some(read_secret(src, base_dir, f, &key("password_file"))?),
-            (None, None) => None,
-        };
-        let max_concurrent_queries = match setting(
-            &d.max_concurrent_queries,
-            || key("max_concurrent_queries"),
-            &defaults.max_concurrent_queries,
-            "max_concurrent_queries",
-        ) {
-            Some(s) if *s.value == 0 => return Err(src.err(s.span, s.key, "must be at least 1")),
-            Some(s) => *s.value,
-            None => 4,
-        };
-        let replication = match (&d.replication, &d.replication_slot) {
-            (_, Some(slot)) if slot.get_ref().trim().is_empty() => {
-                return Err(src.err(slot.span(), key("replication_slot"), "a slot name cannot be empty"))
-            }
-            (None, Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
-            (Some(r), Some(_)) if r.get_ref() != "postgres" => {
+        (None, Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
+        (Some(r), Some(_)) if r.get_ref() != "postgres" => {
+            return Err(src.err(
+                r.span(),
+                key("replication"),
+                "replication_slot names a PostgreSQL slot: leave replication out or set it to \"postgres\"",
+            ))
+        }
+        (Some(_), Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
+        (Some(r), None) => match r.get_ref().as_str() {
+            "auto" => Replication::Auto,
+            "off" => Replication::Off,
+            "gtid" => Replication::Gtid,
+            other => {
                 return Err(src.err(
                     r.span(),
                     key("replication"),
-                    "replication_slot names a PostgreSQL slot: leave replication out or set it to \"postgres\"",
+                    format!("{other:?} is not one of \"auto\", \"off\", \"gtid\" (or set replication_slot for PostgreSQL)"),
                 ))
             }
-            (Some(_), Some(slot)) => Replication::PostgresSlot(slot.get_ref().trim().to_string()),
-            (Some(r), None) => match r.get_ref().as_str() {
-                "auto" => Replication::Auto,
-                "off" => Replication::Off,
-                "gtid" => Replication::Gtid,
-                other => {
-                    return Err(src.err(
-                        r.span(),
-                        key("replication"),
-                        format!("{other:?} is not one of \"auto\", \"off\", \"gtid\" (or set replication_slot for PostgreSQL)"),
-                    ))
-                }
-            },
-            (None, None) => Replication::Auto,
-        };
-        let statement_timeout = match setting(
-            &d.statement_timeout,
-            || key("statement_timeout"),
-            &defaults.statement_timeout,
-            "statement_timeout",
-        ) {
-            Some(s) => src.duration(s.value, s.span, &s.key)?,
-            None => Duration::from_secs(300),
-        };
-        let max_rows_per_second = setting(
-            &d.max_rows_per_second,
-            || key("max_rows_per_second"),
-            &defaults.max_rows_per_second,
-            "max_rows_per_second",
-        )
-        .map_or(0, |s| *s.value);
-        databases.insert(
-            name.clone(),
-            DatabaseConfig {
-                url,
-                password,
-                replication,
-                max_concurrent_queries,
-                max_rows_per_second,
-                statement_timeout,
-            },
-        );
-    }
+        },
+        (None, None) => Replication::Auto,
+    })
+}
 
+/// The groups, each named once: a name is how requests, URLs and metrics find a group.
+fn groups(
+    src: &Source,
+    raw: &[Spanned<RawGroup>],
+    defaults: &RawDefaults,
+    databases: &BTreeMap<String, DatabaseConfig>,
+) -> Result<Vec<GroupConfig>, ConfigError> {
     let mut groups = Vec::new();
     let mut group_names = HashSet::new();
-    for (gi, g) in raw.groups.iter().enumerate() {
+    for (gi, g) in raw.iter().enumerate() {
         let gr = g.get_ref();
         let gkey = |k: &str| format!("groups[{gi}].{k}");
         let name = gr.name.get_ref().clone();
@@ -620,133 +737,11 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             ));
         }
         check_label(src, &gr.name, &gkey("name"))?;
-        let known = |v: &Spanned<String>, key: String| {
-            if databases.contains_key(v.get_ref()) {
-                Ok(v.get_ref().clone())
-            } else {
-                let names: Vec<&str> = databases.keys().map(String::as_str).collect();
-                Err(src.err(
-                    v.span(),
-                    key,
-                    format!(
-                        "unknown database {:?} (defined: {})",
-                        v.get_ref(),
-                        names.join(", ")
-                    ),
-                ))
-            }
-        };
-        let publisher = known(&gr.publisher, gkey("publisher"))?;
-        let mut subscribers = Vec::new();
-        for (si, s) in gr.subscribers.iter().enumerate() {
-            let sub = known(s, gkey(&format!("subscribers[{si}]")))?;
-            if sub == publisher {
-                return Err(src.err(
-                    s.span(),
-                    gkey(&format!("subscribers[{si}]")),
-                    "a database cannot subscribe to itself",
-                ));
-            }
-            if subscribers.contains(&sub) {
-                return Err(src.err(
-                    s.span(),
-                    gkey(&format!("subscribers[{si}]")),
-                    format!("{sub:?} is listed twice"),
-                ));
-            }
-            subscribers.push(sub);
-        }
-        if subscribers.is_empty() {
-            return Err(src.err(
-                g.span(),
-                gkey("subscribers"),
-                "a group needs at least one subscriber",
-            ));
-        }
+        let (publisher, subscribers) = members(src, gi, g, databases)?;
         let mut tables = Vec::new();
         for (ti, t) in gr.tables.iter().enumerate() {
-            let tr = t.get_ref();
-            let tkey = |k: &str| format!("groups[{gi}].tables[{ti}].{k}");
-            let tname = tr.name.get_ref().trim().to_string();
-            if tname.is_empty() {
-                return Err(src.err(tr.name.span(), tkey("name"), "a table name cannot be empty"));
-            }
-            if tables.iter().any(|x: &TableConfig| x.name == tname) {
-                return Err(src.err(
-                    tr.name.span(),
-                    tkey("name"),
-                    format!("table {tname:?} is listed twice in group {name:?}"),
-                ));
-            }
-            let dur = |own: &Option<Spanned<String>>,
-                       def: &Option<Spanned<String>>,
-                       k: &str,
-                       fallback: Duration| {
-                match setting(own, || tkey(k), def, k) {
-                    Some(s) => src
-                        .duration(s.value, s.span.clone(), &s.key)
-                        .map(|d| (d, Some((s.span, s.key)))),
-                    None => Ok((fallback, None)),
-                }
-            };
-            let (interval, set) = dur(
-                &tr.interval,
-                &defaults.interval,
-                "interval",
-                Duration::from_secs(300),
-            )?;
-            if let Some((span, key)) = set.filter(|_| interval < Duration::from_secs(1)) {
-                return Err(src.err(span, key, "must be at least 1s"));
-            }
-            let chunk_rows = match setting(
-                &tr.chunk_rows,
-                || tkey("chunk_rows"),
-                &defaults.chunk_rows,
-                "chunk_rows",
-            ) {
-                Some(s) if *s.value < 100 => {
-                    return Err(src.err(s.span, s.key, "must be at least 100"))
-                }
-                Some(s) => *s.value,
-                None => 10_000,
-            };
-            if let Some(k) = &tr.key {
-                if k.get_ref().is_empty() {
-                    return Err(src.err(k.span(), tkey("key"), "a key needs at least one column"));
-                }
-            }
-            tables.push(TableConfig {
-                name: tname,
-                subscriber_name: tr.subscriber_name.as_ref().map(|s| s.get_ref().clone()),
-                key: tr.key.as_ref().map(|k| k.get_ref().clone()),
-                exclude_columns: tr.exclude_columns.clone(),
-                filter: tr
-                    .filter
-                    .as_ref()
-                    .map(|f| f.get_ref().clone())
-                    .filter(|f| !f.trim().is_empty()),
-                time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
-                strategy: plain(&tr.strategy, &defaults.strategy).unwrap_or_default(),
-                temporal_precision: plain(&tr.temporal_precision, &defaults.temporal_precision)
-                    .unwrap_or_default(),
-                interval,
-                chunk_rows,
-                confirm_after: dur(
-                    &tr.confirm_after,
-                    &defaults.confirm_after,
-                    "confirm_after",
-                    Duration::from_secs(120),
-                )?
-                .0,
-                target_query_time: dur(
-                    &tr.target_query_time,
-                    &defaults.target_query_time,
-                    "target_query_time",
-                    Duration::from_millis(500),
-                )?
-                .0,
-                max_diff_rows: plain(&tr.max_diff_rows, &defaults.max_diff_rows).unwrap_or(100_000),
-            });
+            let table = table(src, gi, ti, t.get_ref(), defaults, &name, &tables)?;
+            tables.push(table);
         }
         groups.push(GroupConfig {
             name,
@@ -755,60 +750,154 @@ fn validate(src: &Source, raw: RawConfig, base_dir: &Path) -> Result<Config, Con
             tables,
         });
     }
-    Ok(Config {
-        file: PathBuf::from(&src.file),
-        server: ServerConfig {
-            listen,
-            api_token,
-            max_concurrent_scripts: positive(
-                src,
-                &raw.server.max_concurrent_scripts,
-                "server.max_concurrent_scripts",
-                2,
-            )?,
-            script_time_limit: match &raw.server.script_time_limit {
-                Some(v) => src.duration(v.get_ref(), v.span(), "server.script_time_limit")?,
-                None => Duration::from_secs(600),
-            },
-            script_batch_statements: positive(
-                src,
-                &raw.server.script_batch_statements,
-                "server.script_batch_statements",
-                100,
-            )?,
-            redrive_batch_keys: positive(
-                src,
-                &raw.server.redrive_batch_keys,
-                "server.redrive_batch_keys",
-                1000,
-            )?,
-            state_dir: raw
-                .server
-                .state_dir
-                .as_ref()
-                .map(|d| base_dir.join(d.get_ref())),
-            grafana_url,
-            header_read_timeout: match &raw.server.header_read_timeout {
-                Some(v) => {
-                    let key = "server.header_read_timeout";
-                    match src.duration(v.get_ref(), v.span(), key)? {
-                        d if d.is_zero() => {
-                            return Err(src.err(v.span(), key, "must be more than 0s"))
-                        }
-                        d => d,
-                    }
-                }
-                None => Duration::from_secs(10),
-            },
-            max_connections: positive(
-                src,
-                &raw.server.max_connections,
-                "server.max_connections",
-                256,
-            )?,
-        },
-        databases,
-        groups,
+    Ok(groups)
+}
+
+/// A group's publisher and subscribers: defined databases, each once, none its own
+/// subscriber, at least one subscriber (a group compares pairs).
+fn members(
+    src: &Source,
+    gi: usize,
+    g: &Spanned<RawGroup>,
+    databases: &BTreeMap<String, DatabaseConfig>,
+) -> Result<(String, Vec<String>), ConfigError> {
+    let gr = g.get_ref();
+    let gkey = |k: &str| format!("groups[{gi}].{k}");
+    let known = |v: &Spanned<String>, key: String| {
+        if databases.contains_key(v.get_ref()) {
+            Ok(v.get_ref().clone())
+        } else {
+            let names: Vec<&str> = databases.keys().map(String::as_str).collect();
+            Err(src.err(
+                v.span(),
+                key,
+                format!(
+                    "unknown database {:?} (defined: {})",
+                    v.get_ref(),
+                    names.join(", ")
+                ),
+            ))
+        }
+    };
+    let publisher = known(&gr.publisher, gkey("publisher"))?;
+    let mut subscribers = Vec::new();
+    for (si, s) in gr.subscribers.iter().enumerate() {
+        let sub = known(s, gkey(&format!("subscribers[{si}]")))?;
+        if sub == publisher {
+            return Err(src.err(
+                s.span(),
+                gkey(&format!("subscribers[{si}]")),
+                "a database cannot subscribe to itself",
+            ));
+        }
+        if subscribers.contains(&sub) {
+            return Err(src.err(
+                s.span(),
+                gkey(&format!("subscribers[{si}]")),
+                format!("{sub:?} is listed twice"),
+            ));
+        }
+        subscribers.push(sub);
+    }
+    if subscribers.is_empty() {
+        return Err(src.err(
+            g.span(),
+            gkey("subscribers"),
+            "a group needs at least one subscriber",
+        ));
+    }
+    Ok((publisher, subscribers))
+}
+
+/// One table of a group: named once in it, its tuning (its own, else [defaults]') within
+/// the bounds a pass can work with, its key and filter as given.
+fn table(
+    src: &Source,
+    gi: usize,
+    ti: usize,
+    tr: &RawTable,
+    defaults: &RawDefaults,
+    group: &str,
+    earlier: &[TableConfig],
+) -> Result<TableConfig, ConfigError> {
+    let tkey = |k: &str| format!("groups[{gi}].tables[{ti}].{k}");
+    let tname = tr.name.get_ref().trim().to_string();
+    if tname.is_empty() {
+        return Err(src.err(tr.name.span(), tkey("name"), "a table name cannot be empty"));
+    }
+    if earlier.iter().any(|x| x.name == tname) {
+        return Err(src.err(
+            tr.name.span(),
+            tkey("name"),
+            format!("table {tname:?} is listed twice in group {group:?}"),
+        ));
+    }
+    let dur = |own: &Option<Spanned<String>>,
+               def: &Option<Spanned<String>>,
+               k: &str,
+               fallback: Duration| {
+        match setting(own, || tkey(k), def, k) {
+            Some(s) => src
+                .duration(s.value, s.span.clone(), &s.key)
+                .map(|d| (d, Some((s.span, s.key)))),
+            None => Ok((fallback, None)),
+        }
+    };
+    let (interval, set) = dur(
+        &tr.interval,
+        &defaults.interval,
+        "interval",
+        Duration::from_secs(300),
+    )?;
+    if let Some((span, key)) = set.filter(|_| interval < Duration::from_secs(1)) {
+        return Err(src.err(span, key, "must be at least 1s"));
+    }
+    let chunk_rows = match setting(
+        &tr.chunk_rows,
+        || tkey("chunk_rows"),
+        &defaults.chunk_rows,
+        "chunk_rows",
+    ) {
+        Some(s) if *s.value < 100 => return Err(src.err(s.span, s.key, "must be at least 100")),
+        Some(s) => *s.value,
+        None => 10_000,
+    };
+    if let Some(k) = &tr.key {
+        if k.get_ref().is_empty() {
+            return Err(src.err(k.span(), tkey("key"), "a key needs at least one column"));
+        }
+    }
+    Ok(TableConfig {
+        name: tname,
+        subscriber_name: tr.subscriber_name.as_ref().map(|s| s.get_ref().clone()),
+        key: tr.key.as_ref().map(|k| k.get_ref().clone()),
+        exclude_columns: tr.exclude_columns.clone(),
+        filter: tr
+            .filter
+            .as_ref()
+            .map(|f| f.get_ref().clone())
+            .filter(|f| !f.trim().is_empty()),
+        time_column: tr.time_column.as_ref().map(|c| c.get_ref().clone()),
+        strategy: plain(&tr.strategy, &defaults.strategy).unwrap_or_default(),
+        temporal_precision: plain(&tr.temporal_precision, &defaults.temporal_precision)
+            .unwrap_or_default(),
+        interval,
+        chunk_rows,
+        confirm_after: dur(
+            &tr.confirm_after,
+            &defaults.confirm_after,
+            "confirm_after",
+            Duration::from_secs(120),
+        )?
+        .0,
+        target_query_time: dur(
+            &tr.target_query_time,
+            &defaults.target_query_time,
+            "target_query_time",
+            Duration::from_millis(500),
+        )?
+        .0,
+        max_diff_rows: plain(&tr.max_diff_rows, &defaults.max_diff_rows).unwrap_or(100_000),
     })
 }
 

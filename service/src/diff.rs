@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use crate::compare::confirm::Verified;
 use crate::compare::localize::RowChange;
+use crate::compare::schema::Comparison;
 use crate::compare::{PassError, TableTarget};
-use crate::config::LookupError;
+use crate::config::{GroupConfig, LookupError, TableConfig};
 use crate::runtime::Runtime;
 use crate::script::{self, Dialect, Mode, Options, ScriptError, Summary, Writer};
 use crate::status::PairId;
+use crate::table::{Family, TableQuery};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
@@ -83,14 +86,9 @@ pub async fn generate(
         .await
         .remove(0)
         .map_err(DiffError::Compare)?;
-    let mut written = comparison.clone();
-    script::types_for(
-        &mut written.publisher,
+    let written = as_written(
+        &comparison,
         target.publisher.family(),
-        options.dialect,
-    );
-    script::types_for(
-        &mut written.subscriber,
         rt.databases[subscriber].family(),
         options.dialect,
     );
@@ -100,33 +98,9 @@ pub async fn generate(
             .await
             .map_err(|_| DiffError::Gone)?;
     }
-    // Differences are proven first: the CLI (a runtime of its own) confirms from scratch,
-    // the service re-checks what it tracks, at a consistent point where it can.
     let id = PairId::new(group, table, subscriber);
-    let passed = rt
-        .status
-        .with(&id, |e| e.public.last_success.is_some())
-        .unwrap_or(false);
-    if !options.include_in_flight {
-        if passed {
-            rt.recheck(g, t).await;
-        } else {
-            rt.confirm(g, t).await;
-        }
-    }
-    let verified = rt
-        .status
-        .with(&id, |e| e.diff.verified())
-        .unwrap_or_default();
-    // The value model orders these keys as the databases do (no collated text).
-    let q = &comparison.publisher;
-    let ordered = q.binary_collation
-        || q.key.iter().all(|&i| {
-            !matches!(
-                q.columns[i].compare_as,
-                crate::value::LogicalType::Text | crate::value::LogicalType::Json
-            )
-        });
+    let verified = prove(rt, g, t, &id, options).await;
+    let ordered = keys_ordered(&comparison.publisher);
     let pass = async {
         let result = target.full_pass(vec![Ok(comparison)]).await.remove(0);
         drop(target); // closes the change channel
@@ -160,6 +134,58 @@ pub async fn generate(
         .counts_in_header
         .then(|| writer.header(Some(&writer.summary)));
     Ok((writer.summary, header))
+}
+
+/// The comparison with each side's types as the script's dialect writes them: the
+/// script renders values for the database it runs on, not for the ones compared.
+fn as_written(
+    comparison: &Comparison,
+    publisher: Family,
+    subscriber: Family,
+    dialect: Dialect,
+) -> Comparison {
+    let mut written = comparison.clone();
+    script::types_for(&mut written.publisher, publisher, dialect);
+    script::types_for(&mut written.subscriber, subscriber, dialect);
+    written
+}
+
+/// Differences are proven before they are scripted, so that a script does not write rows
+/// replication is still delivering: the CLI (a runtime of its own) confirms from scratch,
+/// the service re-checks what it tracks, at a consistent point where it can.
+async fn prove(
+    rt: &Runtime,
+    g: &GroupConfig,
+    t: &TableConfig,
+    id: &PairId,
+    options: &Options,
+) -> Verified {
+    let passed = rt
+        .status
+        .with(id, |e| e.public.last_success.is_some())
+        .unwrap_or(false);
+    if !options.include_in_flight {
+        if passed {
+            rt.recheck(g, t).await;
+        } else {
+            rt.confirm(g, t).await;
+        }
+    }
+    rt.status
+        .with(id, |e| e.diff.verified())
+        .unwrap_or_default()
+}
+
+/// Whether the value model orders these keys as the databases do (no collated text),
+/// which lets a confirmed range vouch for rows past its cap.
+fn keys_ordered(q: &TableQuery) -> bool {
+    q.binary_collation
+        || q.key.iter().all(|&i| {
+            !matches!(
+                q.columns[i].compare_as,
+                crate::value::LogicalType::Text | crate::value::LogicalType::Json
+            )
+        })
 }
 
 /// Writes a table's script to standard output as it comes, or to `output`: there the body

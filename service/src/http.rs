@@ -478,8 +478,6 @@ async fn script(
     Path((group, table)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    use crate::diff;
-    use crate::script::{self, Dialect, Mode};
     let refuse = |subscriber: Option<&str>, outcome, code, message: &str| {
         refuse_script(
             &app, client, &group, &table, subscriber, outcome, code, message,
@@ -498,7 +496,8 @@ async fn script(
         Err(m) => return refuse(None, Outcome::BadRequest, StatusCode::BAD_REQUEST, &m),
     };
     let rt = &app.runtime;
-    let subscriber = match diff::subscriber_of(rt, &group, &table, params.get("subscriber")) {
+    let subscriber = match crate::diff::subscriber_of(rt, &group, &table, params.get("subscriber"))
+    {
         Ok(s) => s,
         Err(e) => {
             return refuse(
@@ -509,29 +508,74 @@ async fn script(
             )
         }
     };
-    let bad = |m: &str| {
-        refuse(
-            Some(&subscriber),
-            Outcome::BadRequest,
-            StatusCode::BAD_REQUEST,
-            m,
-        )
+    let options = match script_options(rt, &group, &subscriber, &params) {
+        Ok(o) => o,
+        Err(m) => {
+            return refuse(
+                Some(&subscriber),
+                Outcome::BadRequest,
+                StatusCode::BAD_REQUEST,
+                &m,
+            )
+        }
     };
+    let Ok(permit) = app.scripts.clone().try_acquire_owned() else {
+        let mut busy = refuse(
+            Some(&subscriber),
+            Outcome::Busy,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many script requests under way; try again later",
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        return busy;
+    };
+    let file = script_file_name(&group, &table, &subscriber, &options);
+    let (pieces, done) = start_script(
+        app.clone(),
+        permit,
+        client,
+        group,
+        table,
+        subscriber,
+        options,
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        script_body(pieces, done),
+    )
+        .into_response()
+}
+
+/// The script route's query as script options: every parameter checked before any work
+/// starts, so that a bad request costs no script slot (the error is the 400's message).
+fn script_options(
+    rt: &Runtime,
+    group: &str,
+    subscriber: &str,
+    params: &Params,
+) -> Result<crate::script::Options, String> {
+    use crate::script::{Dialect, Mode};
     let mode = match params.get("mode").map(|m| (m, Mode::parse(m))) {
         None => Mode::Fix,
         Some((_, Some(m))) => m,
-        Some((m, None)) => return bad(&format!("unknown mode {m:?} (fix, redrive)")),
-    };
-    let mode_name = match mode {
-        Mode::Fix => "fix",
-        Mode::Redrive => "redrive",
+        Some((m, None)) => return Err(format!("unknown mode {m:?} (fix, redrive)")),
     };
     let dialect = match params.get("dialect") {
-        None => diff::default_dialect(rt, &group, &subscriber, mode),
+        None => crate::diff::default_dialect(rt, group, subscriber, mode),
         Some(d) => match Dialect::parse(d) {
             Some(d) => d,
             None => {
-                return bad(&format!(
+                return Err(format!(
                     "unknown dialect {d:?} ({})",
                     Dialect::names(", ", ", ")
                 ))
@@ -550,7 +594,7 @@ async fn script(
         flag("skip_unrepresentable", false),
     ) {
         (Ok(g), Ok(i), Ok(s)) => (g, i, s),
-        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return bad(&m),
+        (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return Err(m),
     };
     let number = |name: &str, default: usize| match params.get(name).map(|v| v.parse::<usize>()) {
         None => Ok(default),
@@ -563,20 +607,9 @@ async fn script(
         number("keys", server.redrive_batch_keys),
     ) {
         (Ok(b), Ok(k)) => (b, k),
-        (Err(m), _) | (_, Err(m)) => return bad(&m),
+        (Err(m), _) | (_, Err(m)) => return Err(m),
     };
-    let Ok(permit) = app.scripts.clone().try_acquire_owned() else {
-        let mut busy = refuse(
-            Some(&subscriber),
-            Outcome::Busy,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many script requests under way; try again later",
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        return busy;
-    };
-    let options = script::Options {
+    Ok(crate::script::Options {
         dialect,
         mode,
         guards,
@@ -585,16 +618,31 @@ async fn script(
         counts_in_header: false,
         include_in_flight,
         skip_unrepresentable,
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
-    let limit = server.script_time_limit;
+    })
+}
+
+/// The mode as the query, the file name and the request log spell it.
+fn mode_name(mode: crate::script::Mode) -> &'static str {
+    match mode {
+        crate::script::Mode::Fix => "fix",
+        crate::script::Mode::Redrive => "redrive",
+    }
+}
+
+/// The download's file name says what the script is for; only characters safe in a
+/// Content-Disposition header and on any file system are kept.
+fn script_file_name(
+    group: &str,
+    table: &str,
+    subscriber: &str,
+    options: &crate::script::Options,
+) -> String {
     let file = format!(
-        "driftwatch-{group}-{table}-{subscriber}-{mode_name}.{}.sql",
-        dialect.name()
+        "driftwatch-{group}-{table}-{subscriber}-{}.{}.sql",
+        mode_name(options.mode),
+        options.dialect.name()
     );
-    let file: String = file
-        .chars()
+    file.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
                 c
@@ -602,11 +650,30 @@ async fn script(
                 '_'
             }
         })
-        .collect();
-    let app2 = app.clone();
+        .collect()
+}
+
+/// Generates the script in its own task, holding the script slot and bounded by
+/// server.script_time_limit, so that the response can stream while rows are compared:
+/// the pieces come on the first receiver, how it ended on the second.
+fn start_script(
+    app: Arc<App>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    client: SocketAddr,
+    group: String,
+    table: String,
+    subscriber: String,
+    options: crate::script::Options,
+) -> (
+    tokio::sync::mpsc::Receiver<String>,
+    tokio::sync::oneshot::Receiver<Result<(), String>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(16);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    let limit = app.runtime.config.server.script_time_limit;
     tokio::spawn(async move {
         let _permit = permit;
-        let rt = &app2.runtime;
+        let rt = &app.runtime;
         let span = tracing::info_span!(
             "script",
             group = %group,
@@ -615,7 +682,7 @@ async fn script(
             dialect = options.dialect.name(),
             mode = ?options.mode
         );
-        let generate = diff::generate(rt, &group, &table, &subscriber, &options, &tx);
+        let generate = crate::diff::generate(rt, &group, &table, &subscriber, &options, &tx);
         let result = match tokio::time::timeout(
             limit,
             tracing::Instrument::instrument(generate, span),
@@ -635,7 +702,7 @@ async fn script(
             table: &table,
             subscriber: Some(&subscriber),
             dialect: Some(options.dialect.name()),
-            mode: Some(mode_name),
+            mode: Some(mode_name(options.mode)),
             outcome: match result {
                 Ok(()) => Outcome::Served,
                 Err(_) => Outcome::Failed,
@@ -646,10 +713,17 @@ async fn script(
         drop(tx);
         let _ = done_tx.send(result);
     });
-    // The body: the script's pieces as they come, then, if the script could not be
-    // finished, its error trailer as the last piece of a body that ends normally. (A body
-    // that ends in an error makes hyper drop the connection with its last pieces still
-    // unsent: the trailer would almost never arrive.)
+    (rx, done_rx)
+}
+
+/// The body: the script's pieces as they come, then, if the script could not be
+/// finished, its error trailer as the last piece of a body that ends normally. (A body
+/// that ends in an error makes hyper drop the connection with its last pieces still
+/// unsent: the trailer would almost never arrive.)
+fn script_body(
+    rx: tokio::sync::mpsc::Receiver<String>,
+    done_rx: tokio::sync::oneshot::Receiver<Result<(), String>>,
+) -> axum::body::Body {
     let pieces = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
@@ -661,22 +735,11 @@ async fn script(
             Ok(Err(e)) => e,
             Err(_) => "the script task ended unexpectedly".to_string(),
         };
-        Some(Ok(axum::body::Bytes::from(script::error_trailer(&error))))
+        Some(Ok(axum::body::Bytes::from(crate::script::error_trailer(
+            &error,
+        ))))
     });
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8".to_string(),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{file}\""),
-            ),
-        ],
-        axum::body::Body::from_stream(futures::StreamExt::chain(pieces, end)),
-    )
-        .into_response()
+    axum::body::Body::from_stream(futures::StreamExt::chain(pieces, end))
 }
 
 /// Percent-encodes a URL path segment or query value.

@@ -143,51 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             serve(config).await
         }
-        Command::Demo { dir, listen } => {
-            // Bound before anything is printed: every URL shown below answers.
-            let listener = tokio::net::TcpListener::bind(listen.as_str())
-                .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
-                        "{listen} is already in use (another demo still running?); \
-                         pick a free address with --listen, e.g. --listen 127.0.0.1:0 for any free port"
-                    ),
-                    _ => anyhow::Error::new(e).context(format!("cannot listen on {listen}")),
-                })?;
-            let addr = listener.local_addr()?;
-            let setup = driftwatch::demo::create(&dir, &addr.to_string())
-                .with_context(|| format!("creating the demo in {}", dir.display()))?;
-            let config = driftwatch::config::load(&setup.config_path)?;
-            let base = format!("http://{addr}");
-            println!(
-                "driftwatch demo: publisher {} and subscriber {}",
-                setup.publisher_path.display(),
-                setup.subscriber_path.display()
-            );
-            println!("config: {}\n", setup.config_path.display());
-            println!("open   {base}/            the state of every table");
-            println!("       {base}/metrics     Prometheus metrics");
-            println!("try    curl -s {base}/metrics | grep '^driftwatch_table_divergent_rows'");
-            println!("       curl -s {base}/api/v1/status");
-            println!(
-                "       curl -s -X POST {base}/api/v1/groups/demo/tables/order_lines/validate"
-            );
-            // Under `cargo run` no `driftwatch` is on the PATH: name this very binary.
-            let exe = std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| "driftwatch".into());
-            let config_path = setup.config_path.display();
-            // Into the demo's own directory, never wherever the newcomer happens to stand
-            // (often the repository itself).
-            let fix = setup.config_path.with_file_name("fix.sql");
-            println!("       {exe} check --config {config_path}");
-            println!(
-                "       {exe} diff --config {config_path} --group demo --table order_lines -o {}\n",
-                fix.display()
-            );
-            std::io::Write::flush(&mut std::io::stdout())?;
-            serve_on(config, listener).await
-        }
+        Command::Demo { dir, listen } => demo(dir, listen).await,
         Command::Check {
             config,
             group,
@@ -242,6 +198,52 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             .await
         }
     }
+}
+
+/// The demo command apart from the others: it creates its own databases and config, and
+/// shows a newcomer what to try before serving them.
+async fn demo(dir: PathBuf, listen: String) -> anyhow::Result<i32> {
+    // Bound before anything is printed: every URL shown below answers.
+    let listener = tokio::net::TcpListener::bind(listen.as_str())
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "{listen} is already in use (another demo still running?); \
+                 pick a free address with --listen, e.g. --listen 127.0.0.1:0 for any free port"
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot listen on {listen}")),
+        })?;
+    let addr = listener.local_addr()?;
+    let setup = driftwatch::demo::create(&dir, &addr.to_string())
+        .with_context(|| format!("creating the demo in {}", dir.display()))?;
+    let config = driftwatch::config::load(&setup.config_path)?;
+    let base = format!("http://{addr}");
+    println!(
+        "driftwatch demo: publisher {} and subscriber {}",
+        setup.publisher_path.display(),
+        setup.subscriber_path.display()
+    );
+    println!("config: {}\n", setup.config_path.display());
+    println!("open   {base}/            the state of every table");
+    println!("       {base}/metrics     Prometheus metrics");
+    println!("try    curl -s {base}/metrics | grep '^driftwatch_table_divergent_rows'");
+    println!("       curl -s {base}/api/v1/status");
+    println!("       curl -s -X POST {base}/api/v1/groups/demo/tables/order_lines/validate");
+    // Under `cargo run` no `driftwatch` is on the PATH: name this very binary.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "driftwatch".into());
+    let config_path = setup.config_path.display();
+    // Into the demo's own directory, never wherever the newcomer happens to stand
+    // (often the repository itself).
+    let fix = setup.config_path.with_file_name("fix.sql");
+    println!("       {exe} check --config {config_path}");
+    println!(
+        "       {exe} diff --config {config_path} --group demo --table order_lines -o {}\n",
+        fix.display()
+    );
+    std::io::Write::flush(&mut std::io::stdout())?;
+    serve_on(config, listener).await
 }
 
 fn override_confirm_after(

@@ -119,6 +119,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
 
+/// A standard variable that is set, with its name for the error that blames it.
+type Var = Option<(&'static str, String)>;
+
 /// Reads the standard variables (through `env`); `None`: no export.
 fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, TelemetryError> {
     // An empty variable counts as unset, as the specification asks.
@@ -138,41 +141,84 @@ fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, T
     }
     let traces_endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     let base_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
-    match var("OTEL_TRACES_EXPORTER") {
-        Some((_, value)) if value.eq_ignore_ascii_case("none") => return Ok(None),
-        Some((_, value)) if value.eq_ignore_ascii_case("otlp") => {}
-        Some((name, value)) => {
-            return Err(invalid(
-                name,
-                format!("{value:?} is not an exporter of this build (otlp or none)"),
-            ))
-        }
+    if !exporting(
+        var("OTEL_TRACES_EXPORTER"),
+        traces_endpoint.is_some() || base_endpoint.is_some(),
+    )? {
+        return Ok(None);
+    }
+    let protocol = protocol(either(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ))?;
+    let insecure = either(
+        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+        "OTEL_EXPORTER_OTLP_INSECURE",
+    );
+    let endpoint = endpoint(protocol, traces_endpoint, base_endpoint, insecure)?;
+    let timeout = timeout(either(
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ))?;
+    // The exporter reads the headers itself, and skips what it cannot parse: refuse that
+    // here instead, so that a collector does not reject every export for a missing token.
+    if let Some((name, value)) = either(
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ) {
+        headers(name, &value)?;
+    }
+    Ok(Some(Otlp {
+        endpoint,
+        protocol,
+        timeout,
+    }))
+}
+
+/// Whether spans are exported at all, by OTEL_TRACES_EXPORTER and whether an endpoint is
+/// set: driftwatch exports only when asked to.
+fn exporting(exporter: Var, endpoint_set: bool) -> Result<bool, TelemetryError> {
+    match exporter {
+        Some((_, value)) if value.eq_ignore_ascii_case("none") => Ok(false),
+        Some((_, value)) if value.eq_ignore_ascii_case("otlp") => Ok(true),
+        Some((name, value)) => Err(invalid(
+            name,
+            format!("{value:?} is not an exporter of this build (otlp or none)"),
+        )),
         // The specification's default is `otlp`, to localhost; driftwatch exports only
         // when asked to, so that a `check` where no collector listens logs no export
         // errors and waits for none at exit.
-        None if traces_endpoint.is_none() && base_endpoint.is_none() => return Ok(None),
-        None => {}
+        None => Ok(endpoint_set),
     }
-    let protocol = match either(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ) {
+}
+
+/// The transport, from OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL.
+fn protocol(setting: Var) -> Result<Protocol, TelemetryError> {
+    match setting {
         // The specification's default: it keeps grpc as the default only for SDKs that
         // had it so in a stable release, which driftwatch never did.
-        None => Protocol::HttpProtobuf,
+        None => Ok(Protocol::HttpProtobuf),
         Some((name, value)) => match value.to_ascii_lowercase().as_str() {
-            "grpc" => Protocol::Grpc,
-            "http/protobuf" => Protocol::HttpProtobuf,
-            "http/json" => Protocol::HttpJson,
-            _ => {
-                return Err(invalid(
-                    name,
-                    format!("{value:?} is not grpc, http/protobuf or http/json"),
-                ))
-            }
+            "grpc" => Ok(Protocol::Grpc),
+            "http/protobuf" => Ok(Protocol::HttpProtobuf),
+            "http/json" => Ok(Protocol::HttpJson),
+            _ => Err(invalid(
+                name,
+                format!("{value:?} is not grpc, http/protobuf or http/json"),
+            )),
         },
-    };
-    let endpoint = match (protocol, traces_endpoint, base_endpoint) {
+    }
+}
+
+/// Where spans are sent: the endpoint variables mean different things over gRPC (an
+/// address) and over HTTP (a URL, or a base the traces path is added to).
+fn endpoint(
+    protocol: Protocol,
+    traces_endpoint: Var,
+    base_endpoint: Var,
+    insecure: Var,
+) -> Result<String, TelemetryError> {
+    Ok(match (protocol, traces_endpoint, base_endpoint) {
         // gRPC has no per-signal path: either variable is the collector's address.
         (Protocol::Grpc, traces, base) => match traces.or(base) {
             None => DEFAULT_GRPC_ENDPOINT.to_string(),
@@ -182,10 +228,7 @@ fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, T
                 let value = if value.contains("://") {
                     value
                 } else {
-                    let insecure = match either(
-                        "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-                        "OTEL_EXPORTER_OTLP_INSECURE",
-                    ) {
+                    let insecure = match insecure {
                         Some((insecure_var, v)) => boolean(insecure_var, &v)?,
                         None => false,
                     };
@@ -201,35 +244,21 @@ fn otlp_from_env(env: impl Fn(&str) -> Option<String>) -> Result<Option<Otlp>, T
             url(name, format!("{}/v1/traces", value.trim_end_matches('/')))?
         }
         (_, None, None) => format!("{DEFAULT_HTTP_ENDPOINT}/v1/traces"),
-    };
-    let timeout = match either(
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    ) {
-        None => DEFAULT_TIMEOUT,
+    })
+}
+
+/// How long one export may take, from OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT.
+fn timeout(setting: Var) -> Result<Duration, TelemetryError> {
+    match setting {
+        None => Ok(DEFAULT_TIMEOUT),
         Some((name, value)) => match value.parse::<u64>() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => {
-                return Err(invalid(
-                    name,
-                    format!("{value:?} is not a positive number of milliseconds"),
-                ))
-            }
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(invalid(
+                name,
+                format!("{value:?} is not a positive number of milliseconds"),
+            )),
         },
-    };
-    // The exporter reads the headers itself, and skips what it cannot parse: refuse that
-    // here instead, so that a collector does not reject every export for a missing token.
-    if let Some((name, value)) = either(
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    ) {
-        headers(name, &value)?;
     }
-    Ok(Some(Otlp {
-        endpoint,
-        protocol,
-        timeout,
-    }))
 }
 
 fn invalid(var: &'static str, problem: String) -> TelemetryError {

@@ -129,6 +129,8 @@ fn precision_differs(p: &Column, s: &Column) -> String {
     )
 }
 
+/// What a pair of tables is compared as: the key, the common columns and their types,
+/// the strategy, and the drift to report; an error when the pair cannot be compared.
 pub fn reconcile(
     cfg: &TableConfig,
     publisher: &Side,
@@ -136,16 +138,68 @@ pub fn reconcile(
 ) -> Result<Comparison, SchemaError> {
     let same_family = publisher.family == subscriber.family;
     let (pcols, scols) = (&publisher.schema.columns, &subscriber.schema.columns);
-    let key_names = match &cfg.key {
-        Some(k) => k.clone(),
-        None if publisher.schema.primary_key.is_empty() => {
-            return Err(SchemaError(format!(
-                "table {} on {} has no primary key: set `key` for it in the config",
-                publisher.table, publisher.database
-            )))
-        }
-        None => publisher.schema.primary_key.clone(),
+    let key_names = key_names(cfg, publisher)?;
+    check_named_columns(cfg, publisher, subscriber)?;
+    let (pq, sq, report) = match_columns(cfg, &key_names, publisher, subscriber)?;
+    let key = key_positions(&key_names, &pq, publisher)?;
+    let time_column = match &cfg.time_column {
+        Some(tc) => Some(pq.iter().position(|c| c.name.eq_ignore_ascii_case(tc)).ok_or_else(|| {
+            SchemaError(format!("time_column {tc} is not compared (it is excluded, unsupported or missing on {})", subscriber.database))
+        })?),
+        None => None,
     };
+    // Collations must agree for ranges to mean the same rows on both sides; across
+    // engines, or where they differ, keys are ordered bytewise.
+    let collations_differ = key.iter().any(|&i| {
+        let p = find(pcols, &pq[i].name).and_then(|c| c.collation.clone());
+        let s = find(scols, &sq[i].name).and_then(|c| c.collation.clone());
+        p != s
+    });
+    let binary_collation = !same_family || collations_differ;
+    let strategy = strategy(cfg, publisher, subscriber, &pq, &sq)?;
+    let filter = cfg.filter.clone();
+    Ok(Comparison {
+        publisher: TableQuery {
+            table: publisher.table.clone(),
+            columns: pq,
+            key: key.clone(),
+            filter: filter.clone(),
+            binary_collation,
+        },
+        subscriber: TableQuery {
+            table: subscriber.table.clone(),
+            columns: sq,
+            key,
+            filter,
+            binary_collation,
+        },
+        strategy,
+        schema: report,
+        time_column,
+    })
+}
+
+/// The key is the config's, else the publisher's primary key: chunks are key ranges, so
+/// a table without either cannot be compared.
+fn key_names(cfg: &TableConfig, publisher: &Side) -> Result<Vec<String>, SchemaError> {
+    match &cfg.key {
+        Some(k) => Ok(k.clone()),
+        None if publisher.schema.primary_key.is_empty() => Err(SchemaError(format!(
+            "table {} on {} has no primary key: set `key` for it in the config",
+            publisher.table, publisher.database
+        ))),
+        None => Ok(publisher.schema.primary_key.clone()),
+    }
+}
+
+/// A column the config names but no side has is a typo: say so rather than compare
+/// without it.
+fn check_named_columns(
+    cfg: &TableConfig,
+    publisher: &Side,
+    subscriber: &Side,
+) -> Result<(), SchemaError> {
+    let (pcols, scols) = (&publisher.schema.columns, &subscriber.schema.columns);
     // An excluded column may be on one side only: that is often why it is excluded.
     for name in &cfg.exclude_columns {
         if find(pcols, name).is_none() && find(scols, name).is_none() {
@@ -155,11 +209,6 @@ pub fn reconcile(
             )));
         }
     }
-    let excluded = |name: &str| {
-        cfg.exclude_columns
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(name))
-    };
     for name in cfg.time_column.iter() {
         if find(pcols, name).is_none() {
             return Err(SchemaError(format!(
@@ -168,6 +217,25 @@ pub fn reconcile(
             )));
         }
     }
+    Ok(())
+}
+
+/// Pairs the publisher's columns with the subscriber's by name, keeping the comparable
+/// ones and reporting the rest as drift; a key column that cannot be compared is an error,
+/// since chunks are bounded by it.
+fn match_columns(
+    cfg: &TableConfig,
+    key_names: &[String],
+    publisher: &Side,
+    subscriber: &Side,
+) -> Result<(Vec<QueryColumn>, Vec<QueryColumn>, SchemaReport), SchemaError> {
+    let same_family = publisher.family == subscriber.family;
+    let (pcols, scols) = (&publisher.schema.columns, &subscriber.schema.columns);
+    let excluded = |name: &str| {
+        cfg.exclude_columns
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(name))
+    };
     let mut report = SchemaReport::default();
     let mut pq = Vec::new();
     let mut sq = Vec::new();
@@ -208,60 +276,9 @@ pub fn reconcile(
             report.unsupported.push(format!("{} ({ty})", p.name));
             continue;
         }
-        match compare_type(p, s, same_family) {
-            Ok((t, coarser)) => {
-                let rounding = match cfg.temporal_precision {
-                    TemporalPrecision::Exact => None,
-                    TemporalPrecision::Round => Some(Rounding::Round),
-                    TemporalPrecision::Truncate => Some(Rounding::Truncate),
-                };
-                let compare_fraction = match (coarser, rounding) {
-                    (None, _) => None,
-                    // Each database bounds key ranges by its own values: a key must hold
-                    // the same values on both sides.
-                    (Some(_), _) if is_key => {
-                        return Err(SchemaError(format!(
-                            "key column {} cannot be compared: {}; a key is compared exactly, whatever temporal_precision says",
-                            p.name,
-                            precision_differs(p, s)
-                        )))
-                    }
-                    (Some(digits), None) => {
-                        report.type_mismatch.push(format!(
-                            "{}: {}; set temporal_precision = \"round\" or \"truncate\" to compare them at {digits}",
-                            p.name,
-                            precision_differs(p, s)
-                        ));
-                        continue;
-                    }
-                    (Some(digits), Some(rounding)) => Some(Fraction { digits, rounding }),
-                };
-                pq.push(QueryColumn {
-                    name: p.name.clone(),
-                    db_type: p.db_type.clone(),
-                    logical: p.logical.unwrap(),
-                    compare_as: t,
-                    identity: p.identity,
-                    fraction_digits: p.fraction_digits,
-                    compare_fraction,
-                });
-                sq.push(QueryColumn {
-                    name: s.name.clone(),
-                    db_type: s.db_type.clone(),
-                    logical: s.logical.unwrap(),
-                    compare_as: t,
-                    identity: s.identity,
-                    fraction_digits: s.fraction_digits,
-                    compare_fraction,
-                });
-            }
-            Err(why) if is_key => {
-                return Err(SchemaError(format!(
-                    "key column {} cannot be compared: {why}",
-                    p.name
-                )))
-            }
-            Err(why) => report.type_mismatch.push(format!("{}: {why}", p.name)),
+        if let Some((pc, sc)) = column_pair(cfg, p, s, is_key, same_family, &mut report)? {
+            pq.push(pc);
+            sq.push(sc);
         }
     }
     for s in scols {
@@ -273,11 +290,82 @@ pub fn reconcile(
             }
         }
     }
+    Ok((pq, sq, report))
+}
+
+/// The two sides of one common, supported column as compared, or none when their types
+/// cannot be compared exactly (then the report says why); temporal_precision decides
+/// whether differing fractional-second precisions are compared at the coarser one.
+fn column_pair(
+    cfg: &TableConfig,
+    p: &Column,
+    s: &Column,
+    is_key: bool,
+    same_family: bool,
+    report: &mut SchemaReport,
+) -> Result<Option<(QueryColumn, QueryColumn)>, SchemaError> {
+    match compare_type(p, s, same_family) {
+        Ok((t, coarser)) => {
+            let rounding = match cfg.temporal_precision {
+                TemporalPrecision::Exact => None,
+                TemporalPrecision::Round => Some(Rounding::Round),
+                TemporalPrecision::Truncate => Some(Rounding::Truncate),
+            };
+            let compare_fraction = match (coarser, rounding) {
+                (None, _) => None,
+                // Each database bounds key ranges by its own values: a key must hold
+                // the same values on both sides.
+                (Some(_), _) if is_key => {
+                    return Err(SchemaError(format!(
+                        "key column {} cannot be compared: {}; a key is compared exactly, whatever temporal_precision says",
+                        p.name,
+                        precision_differs(p, s)
+                    )))
+                }
+                (Some(digits), None) => {
+                    report.type_mismatch.push(format!(
+                        "{}: {}; set temporal_precision = \"round\" or \"truncate\" to compare them at {digits}",
+                        p.name,
+                        precision_differs(p, s)
+                    ));
+                    return Ok(None);
+                }
+                (Some(digits), Some(rounding)) => Some(Fraction { digits, rounding }),
+            };
+            let query_column = |c: &Column| QueryColumn {
+                name: c.name.clone(),
+                db_type: c.db_type.clone(),
+                logical: c.logical.unwrap(),
+                compare_as: t,
+                identity: c.identity,
+                fraction_digits: c.fraction_digits,
+                compare_fraction,
+            };
+            Ok(Some((query_column(p), query_column(s))))
+        }
+        Err(why) if is_key => Err(SchemaError(format!(
+            "key column {} cannot be compared: {why}",
+            p.name
+        ))),
+        Err(why) => {
+            report.type_mismatch.push(format!("{}: {why}", p.name));
+            Ok(None)
+        }
+    }
+}
+
+/// The key as indexes into the compared columns, every key column among them: the
+/// error says whether a missing one does not exist or was not comparable.
+fn key_positions(
+    key_names: &[String],
+    pq: &[QueryColumn],
+    publisher: &Side,
+) -> Result<Vec<usize>, SchemaError> {
     let mut key = Vec::new();
-    for k in &key_names {
+    for k in key_names {
         match pq.iter().position(|c| c.name.eq_ignore_ascii_case(k)) {
             Some(i) => key.push(i),
-            None if find(pcols, k).is_none() => {
+            None if find(&publisher.schema.columns, k).is_none() => {
                 return Err(SchemaError(format!(
                     "key column {k} does not exist in {} on {}",
                     publisher.table, publisher.database
@@ -286,24 +374,23 @@ pub fn reconcile(
             None => return Err(SchemaError(format!("key column {k} cannot be compared"))),
         }
     }
-    let time_column = match &cfg.time_column {
-        Some(tc) => Some(pq.iter().position(|c| c.name.eq_ignore_ascii_case(tc)).ok_or_else(|| {
-            SchemaError(format!("time_column {tc} is not compared (it is excluded, unsupported or missing on {})", subscriber.database))
-        })?),
-        None => None,
-    };
-    // Collations must agree for ranges to mean the same rows on both sides; across
-    // engines, or where they differ, keys are ordered bytewise.
-    let collations_differ = key.iter().any(|&i| {
-        let p = find(pcols, &pq[i].name).and_then(|c| c.collation.clone());
-        let s = find(scols, &sq[i].name).and_then(|c| c.collation.clone());
-        p != s
-    });
-    let binary_collation = !same_family || collations_differ;
+    Ok(key)
+}
+
+/// Where chunk digests are computed: `auto` resolved by cost and by what both sides can
+/// hash alike, `pushdown` refused where its digests could not agree.
+fn strategy(
+    cfg: &TableConfig,
+    publisher: &Side,
+    subscriber: &Side,
+    pq: &[QueryColumn],
+    sq: &[QueryColumn],
+) -> Result<Resolved, SchemaError> {
+    let same_family = publisher.family == subscriber.family;
     // A pushdown digest agrees across sides only where both hash the same types alike.
     let exact_types = pq
         .iter()
-        .zip(&sq)
+        .zip(sq)
         .all(|(p, s)| p.logical == p.compare_as && s.logical == s.compare_as);
     // A database hashes the values it holds: it cannot bring them to a coarser precision.
     let coarsened = pq
@@ -319,7 +406,7 @@ pub fn reconcile(
     // 4.9 s against 1.25 s per side), so two servers of that family are streamed;
     // PostgreSQL's and SQL Server's hashes are native, SQLite hashes in-process.
     let pushdown_cheaper = publisher.family != Family::Mysql;
-    let strategy = match cfg.strategy {
+    Ok(match cfg.strategy {
         Strategy::Streamed => Resolved::Streamed,
         Strategy::Auto if same_family && pushdown_cheaper && exact_types && coarsened.is_none() => {
             match unavailable {
@@ -347,26 +434,6 @@ pub fn reconcile(
             (None, None) if !exact_types => return Err(SchemaError("strategy = \"pushdown\" needs identical column types on both sides: use \"streamed\" or \"auto\"".into())),
             (None, None) => Resolved::Pushdown,
         },
-    };
-    let filter = cfg.filter.clone();
-    Ok(Comparison {
-        publisher: TableQuery {
-            table: publisher.table.clone(),
-            columns: pq,
-            key: key.clone(),
-            filter: filter.clone(),
-            binary_collation,
-        },
-        subscriber: TableQuery {
-            table: subscriber.table.clone(),
-            columns: sq,
-            key,
-            filter,
-            binary_collation,
-        },
-        strategy,
-        schema: report,
-        time_column,
     })
 }
 

@@ -12,7 +12,9 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::compare::localize::{Findings, Kind, Pair, RowChange, Tally};
+use crate::compare::schema::Comparison;
 use crate::config::LookupError;
+use crate::database::Database;
 use crate::engine::EngineError;
 use crate::runtime::Runtime;
 use crate::table::KeyRange;
@@ -143,8 +145,52 @@ pub async fn read(
     let total: u64 = leaves.iter().map(|(_, c)| of_kind(c)).sum();
     let (ranges, skip) = ranges_of_page(&leaves, of_kind, q.offset, q.limit as u64);
 
-    let (publisher_db, subscriber_db) = (&rt.databases[&g.publisher], &rt.databases[&subscriber]);
+    let changes = read_page(
+        &rt.databases[&g.publisher],
+        &rt.databases[&subscriber],
+        &cmp,
+        &ranges,
+        skip,
+        q,
+    )
+    .await?;
     let cmp = &cmp;
+    let columns = cmp.column_names();
+    let key_columns = cmp
+        .publisher
+        .key
+        .iter()
+        .map(|&i| columns[i].clone())
+        .collect();
+    let rows = changes.iter().map(|c| view(c, &columns)).collect();
+    Ok(RowsPage {
+        group: group.into(),
+        table: table.into(),
+        subscriber,
+        columns,
+        key_columns,
+        kind: q.kind,
+        total,
+        unlisted: match q.kind {
+            Some(k) => untracked[k],
+            None => untracked.total(),
+        },
+        offset: q.offset,
+        limit: q.limit,
+        rows,
+    })
+}
+
+/// The changes of one page, read range by range from both databases: the reading stops
+/// once the page is full, so that a page costs the few ranges it lies in.
+async fn read_page(
+    publisher_db: &Database,
+    subscriber_db: &Database,
+    cmp: &Comparison,
+    ranges: &[KeyRange],
+    skip: u64,
+    q: &RowsQuery,
+) -> Result<Vec<RowChange>, EngineError> {
     let (tx, mut rx) = mpsc::channel::<RowChange>(64);
     let produce = async move {
         let pair = Pair {
@@ -153,7 +199,7 @@ pub async fn read(
             cmp,
             changes: Some(&tx),
         };
-        for range in &ranges {
+        for range in ranges {
             pair.recheck(range, &mut Findings::new(0)).await?;
         }
         Ok::<_, EngineError>(())
@@ -181,39 +227,15 @@ pub async fn read(
     // The reading stops once the page is full: the rest of the ranges is never read.
     tokio::pin!(produce, consume);
     let mut produced = false;
-    let changes = loop {
+    loop {
         tokio::select! {
-            rows = &mut consume => break rows,
+            rows = &mut consume => break Ok(rows),
             r = &mut produce, if !produced => {
                 r?;
                 produced = true;
             }
         }
-    };
-    let columns = cmp.column_names();
-    let key_columns = cmp
-        .publisher
-        .key
-        .iter()
-        .map(|&i| columns[i].clone())
-        .collect();
-    let rows = changes.iter().map(|c| view(c, &columns)).collect();
-    Ok(RowsPage {
-        group: group.into(),
-        table: table.into(),
-        subscriber,
-        columns,
-        key_columns,
-        kind: q.kind,
-        total,
-        unlisted: match q.kind {
-            Some(k) => untracked[k],
-            None => untracked.total(),
-        },
-        offset: q.offset,
-        limit: q.limit,
-        rows,
-    })
+    }
 }
 
 /// The leaf ranges a page of `limit` rows from `offset` lies in, and how many of the

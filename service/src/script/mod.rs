@@ -155,6 +155,28 @@ fn comment_text(s: &str) -> String {
         .collect()
 }
 
+/// The header's counts line: known only when the script was held until the diff ended,
+/// else the script's end carries them.
+fn header_counts(counts: Option<&Summary>) -> String {
+    match counts {
+        Some(c) => {
+            let mut h = format!(
+                "-- Counts: {} missing, {} extra, {} changed ({} statements)\n",
+                c.missing, c.extra, c.changed, c.statements
+            );
+            if c.in_flight > 0 {
+                h.push_str(&format!(
+                    "-- In flight, not scripted: {} rows (listed at the end)\n",
+                    c.in_flight
+                ));
+            }
+            h
+        }
+        None => "-- Counts: at the end of the script (it is written while the comparison runs).\n"
+            .to_string(),
+    }
+}
+
 /// Turns row changes into statements for one comparison, as they come: the header, one
 /// piece of text per change, then [`Writer::end`].
 pub struct Writer<'a> {
@@ -251,9 +273,30 @@ impl<'a> Writer<'a> {
         self.options.guards && self.options.mode == Mode::Fix
     }
 
+    /// The commented head of a script, so that whoever applies it knows what it does,
+    /// where it goes and what it leaves out; `counts` when the diff has already ended.
     pub fn header(&self, counts: Option<&Summary>) -> String {
-        let clean = comment_text;
-        let (pt, st) = (&self.cmp.publisher.table, &self.cmp.subscriber.table);
+        let mut h = self.header_purpose();
+        h.push_str(&self.header_origin());
+        h.push_str(&self.header_columns());
+        if self.guards() {
+            h.push_str(
+                "-- Guarded: an UPDATE or DELETE applies only while the row still holds the values the diff\n\
+                 -- saw, an INSERT only while its key is absent; a statement that finds its row changed since\n\
+                 -- (replication goes on) is skipped, and the number skipped is reported at the end.\n",
+            );
+        }
+        if self.options.skip_unrepresentable {
+            h.push_str(&self.header_unrepresentable(counts));
+        }
+        h.push_str(&header_counts(counts));
+        h.push('\n');
+        h
+    }
+
+    /// What the script is for and where each part is applied: the two modes are applied
+    /// to different databases.
+    fn header_purpose(&self) -> String {
         let mut h = format!(
             "-- driftwatch convergence script: {} mode, {} dialect\n",
             self.options.mode.name(),
@@ -272,11 +315,19 @@ impl<'a> Writer<'a> {
                  -- Part 2, commented out at the end, is for the MEMBER: rows it holds that the hub does not.\n",
             ),
         }
-        h.push_str(&format!(
+        h
+    }
+
+    /// When the comparison ran and between which tables, so that a script applied late
+    /// or to the wrong database can be told.
+    fn header_origin(&self) -> String {
+        let clean = comment_text;
+        let (pt, st) = (&self.cmp.publisher.table, &self.cmp.subscriber.table);
+        let mut h = format!(
             "-- Generated: {} from a fresh comparison.\n",
             chrono::DateTime::<chrono::Utc>::from(SystemTime::now())
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ));
+        );
         h.push_str(&format!(
             "-- Source (publisher): database {}, table {}\n",
             clean(self.publisher),
@@ -287,10 +338,17 @@ impl<'a> Writer<'a> {
             clean(self.subscriber),
             clean(&st.to_string())
         ));
-        h.push_str(&format!(
+        h
+    }
+
+    /// Which columns the script converges, and at what precision: a column not compared
+    /// is not written either, so the script leaves it as it is.
+    fn header_columns(&self) -> String {
+        let clean = comment_text;
+        let mut h = format!(
             "-- Columns compared: {}\n",
             clean(&self.cmp.column_names().join(", "))
-        ));
+        );
         // Values of these columns were compared, and are written, at the coarser precision.
         let coarsened: Vec<String> = self
             .cmp
@@ -343,57 +401,32 @@ impl<'a> Writer<'a> {
                 clean(&skipped.join(", "))
             ));
         }
-        if self.guards() {
-            h.push_str(
-                "-- Guarded: an UPDATE or DELETE applies only while the row still holds the values the diff\n\
-                 -- saw, an INSERT only while its key is absent; a statement that finds its row changed since\n\
-                 -- (replication goes on) is skipped, and the number skipped is reported at the end.\n",
-            );
-        }
-        if self.options.skip_unrepresentable {
-            match counts {
-                Some(c) if c.unrepresentable > 0 => {
-                    h.push_str(&format!(
-                        "-- NOT WRITTEN: {} rows hold a value the {} dialect cannot represent; the script does\n\
-                         -- not converge them (key and column, all of them also at the end):\n",
-                        c.unrepresentable,
-                        self.d().name()
-                    ));
-                    for line in &self.skipped_first {
-                        h.push_str(line);
-                    }
-                    let more = c.unrepresentable - self.skipped_first.len() as u64;
-                    if more > 0 {
-                        h.push_str(&format!("--   … and {more} more\n"));
-                    }
-                }
-                Some(_) => h.push_str(
-                    "-- Every row could be written (rows with a value this dialect cannot hold would be listed here).\n",
-                ),
-                None => h.push_str(
-                    "-- A row with a value this dialect cannot hold is left out, and listed at the end.\n",
-                ),
-            }
-        }
-        match counts {
-            Some(c) => {
-                h.push_str(&format!(
-                    "-- Counts: {} missing, {} extra, {} changed ({} statements)\n",
-                    c.missing, c.extra, c.changed, c.statements
-                ));
-                if c.in_flight > 0 {
-                    h.push_str(&format!(
-                        "-- In flight, not scripted: {} rows (listed at the end)\n",
-                        c.in_flight
-                    ));
-                }
-            }
-            None => h.push_str(
-                "-- Counts: at the end of the script (it is written while the comparison runs).\n",
-            ),
-        }
-        h.push('\n');
         h
+    }
+
+    /// With skip_unrepresentable, the rows the script does not converge must be visible
+    /// before it is applied: listed when the diff has ended, announced otherwise.
+    fn header_unrepresentable(&self, counts: Option<&Summary>) -> String {
+        match counts {
+            Some(c) if c.unrepresentable > 0 => {
+                let mut h = format!(
+                    "-- NOT WRITTEN: {} rows hold a value the {} dialect cannot represent; the script does\n\
+                     -- not converge them (key and column, all of them also at the end):\n",
+                    c.unrepresentable,
+                    self.d().name()
+                );
+                for line in &self.skipped_first {
+                    h.push_str(line);
+                }
+                let more = c.unrepresentable - self.skipped_first.len() as u64;
+                if more > 0 {
+                    h.push_str(&format!("--   … and {more} more\n"));
+                }
+                h
+            }
+            Some(_) => "-- Every row could be written (rows with a value this dialect cannot hold would be listed here).\n".to_string(),
+            None => "-- A row with a value this dialect cannot hold is left out, and listed at the end.\n".to_string(),
+        }
     }
 
     fn unrepresentable(&self, change: &RowChange, column: &str, why: String) -> ScriptError {

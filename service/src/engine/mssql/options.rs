@@ -149,38 +149,7 @@ impl ConnectOptions {
                 "set trust_server_certificate or trust_server_certificate_ca, not both".into(),
             );
         }
-        o.credential = match (authentication.as_str(), token_env, token_file) {
-            ("sql_password", None, None) => {
-                if user.is_empty() {
-                    return Err("the URL names no user (mssql://user@host/database)".into());
-                }
-                Credential::Password {
-                    user,
-                    password: password
-                        .ok_or("SQL authentication needs password_env or password_file")?
-                        .to_string(),
-                }
-            }
-            ("access_token", Some(env), None) => Credential::TokenEnv(env),
-            ("access_token", None, Some(file)) => Credential::TokenFile(file.into()),
-            ("access_token", _, _) => {
-                return Err(
-                    "authentication=access_token needs access_token_env or access_token_file (one of them)"
-                        .into(),
-                )
-            }
-            ("sql_password", _, _) => {
-                return Err(
-                    "access_token_env and access_token_file need authentication=access_token"
-                        .into(),
-                )
-            }
-            (other, _, _) => {
-                return Err(format!(
-                    "authentication={other:?}: expected sql_password or access_token"
-                ))
-            }
-        };
+        o.credential = credential(&authentication, token_env, token_file, user, password)?;
         Ok(o)
     }
 
@@ -238,6 +207,46 @@ impl ConnectOptions {
         });
         Ok(c)
     }
+}
+
+/// How the service logs in: SQL authentication with the config's password, or an access
+/// token from exactly one place, so that which credential applies is never a guess.
+fn credential(
+    authentication: &str,
+    token_env: Option<String>,
+    token_file: Option<String>,
+    user: String,
+    password: Option<&str>,
+) -> std::result::Result<Credential, String> {
+    Ok(match (authentication, token_env, token_file) {
+        ("sql_password", None, None) => {
+            if user.is_empty() {
+                return Err("the URL names no user (mssql://user@host/database)".into());
+            }
+            Credential::Password {
+                user,
+                password: password
+                    .ok_or("SQL authentication needs password_env or password_file")?
+                    .to_string(),
+            }
+        }
+        ("access_token", Some(env), None) => Credential::TokenEnv(env),
+        ("access_token", None, Some(file)) => Credential::TokenFile(file.into()),
+        ("access_token", _, _) => return Err(
+            "authentication=access_token needs access_token_env or access_token_file (one of them)"
+                .into(),
+        ),
+        ("sql_password", _, _) => {
+            return Err(
+                "access_token_env and access_token_file need authentication=access_token".into(),
+            )
+        }
+        (other, _, _) => {
+            return Err(format!(
+                "authentication={other:?}: expected sql_password or access_token"
+            ))
+        }
+    })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
