@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::table::TableRef;
+
 /// A config error: the file, and the line and key at fault (`line` 0 and an empty `key`
 /// when the error is about the whole file, like a file that does not exist).
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +146,10 @@ pub struct GroupConfig {
 #[derive(Debug, Clone)]
 pub struct TableConfig {
     pub name: String,
-    pub subscriber_name: Option<String>,
+    /// The table on the publisher (`name`) and on the subscribers (`subscriber_name`,
+    /// or `name`), parsed once here rather than on every pass.
+    pub publisher_table: TableRef,
+    pub subscriber_table: TableRef,
     pub key: Option<Vec<String>>,
     pub exclude_columns: Vec<String>,
     pub filter: Option<String>,
@@ -867,9 +872,11 @@ fn table(
             return Err(src.err(k.span(), tkey("key"), "a key needs at least one column"));
         }
     }
+    let subscriber_name = tr.subscriber_name.as_ref().map(|s| s.get_ref().as_str());
     Ok(TableConfig {
+        publisher_table: TableRef::parse(&tname),
+        subscriber_table: TableRef::parse(subscriber_name.unwrap_or(&tname)),
         name: tname,
-        subscriber_name: tr.subscriber_name.as_ref().map(|s| s.get_ref().clone()),
         key: tr.key.as_ref().map(|k| k.get_ref().clone()),
         exclude_columns: tr.exclude_columns.clone(),
         filter: tr

@@ -22,7 +22,6 @@ use tracing::{info_span, Instrument};
 use crate::config::TableConfig;
 use crate::database::Database;
 use crate::engine::{BucketDigest, Digests, EngineError};
-use crate::table::TableRef;
 use localize::{Findings, Pair};
 use plan::Planner;
 use schema::{Comparison, Resolved, SchemaError, Side};
@@ -68,19 +67,6 @@ pub struct TableTarget<'a> {
 }
 
 impl TableTarget<'_> {
-    pub fn publisher_table(&self) -> TableRef {
-        TableRef::parse(&self.config.name)
-    }
-
-    pub fn subscriber_table(&self) -> TableRef {
-        TableRef::parse(
-            self.config
-                .subscriber_name
-                .as_deref()
-                .unwrap_or(&self.config.name),
-        )
-    }
-
     /// The span of one side's digest of a chunk (`subscriber` is "publisher" for the
     /// publisher's).
     fn chunk_span(
@@ -101,15 +87,15 @@ impl TableTarget<'_> {
 
     /// Reconciles both sides' schemas for every subscriber.
     pub async fn compare_schemas(&self) -> Vec<Result<Comparison, PassError>> {
-        let (pt, st) = (self.publisher_table(), self.subscriber_table());
-        let pschema = match self.publisher.introspect(&pt).await {
+        let (pt, st) = (&self.config.publisher_table, &self.config.subscriber_table);
+        let pschema = match self.publisher.introspect(pt).await {
             Ok(s) => s,
             Err(e) => {
                 let e = PassError::from(e);
                 return self.subscribers.iter().map(|_| Err(e.clone())).collect();
             }
         };
-        let sschemas = join_all(self.subscribers.iter().map(|s| s.introspect(&st))).await;
+        let sschemas = join_all(self.subscribers.iter().map(|s| s.introspect(st))).await;
         let mut out: Vec<Result<Comparison, PassError>> = self
             .subscribers
             .iter()

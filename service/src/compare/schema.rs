@@ -456,7 +456,8 @@ mod tests {
     fn cfg() -> TableConfig {
         TableConfig {
             name: "t".into(),
-            subscriber_name: None,
+            publisher_table: TableRef::parse("t"),
+            subscriber_table: TableRef::parse("t"),
             key: None,
             exclude_columns: vec![],
             filter: None,
