@@ -168,7 +168,7 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
 # No SQL Server can run here: its live suite runs only against a server named by the
 # environment; say so at the end, where nobody misses it.
 if [ -z "${DRIFTWATCH_TEST_MSSQL_URL:-}" ]; then
-    echo "SQL Server live suite SKIPPED: DRIFTWATCH_TEST_MSSQL_URL is not set (its offline tests ran: golden T-SQL parsed with MsSqlDialect, decoding, URLs, filters; see the README to run it against deploy/'s container)"
+    echo "SQL Server live suite SKIPPED: DRIFTWATCH_TEST_MSSQL_URL is not set (its offline tests ran: golden T-SQL parsed with MsSqlDialect, decoding, URLs, filters; see docs/testing.md to run it against deploy/'s container)"
 else
     echo "SQL Server live suite ran against $DRIFTWATCH_TEST_MSSQL_URL"
 fi

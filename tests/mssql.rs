@@ -575,7 +575,7 @@ mod live {
             Err(_) => {
                 eprintln!(
                     "SKIPPED: the live SQL Server suite needs DRIFTWATCH_TEST_MSSQL_URL \
-                     (and DRIFTWATCH_TEST_MSSQL_PASSWORD); see the README"
+                     (and DRIFTWATCH_TEST_MSSQL_PASSWORD); see docs/testing.md"
                 );
                 None
             }

@@ -18,7 +18,7 @@
 //! SQL Server has no read-only session for a primary replica, so "never write" rests on
 //! what is sent: only SELECTs that driftwatch builds, values as bound parameters cast to
 //! their column's type (so that an index seek stays possible), and a configured filter
-//! that must be one expression (see [`check_filter`]). The README recommends a login with
+//! that must be one expression (see [`check_filter`]). docs/engines/sqlserver.md recommends a login with
 //! SELECT permission only (db_datareader), which makes it hold whatever is sent.
 //!
 //! Statements are cancelled the TDS way: an attention packet on the connection
@@ -32,7 +32,7 @@
 //! per bucket as DECIMAL(38,0), which cannot overflow, and folded into one 128-bit sum.
 //! CHECKSUM and BINARY_CHECKSUM are never used: they collide.
 //!
-//! Type mapping (see the README's table): bit → boolean; tinyint, smallint, int, bigint →
+//! Type mapping (see docs/engines/sqlserver.md, Types): bit → boolean; tinyint, smallint, int, bigint →
 //! integer; decimal, numeric, money, smallmoney → decimal (money read as decimal(19,4),
 //! exactly); real, float → float (real widened exactly); char, varchar, nchar, nvarchar,
 //! text, ntext, sysname → text (char(n) with its padding, as SQL Server stores it);

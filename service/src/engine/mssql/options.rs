@@ -39,7 +39,7 @@ pub struct ConnectOptions {
 }
 
 /// How a connection checks the server's certificate, from `encrypt`,
-/// `trust_server_certificate` and `trust_server_certificate_ca` (the README's table).
+/// `trust_server_certificate` and `trust_server_certificate_ca` (the table in docs/engines/sqlserver.md, TLS).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CertificateCheck {
     /// Against the system's trust store, and the host name (or hostname_in_certificate).

@@ -33,10 +33,10 @@
 //! first 64 bits of its SHA-256, summed per bucket as DECIMAL (exact: no overflow, no
 //! cancelling), which costs the server one hash and one conversion per row. SHA2 rather
 //! than MD5 because MariaDB's MD5 costs more per call (measured: 2.5 s against 1.0 s per
-//! million rows of about 90 bytes); the README's MySQL section says why 64 bits and what
+//! million rows of about 90 bytes); docs/engines/mysql.md (Digests) says why 64 bits and what
 //! the collision probability is.
 //!
-//! Type mapping (see the README's table): integers of every width, signed or not, `year`
+//! Type mapping (see docs/engines/mysql.md, Types): integers of every width, signed or not, `year`
 //! and `bit(n > 1)` → integer (so `boolean`, which is `tinyint(1)`, is an integer);
 //! `bit(1)` → boolean; decimal → decimal; float, double → float; char, varchar, the text
 //! types, enum and set → text; binary, varbinary, the blob types → bytes; json (MariaDB's
