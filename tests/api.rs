@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
 
 /// A value's shape: objects keep their keys, arrays their first element, every other value
 /// becomes its type name (a field that may be null shows as it is in the demo).
@@ -41,16 +40,8 @@ fn demo_config(dir: &std::path::Path) -> driftwatch::config::Config {
 async fn the_status_json_keeps_its_shape() {
     let dir = temp_dir();
     let config = demo_config(dir.path());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        driftwatch::serve(config, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let service = Served::start(config).await;
+    let base = service.base.clone();
     // Every table divergent, with its rows and a requested pass completed: every field
     // that can be filled is.
     let validate = reqwest::Client::new()
@@ -98,8 +89,7 @@ async fn the_status_json_keeps_its_shape() {
         "api_status.shape.json",
         &serde_json::to_string_pretty(&shape(&one)).unwrap(),
     );
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    service.stop(Duration::from_secs(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

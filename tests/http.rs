@@ -12,33 +12,21 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::net::TcpListener;
 
-struct Service {
-    base: String,
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+/// The service, with the requests these tests make of it.
+struct Service(Served);
+
+impl std::ops::Deref for Service {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.0
+    }
 }
 
 impl Service {
     async fn start(config: driftwatch::config::Config) -> Service {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            driftwatch::serve(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Service {
-            base: format!("http://{addr}"),
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        Service(Served::start(config).await)
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
@@ -50,12 +38,8 @@ impl Service {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(15), self.task)
-            .await
-            .expect("the service stops promptly")
-            .unwrap();
+    async fn stop(self) {
+        self.0.stop(Duration::from_secs(15)).await
     }
 }
 

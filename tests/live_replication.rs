@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::replication::*;
+use common::Served;
 use serde_json::Value as Json;
 
 const LATENCY: Duration = Duration::from_millis(250);
@@ -32,34 +33,16 @@ const INTERVAL: &str = "5s";
 /// How long the load runs with no drift, before any is injected.
 const CLEAN_FOR: Duration = Duration::from_secs(40);
 
-struct Service {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// The service, with the requests these tests make of it.
+struct Service(Served);
 
 impl Service {
     async fn start(config: &Path) -> Service {
-        let config = driftwatch::config::load(config).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            driftwatch::serve(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Service {
-            base,
-            stop: Some(stop),
-            task,
-        }
+        Service(Served::start(driftwatch::config::load(config).unwrap()).await)
     }
 
     async fn text(&self, path: &str) -> String {
-        reqwest::get(format!("{}{path}", self.base))
+        reqwest::get(format!("{}{path}", self.0.base))
             .await
             .unwrap()
             .text()
@@ -78,9 +61,8 @@ impl Service {
             .collect()
     }
 
-    async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.await;
+    async fn shutdown(self) {
+        self.0.shutdown().await
     }
 }
 

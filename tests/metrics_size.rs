@@ -7,7 +7,6 @@ use driftwatch_tests as common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::net::TcpListener;
 
 /// Tables in the config, each with one subscriber.
 const TABLES: usize = 1_000;
@@ -27,16 +26,8 @@ async fn a_scrape_of_1000_tables_is_bounded_and_compressed() {
     let dir = temp_dir();
     let config = driftwatch::demo::many_tables(dir.path(), TABLES).unwrap();
     let config = driftwatch::config::load(&config).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        driftwatch::serve(config, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let service = Served::start(config).await;
+    let base = service.base.clone();
     // Every table's first pass published: every per-table series exists.
     let deadline = Instant::now() + Duration::from_secs(300);
     let body = loop {
@@ -78,6 +69,5 @@ async fn a_scrape_of_1000_tables_is_bounded_and_compressed() {
     );
     assert!(body.len() < MAX_BYTES, "{} bytes uncompressed", body.len());
     assert!(compressed < MAX_GZIP_BYTES, "{compressed} bytes gzip");
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    service.stop(Duration::from_secs(15)).await;
 }

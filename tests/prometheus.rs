@@ -266,16 +266,8 @@ async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
             t.confirm_after = Duration::from_secs(1);
         }
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let target = listener.local_addr().unwrap().to_string();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(async move {
-        driftwatch::serve(config, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let service = Served::start(config).await;
+    let target = service.addr.to_string();
 
     let prometheus = Prometheus::start(&binary, dir.path(), &target).await;
 
@@ -374,9 +366,5 @@ async fn alerts_fire_and_resolve_and_every_dashboard_query_has_data() {
         .await;
 
     drop(prometheus);
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), service)
-        .await
-        .expect("the service stops promptly")
-        .unwrap();
+    service.stop(Duration::from_secs(10)).await;
 }

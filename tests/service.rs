@@ -13,34 +13,24 @@ use common::*;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-struct Service {
-    base: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+/// The service, with the requests these tests make of it.
+struct Service(Served);
+
+impl std::ops::Deref for Service {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.0
+    }
 }
 
 impl Service {
     async fn start(config: driftwatch::config::Config) -> Service {
-        Service::start_on("127.0.0.1:0", config).await
+        Service(Served::start(config).await)
     }
 
     async fn start_on(addr: &str, config: driftwatch::config::Config) -> Service {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            driftwatch::serve(config, listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Service {
-            base,
-            stop: Some(stop),
-            task,
-        }
+        Service(Served::start_on(addr, config).await)
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
@@ -73,12 +63,8 @@ impl Service {
     }
 
     /// Stops the service the way SIGTERM does, and waits for it to finish.
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("the service stops promptly")
-            .unwrap();
+    async fn stop(self) {
+        self.0.stop(Duration::from_secs(10)).await
     }
 }
 

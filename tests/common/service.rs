@@ -121,3 +121,53 @@ pub fn sorted(
         .collect();
     expected
 }
+
+/// driftwatch served in process (`driftwatch::serve`) on a loopback port of its own, as the
+/// tests that speak HTTP to it start it.
+pub struct Served {
+    /// `http://127.0.0.1:PORT`, whatever address it listens on.
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn start(config: driftwatch::config::Config) -> Served {
+        Served::start_on("127.0.0.1:0", config).await
+    }
+
+    pub async fn start_on(addr: &str, config: driftwatch::config::Config) -> Served {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            driftwatch::serve(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Served {
+            base: format!("http://127.0.0.1:{}", addr.port()),
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops it the way SIGTERM does; it must have finished within `within`.
+    pub async fn stop(mut self, within: std::time::Duration) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(within, self.task)
+            .await
+            .expect("the service stops promptly")
+            .unwrap();
+    }
+
+    /// Stops it without asking how it ended (a test's cleanup after its own assertions).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = self.task.await;
+    }
+}
