@@ -1,5 +1,6 @@
 //! driftwatch under test: in process (a config written to a directory, one pass of every
-//! table) and as the binary a user runs ([`bin`]).
+//! table, or the service served on a loopback port, [`Served`]) and as the binary a user
+//! runs ([`bin`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
