@@ -211,6 +211,9 @@ const BENCH_ORDERS: &[(&str, &str, i16, u8, u8)] = &[
 fn column(name: &str, base: &str, len: i16, p: u8, s: u8) -> QueryColumn {
     let logical = logical_type(base).unwrap_or_else(|| panic!("{base} is compared"));
     QueryColumn {
+        nullable: true,
+        collation: None,
+        declared_alike: false,
         name: name.into(),
         db_type: spell_type(base, len, p, s),
         logical,
@@ -656,6 +659,9 @@ mod live {
             .cols
             .iter()
             .map(|col| QueryColumn {
+                nullable: true,
+                collation: None,
+                declared_alike: false,
                 name: col.name.into(),
                 db_type: mssql_type(col, false).into(),
                 logical: driftwatch::value::LogicalType::Text,

@@ -287,6 +287,9 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             .columns
             .iter()
             .map(|c| QueryColumn {
+                nullable: true,
+                collation: None,
+                declared_alike: false,
                 name: c.name.clone(),
                 db_type: c.db_type.clone(),
                 logical: c.logical.unwrap(),
@@ -395,13 +398,15 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
 
 /// Rows whose values a plain join of the columns' text would confuse: the separator moved
 /// from one column into the next, a short text spelling a long text's MD5, a text `~`
-/// against NULL. The pushdown digest tells each pair apart: the chunk mismatches and each
-/// row is reported, while the row that is the same on both sides is not.
+/// against NULL; and the table has a column named `b`, as the bucket's alias is. The
+/// pushdown digest tells each pair apart: every row is counted, the chunk mismatches and
+/// each row is reported, while the row that is the same on both sides is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
     use mysql_async::prelude::Queryable;
 
-    let long = "a text longer than what is hashed inline ".repeat(3);
+    // Longer than the 255 characters hashed inline.
+    let long = "a text longer than what is hashed inline ".repeat(7);
     // Held to the end of the test, which drops the databases.
     let mut databases = Vec::new();
     for (db, rows) in [
@@ -435,6 +440,8 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
     let results = run_pass(load_config(dir.path(), &toml)).await;
     let (status, found) = &results[0];
     assert_eq!(status.error, None);
+    // Every row counted: the table's column `b` must not be taken for the bucket.
+    assert_eq!(status.publisher_rows, Some(4));
     assert!(status.chunks_mismatched >= 1);
     let changed = |id: &str, columns: &[&str]| {
         (
@@ -455,8 +462,8 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
 /// Rows that the peers' per-row scheme confuses: `BIT_XOR(CRC32(CONCAT_WS('#', ...)))`
 /// (pt-table-checksum's and sync_diff_inspector's) is linear, so two changed rows whose
 /// texts differ from the publisher's by the same bits cancel out, and the server itself
-/// shows both sides' checksums equal. The pushdown digest (a sum of 64 SHA-256 bits per row)
-/// tells the chunks apart and both rows are reported.
+/// shows both sides' checksums equal. The pushdown digest tells the chunks apart and both
+/// rows are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
     use mysql_async::prelude::Queryable;
@@ -510,6 +517,85 @@ async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
     assert_eq!(*found, want);
 }
 
+/// Rows that weaker uses of the same CRCs confuse, each shown colliding by the server
+/// itself: `plumless` and `buckeroo` have the same CRC-32 (so a 32-bit CRC per row cannot
+/// tell them apart), and two rows given the same edit (the last letter's low bit) whose
+/// texts' CRC-32 and CRC-32C, as one 64-bit number each, differ in every bit the edit
+/// flips, so that summing those numbers cancels the edit (found by search over the row
+/// text driftwatch hashes; a sum of a linear hash cancels so for about one pair of rows in
+/// 2^30 given this edit). The pushdown digest (64 bits of each row's SHA-256, summed)
+/// reports every row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_digests_tell_apart_rows_a_linear_crc_sum_confuses() {
+    use mysql_async::prelude::Queryable;
+
+    // The row text driftwatch hashes for this table.
+    let text = "CONCAT_WS('#', id, CONCAT(LENGTH(a), ':', a))";
+    let cases = [
+        (
+            "SELECT SUM(CRC32(a)) FROM t".to_string(),
+            [
+                "(1, 'plumless'), (2, 'same')",
+                "(1, 'buckeroo'), (2, 'same')",
+            ],
+            vec!["1"],
+        ),
+        (
+            format!("SELECT SUM(CRC32({text}) << 32 | CRC32C({text})) FROM t"),
+            [
+                "(1, 'eqxedeqs'), (2, 'hdjqhvsk'), (3, 'same')",
+                "(1, 'eqxedeqr'), (2, 'hdjqhvsj'), (3, 'same')",
+            ],
+            vec!["1", "2"],
+        ),
+    ];
+    for (weaker, rows, changed) in cases {
+        let (pub_db, sub_db) = ("dw_crcsum_my_pub", "dw_crcsum_my_sub");
+        let mut sums = Vec::new();
+        // The databases are dropped when these guards go, also if the test fails.
+        let mut databases = Vec::new();
+        for (db, rows) in [pub_db, sub_db].into_iter().zip(rows) {
+            let mut conn = mysql_database(db).await;
+            conn.query_drop(format!(
+                "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
+            ))
+            .await
+            .unwrap();
+            let sum: Option<String> = conn
+                .query_first(format!("SELECT CAST(({weaker}) AS CHAR)"))
+                .await
+                .unwrap();
+            sums.push(sum.unwrap());
+            databases.push(conn);
+        }
+        assert_eq!(sums[0], sums[1], "{weaker} must collide here");
+        let dir = temp_dir();
+        let toml = pair_config(
+            &mysql_url(pub_db),
+            &mysql_url(sub_db),
+            "t",
+            "t",
+            "pushdown",
+            1000,
+        );
+        let results = run_pass(load_config(dir.path(), &toml)).await;
+        let (status, found) = &results[0];
+        assert_eq!(status.error, None);
+        assert!(status.chunks_mismatched >= 1, "{weaker}");
+        let want: std::collections::BTreeSet<_> = changed
+            .iter()
+            .map(|id| {
+                (
+                    vec![id.to_string()],
+                    "changed".to_string(),
+                    vec!["a".to_string()],
+                )
+            })
+            .collect();
+        assert_eq!(*found, want, "{weaker}");
+    }
+}
+
 fn config_for(strategy: &str) -> String {
     pair_config(
         &mysql_url("dw_types_my_pub"),
@@ -544,6 +630,9 @@ async fn cancel_all_kills_the_running_query() {
     let q = TableQuery {
         table: TableRef::parse("t"),
         columns: vec![QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "id".into(),
             db_type: "int".into(),
             logical: LogicalType::Int,

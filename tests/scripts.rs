@@ -275,6 +275,9 @@ async fn redrive_scripts_refire_the_hubs_change_tracking() {
 
 fn col(name: &str, db_type: &str, t: LogicalType, identity: bool) -> QueryColumn {
     QueryColumn {
+        nullable: true,
+        collation: None,
+        declared_alike: false,
         name: name.into(),
         db_type: db_type.into(),
         logical: t,

@@ -33,6 +33,7 @@
 //! `postgres.rs`, the MariaDB pair in `mariadb.rs`. What the engines share (the difference
 //! set, verifying a load, the runs, the report) lives here and knows no engine.
 
+mod breakdown;
 mod mariadb;
 mod metrics;
 mod peers;
@@ -50,6 +51,7 @@ use anyhow::{bail, ensure, Context, Result};
 use clap::Parser;
 use serde_json::{json, Value};
 
+use crate::breakdown::Breakdown;
 use crate::mariadb::Mariadb;
 use crate::peers::{PtTableSyncTarget, ReladiffTarget};
 use crate::postgres::Postgres;
@@ -114,6 +116,13 @@ enum EngineKind {
 enum Side {
     Publisher,
     Subscriber,
+}
+
+/// The side whose database this is, if either's.
+fn side_of(database: &str) -> Option<Side> {
+    [Side::Publisher, Side::Subscriber]
+        .into_iter()
+        .find(|s| s.database() == database)
 }
 
 impl Side {
@@ -266,6 +275,11 @@ trait Engine {
     async fn load(&self, side: Side, plan: &LoadPlan<'_>) -> Result<()>;
     /// The side's row count and the rows with the given ids.
     async fn probe(&self, side: Side, ids: &[i64]) -> Result<Probe>;
+    /// The OS processes or threads serving the two bench databases, each with its side
+    /// (see `breakdown.rs`).
+    async fn server_tasks(&self) -> Result<Vec<(Side, u32)>>;
+    /// The largest acceptable ratio of a pass's time to its floor, per strategy.
+    fn target(&self, strategy: Strategy) -> f64;
     /// One run of the md5 floor on the publisher, timed without the connection.
     async fn digest_floor(&self) -> Result<Duration>;
     /// One run of the transfer floor: both sides' tables to a byte counter, in parallel.
@@ -309,14 +323,6 @@ impl Strategy {
         match self {
             Strategy::Pushdown => "md5 floor",
             Strategy::Streamed => "transfer floor",
-        }
-    }
-
-    /// The largest acceptable ratio of the pass's time to its floor.
-    fn target(self) -> f64 {
-        match self {
-            Strategy::Pushdown => 0.75,
-            Strategy::Streamed => 1.50,
         }
     }
 
@@ -370,6 +376,10 @@ impl Floors {
 /// The runs of one strategy.
 struct Pass {
     strategy: Strategy,
+    /// The largest acceptable ratio of the pass's time to its floor.
+    target: f64,
+    /// The sampled run's wall time and where it went.
+    breakdown: Option<(Duration, Breakdown)>,
     times: Samples,
     peak_rss_kib: u64,
     rows_fetched: u64,
@@ -386,7 +396,7 @@ impl Pass {
     }
 
     fn meets_target(&self, floors: &Floors) -> bool {
-        self.ratio(floors) <= self.strategy.target()
+        self.ratio(floors) <= self.target
     }
 }
 
@@ -455,6 +465,8 @@ impl fmt::Display for Exit {
 /// One child process, run to its end.
 struct ChildRun {
     wall: Duration,
+    /// The child's own CPU, user and system.
+    cpu: Duration,
     /// The child's own peak resident set size (Linux reports KiB).
     max_rss_kib: u64,
     exit: Exit,
@@ -463,13 +475,18 @@ struct ChildRun {
 }
 
 /// Runs `driftwatch check --config FILE --json`.
-fn run_check(bin: &Path, config: &Path) -> Result<ChildRun> {
+/// With `log`, driftwatch also writes its chunk digest and localization times to stderr
+/// (see `breakdown.rs`).
+fn run_check(bin: &Path, config: &Path, log: bool) -> Result<ChildRun> {
     let mut command = Command::new(bin);
     command
         .arg("check")
         .arg("--config")
         .arg(config)
         .arg("--json");
+    if log {
+        command.env("RUST_LOG", "warn,driftwatch::compare=debug");
+    }
     run_child(&mut command).with_context(|| format!("running {}", bin.display()))
 }
 
@@ -504,8 +521,10 @@ fn run_child(command: &mut Command) -> Result<ChildRun> {
     } else {
         Exit::Signal(libc::WTERMSIG(status))
     };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Ok(ChildRun {
         wall,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
         max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         exit,
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -586,24 +605,41 @@ strategy = "{strategy}"
 }
 
 async fn run_pass(
+    engine: &impl Engine,
     bin: &Path,
     config: &Path,
     table: &str,
     strategy: Strategy,
     truth: Counts,
 ) -> Result<Pass> {
-    let mut pass = Pass::new(strategy);
+    let mut pass = Pass::new(strategy, engine.target(strategy));
     for run_no in 1..=RUNS {
         pass.run_once(bin, config, table, truth, run_no).await?;
     }
+    // One more run, sampled: the sampling would slow the timed ones a little.
+    let (run, server_cpu) = breakdown::sample_during(engine, {
+        let (bin, config) = (bin.to_owned(), config.to_owned());
+        tokio::task::spawn_blocking(move || run_check(&bin, &config, true))
+    })
+    .await?;
+    let run = run??;
+    let mut breakdown = Breakdown {
+        server_cpu,
+        client_cpu: run.cpu,
+        ..Breakdown::default()
+    };
+    breakdown.read_log(&run.stderr);
+    pass.breakdown = Some((run.wall, breakdown));
     Ok(pass)
 }
 
 impl Pass {
     /// No runs yet.
-    fn new(strategy: Strategy) -> Self {
+    fn new(strategy: Strategy, target: f64) -> Self {
         Pass {
             strategy,
+            target,
+            breakdown: None,
             times: Samples(Vec::with_capacity(RUNS)),
             peak_rss_kib: 0,
             rows_fetched: 0,
@@ -625,7 +661,7 @@ impl Pass {
     ) -> Result<()> {
         let strategy = self.strategy;
         let (bin, config) = (bin.to_owned(), config.to_owned());
-        let run = tokio::task::spawn_blocking(move || run_check(&bin, &config)).await??;
+        let run = tokio::task::spawn_blocking(move || run_check(&bin, &config, false)).await??;
         let label = format!("driftwatch check ({}, run {run_no})", strategy.name());
         if run.exit != Exit::Code(1) {
             let stderr = match run.stderr.trim() {
@@ -840,7 +876,7 @@ fn pass_line(pass: &Pass, floors: &Floors, truth: Counts) -> String {
         pass.times.min().as_secs_f64(),
         pass.ratio(floors),
         pass.strategy.floor_name(),
-        pass.strategy.target(),
+        pass.target,
         thousands(pass.rows_fetched),
         pass.peak_rss_kib as f64 * 1024.0 / 1e6,
         pass.found(),
@@ -918,9 +954,25 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
             "running driftwatch check ({}), {RUNS} runs ...",
             strategy.name()
         );
-        let pass = run_pass(&driftwatch, &config, engine.table(), strategy, truth).await?;
+        let pass = run_pass(
+            engine,
+            &driftwatch,
+            &config,
+            engine.table(),
+            strategy,
+            truth,
+        )
+        .await?;
         if !args.json {
             println!("{}", pass_line(&pass, &floors, truth));
+            if let Some((wall, breakdown)) = &pass.breakdown {
+                println!(
+                    "time   {:<10}one more run, sampled: {:.3} s; {}",
+                    pass.strategy.name(),
+                    wall.as_secs_f64(),
+                    breakdown.line()
+                );
+            }
         }
         passes.push(pass);
     }
@@ -951,7 +1003,7 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
                 "{} {:.2}x > {:.2}x",
                 p.strategy.name(),
                 p.ratio(&floors),
-                p.strategy.target()
+                p.target
             )
         })
         .collect();
@@ -988,7 +1040,11 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
                 "times": p.times.json(),
                 "floor": p.strategy.floor_name(),
                 "ratio": p.ratio(&floors),
-                "target": p.strategy.target(),
+                "target": p.target,
+                "sampled_run": p.breakdown.as_ref().map(|(wall, b)| json!({
+                    "wall_s": wall.as_secs_f64(),
+                    "breakdown": b.json(),
+                })),
                 "target_met": p.meets_target(&floors),
                 "rows_fetched": p.rows_fetched,
                 "peak_rss_kib": p.peak_rss_kib,

@@ -20,7 +20,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Row};
 
 use crate::peers::{PtTableSyncTarget, ReladiffTarget};
-use crate::{url_for_database, Change, Engine, LoadPlan, Probe, Side};
+use crate::{side_of, url_for_database, Change, Engine, LoadPlan, Probe, Side, Strategy};
 
 /// The PostgreSQL pair's `orders` in MariaDB's types: timestamptz is `timestamp` (an
 /// instant, read in the session's UTC), timestamp is `datetime`, text is varchar.
@@ -114,6 +114,8 @@ fn placeholders(n: usize) -> String {
 pub struct Mariadb {
     /// The URL as given (no database, or a maintenance one).
     url: String,
+    /// The connection that lists the threads serving the bench databases.
+    sampler: tokio::sync::Mutex<Option<Conn>>,
 }
 
 impl Mariadb {
@@ -132,6 +134,7 @@ impl Mariadb {
             );
         }
         Ok(Self {
+            sampler: tokio::sync::Mutex::new(None),
             url: url.to_owned(),
         })
     }
@@ -286,6 +289,33 @@ impl Engine for Mariadb {
             count: count.context("no row count")?,
             rows: rows.into_iter().collect::<HashMap<_, _>>(),
         })
+    }
+
+    /// No cheap 64-bit hash is built in: the pushdown pass is held to the md5 floor.
+    fn target(&self, strategy: Strategy) -> f64 {
+        match strategy {
+            Strategy::Pushdown => 1.0,
+            Strategy::Streamed => 1.5,
+        }
+    }
+
+    /// MariaDB's processlist names each connection's OS thread (TID).
+    async fn server_tasks(&self) -> Result<Vec<(Side, u32)>> {
+        let mut sampler = self.sampler.lock().await;
+        if sampler.is_none() {
+            *sampler = Some(self.connect_admin().await?);
+        }
+        let conn = sampler.as_mut().expect("connected above");
+        let rows: Vec<(Option<u32>, Option<String>)> = conn
+            .exec(
+                "SELECT TID, DB FROM information_schema.PROCESSLIST WHERE DB IN (?, ?)",
+                (Side::Publisher.database(), Side::Subscriber.database()),
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(tid, db)| Some((side_of(&db?)?, tid?)))
+            .collect())
     }
 
     async fn digest_floor(&self) -> Result<Duration> {

@@ -535,7 +535,10 @@ pub(crate) async fn compare(
     }
 
     let truth = diffs.expected();
-    let mut passes: Vec<Pass> = configs.iter().map(|(s, _)| Pass::new(*s)).collect();
+    let mut passes: Vec<Pass> = configs
+        .iter()
+        .map(|(s, _)| Pass::new(*s, engine.target(*s)))
+        .collect();
     eprintln!("peers: {PEER_RUNS} rounds, driftwatch and the peers alternated ...");
     for run_no in 1..=PEER_RUNS {
         for (pass, (_, config)) in passes.iter_mut().zip(configs) {

@@ -60,7 +60,8 @@ pub struct Column {
     pub db_type: String,
     /// `None` when driftwatch cannot compare this type exactly.
     pub logical: Option<LogicalType>,
-    /// The collation of a text column, when it has one that is not binary.
+    /// The collation of a text column, when the engine names one (PostgreSQL: one that is
+    /// not binary).
     pub collation: Option<String>,
     /// An identity column (inserting an explicit value needs the engine's override).
     pub identity: bool,
@@ -69,6 +70,8 @@ pub struct Column {
     /// datetime → 3); `None` for other types, or where the engine does not say (SQLite's
     /// text timestamps).
     pub fraction_digits: Option<u8>,
+    /// Whether the column may hold NULL (true where the engine does not say).
+    pub nullable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +112,14 @@ pub struct QueryColumn {
     /// `temporal_precision` allows it. Engines apply it, with `compare_as`, through
     /// [`Value::coerce`]; a pushdown digest cannot, so such a table is streamed.
     pub compare_fraction: Option<Fraction>,
+    /// Whether this side's column may hold NULL.
+    pub nullable: bool,
+    /// This side's collation of a text column (see [`Column::collation`]).
+    pub collation: Option<String>,
+    /// Both sides declare the column with the same type, so that a value's text as the
+    /// server spells it is the same on both: a digest needs no canonical form for
+    /// differences of scale or precision (1.10 against 1.1).
+    pub declared_alike: bool,
 }
 
 impl TableQuery {

@@ -214,6 +214,9 @@ mod tests {
             columns: keys
                 .iter()
                 .map(|(n, t)| QueryColumn {
+                    nullable: true,
+                    collation: None,
+                    declared_alike: false,
                     name: n.to_string(),
                     db_type: "-".into(),
                     logical: *t,

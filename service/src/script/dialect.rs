@@ -121,6 +121,9 @@ mod tests {
 
     fn column(t: LogicalType, db_type: &str) -> QueryColumn {
         QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "c".into(),
             db_type: db_type.into(),
             logical: t,

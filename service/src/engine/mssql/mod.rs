@@ -521,6 +521,8 @@ impl Engine for Mssql {
                     identity: r.try_get::<bool, _>(7).ok().flatten().unwrap_or(false),
                     fraction_digits: fraction_digits(&base, scale),
                     db_type: spell_type(&base, max_length, precision, scale),
+                    // Not read: nothing here depends on it.
+                    nullable: true,
                 }
             })
             .collect();
@@ -648,6 +650,9 @@ mod tests {
 
     fn decode(logical: LogicalType, v: ColumnData<'static>) -> Value {
         Decoder::new(&QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "c".into(),
             db_type: "-".into(),
             logical,
@@ -805,6 +810,9 @@ mod tests {
             ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 585))),
         );
         let col = QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "Moment".into(),
             db_type: "datetimeoffset(7)".into(),
             logical: LogicalType::TimestampTz,

@@ -138,6 +138,9 @@ fn decoded(db_type: &str, wire: ColumnData<'static>) -> Value {
     let base = base_type(db_type);
     let logical = logical_type(base).unwrap();
     let column = QueryColumn {
+        nullable: true,
+        collation: None,
+        declared_alike: false,
         name: "c".into(),
         db_type: db_type.into(),
         logical,
@@ -458,6 +461,9 @@ fn the_modelled_expressions_are_the_ones_sent() {
     let col = |db_type: &str| {
         let logical = logical_type(base_type(db_type)).unwrap();
         QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "c".into(),
             db_type: db_type.into(),
             logical,

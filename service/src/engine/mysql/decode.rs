@@ -119,6 +119,9 @@ mod tests {
 
     fn decoder(logical: LogicalType) -> Decoder {
         Decoder::new(&QueryColumn {
+            nullable: true,
+            collation: None,
+            declared_alike: false,
             name: "c".into(),
             db_type: "-".into(),
             logical,

@@ -6,19 +6,43 @@
 
 use super::dialect::quote_ident;
 use super::INLINE_TEXT;
-use crate::table::QueryColumn;
+use crate::table::{Column, QueryColumn};
 use crate::value::LogicalType;
+
+/// The most bytes a row text of these columns can take: a server whose max_allowed_packet
+/// is below it could return NULL for a row's text (and so leave the row out of its sum).
+pub(super) fn longest_text(columns: &[Column]) -> usize {
+    columns
+        .iter()
+        .map(|c| match c.logical {
+            // At most four bytes a character, behind the count and its colon; the MD5's
+            // 32 hex digits are fewer.
+            Some(LogicalType::Text) => INLINE_TEXT * 4 + 12,
+            Some(LogicalType::Json | LogicalType::Bytes) => 32,
+            // A number, a temporal value or a uuid's text (a decimal has up to 65 digits).
+            _ => 80,
+        })
+        .sum::<usize>()
+        + columns.len()
+}
 
 /// A column's part of the hashed row text: equal values (by the server's own
 /// equality, 1.10 = 1.1, -0 = 0) give equal text, different values different text,
 /// no text is `~` (NULL), and only a counted text contains `#` (see the module's
 /// documentation). Every conversion a value's own text does not need is left out: each
-/// costs the server about a tenth of the row's MD5 per column and row.
+/// costs the server about a tenth of the row's MD5 per column and row. So a column both
+/// sides declare alike is spelled as the server spells it (the same scale, the same
+/// fractional digits), text already in UTF-8 is not converted, and a NOT NULL column
+/// needs no `~`: its text is never `~` (a counted text is `1:~`).
 pub(super) fn hashed_col(c: &QueryColumn) -> String {
     let name = quote_ident(&c.name);
     // The declared scale or fractional precision says whether the server's text has a
     // fraction to trim, which spares the per-row test (and a second CAST) when it is known.
-    let fraction = fraction_digits(&c.db_type);
+    let fraction = if c.declared_alike {
+        Some(0)
+    } else {
+        fraction_digits(&c.db_type)
+    };
     let db_type = c.db_type.trim().to_ascii_lowercase();
     let part = match c.logical {
         // bit(n) reads as bytes, year as a date part; `+ 0` makes both numbers. Other
@@ -29,20 +53,27 @@ pub(super) fn hashed_col(c: &QueryColumn) -> String {
             format!("CAST({name} + 0 AS CHAR)")
         }
         LogicalType::Int | LogicalType::Bool => name,
-        // TRIM spells the decimal as CAST(... AS CHAR) would; -0 (which the server holds
-        // equal to 0) is spelled 0.
+        // Declared alike, the server spells equal values alike (MariaDB and MySQL store
+        // no -0; were one to, the rows would compare equal once read). Otherwise TRIM
+        // spells the decimal as CAST(... AS CHAR) would, and -0 is spelled 0.
+        LogicalType::Decimal if c.declared_alike => name,
         LogicalType::Decimal => format!("IF({name} = 0, '0', {})", trim_fraction(&name, fraction)),
         LogicalType::Float => format!("CAST({name} + 0e0 AS CHAR)"),
         LogicalType::Text => {
+            // The text as UTF-8 bytes behind their count (LENGTH: the server knows it
+            // without reading the text, as CHAR_LENGTH does not).
+            let utf8 = if is_utf8(c.collation.as_deref()) {
+                name.clone()
+            } else {
+                format!("CONVERT({name} USING utf8mb4)")
+            };
             // Short text as itself: an MD5 per column cost more than the row's own
             // (measured: a quarter of a chunk digest's time on a table of short texts).
-            let inline = format!("CONCAT(CHAR_LENGTH({name}), ':', CONVERT({name} USING utf8mb4))");
+            let inline = format!("CONCAT(LENGTH({utf8}), ':', {utf8})");
             if declared_chars(&db_type).is_some_and(|n| n <= INLINE_TEXT) {
                 inline
             } else {
-                format!(
-                    "IF(CHAR_LENGTH({name}) <= {INLINE_TEXT}, {inline}, MD5(CONVERT({name} USING utf8mb4)))"
-                )
+                format!("IF(CHAR_LENGTH({name}) <= {INLINE_TEXT}, {inline}, MD5({utf8}))")
             }
         }
         LogicalType::Json => format!("MD5(CONVERT({name} USING utf8mb4))"),
@@ -55,7 +86,18 @@ pub(super) fn hashed_col(c: &QueryColumn) -> String {
             trim_fraction(&name, fraction)
         }
     };
-    format!("COALESCE({part}, '~')")
+    if c.nullable {
+        format!("COALESCE({part}, '~')")
+    } else {
+        part
+    }
+}
+
+/// Whether a collation's character set spells text as UTF-8 bytes already (utf8mb4,
+/// utf8mb3, and ascii, a subset), so that converting it would change nothing.
+fn is_utf8(collation: Option<&str>) -> bool {
+    let charset = collation.and_then(|c| c.split('_').next()).unwrap_or("");
+    matches!(charset, "utf8mb4" | "utf8mb3" | "utf8" | "ascii")
 }
 
 /// The most characters a `char(n)` or `varchar(n)` column holds; None for other types.
@@ -131,6 +173,90 @@ mod tests {
             "TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM s))"
         );
         assert!(trim_fraction("s", None).starts_with("IF(LOCATE('.', s) > 0"));
+    }
+
+    #[test]
+    fn parts_leave_out_what_the_values_do_not_need() {
+        let column =
+            |db_type: &str, logical, nullable, collation: Option<&str>, alike| QueryColumn {
+                name: "c".into(),
+                db_type: db_type.into(),
+                logical,
+                compare_as: logical,
+                identity: false,
+                fraction_digits: None,
+                compare_fraction: None,
+                nullable,
+                collation: collation.map(str::to_string),
+                declared_alike: alike,
+            };
+        let utf8 = Some("utf8mb4_general_ci");
+        // Declared alike and NOT NULL: the value as the server spells it.
+        assert_eq!(
+            hashed_col(&column(
+                "decimal(12,2)",
+                LogicalType::Decimal,
+                false,
+                None,
+                true
+            )),
+            "`c`"
+        );
+        assert_eq!(
+            hashed_col(&column(
+                "datetime(6)",
+                LogicalType::Timestamp,
+                false,
+                None,
+                true
+            )),
+            "`c`"
+        );
+        // Declared differently: trailing zeros trimmed, -0 spelled 0.
+        assert!(hashed_col(&column(
+            "decimal(12,2)",
+            LogicalType::Decimal,
+            false,
+            None,
+            false
+        ))
+        .starts_with("IF(`c` = 0, '0', TRIM("));
+        // Nullable: NULL is `~`.
+        assert_eq!(
+            hashed_col(&column("int", LogicalType::Int, true, None, true)),
+            "COALESCE(`c`, '~')"
+        );
+        // UTF-8 text as itself behind its byte count; other character sets converted.
+        assert_eq!(
+            hashed_col(&column("varchar(16)", LogicalType::Text, false, utf8, true)),
+            "CONCAT(LENGTH(`c`), ':', `c`)"
+        );
+        assert_eq!(
+            hashed_col(&column(
+                "varchar(16)",
+                LogicalType::Text,
+                false,
+                Some("latin1_swedish_ci"),
+                true
+            )),
+            "CONCAT(LENGTH(CONVERT(`c` USING utf8mb4)), ':', CONVERT(`c` USING utf8mb4))"
+        );
+        // Text that can be longer than what is inlined: its MD5 past that.
+        assert!(
+            hashed_col(&column("text", LogicalType::Text, false, utf8, true))
+                .starts_with("IF(CHAR_LENGTH(`c`) <= 255, ")
+        );
+        for (collation, utf8) in [
+            (Some("utf8mb4_uca1400_ai_ci"), true),
+            (Some("utf8mb3_general_ci"), true),
+            (Some("utf8_bin"), true),
+            (Some("ascii_general_ci"), true),
+            (Some("latin1_swedish_ci"), false),
+            (Some("utf16_general_ci"), false),
+            (None, false),
+        ] {
+            assert_eq!(is_utf8(collation), utf8, "{collation:?}");
+        }
     }
 
     #[test]

@@ -21,20 +21,19 @@
 //! are decoded into the value model exactly.
 //!
 //! Pushdown digests hash, per row, `SHA2(CONCAT_WS('#', part, ...), 256)` where each column's
-//! part is a canonical text of its value (`~` for NULL): integers as numbers (bit and year
-//! through `+ 0`), decimals and fractional seconds without trailing zeros (1.10 = 1.1),
-//! floats widened to double with -0 as 0, temporal values as the server spells them in UTC;
-//! text (in utf8mb4) of at most [`INLINE_TEXT`] characters as itself behind its character
-//! count (`3:a#b`), longer text, bytes and json as the MD5 of their bytes, so that a row's
-//! text never outgrows `max_allowed_packet`. Only a counted text part may contain the
-//! separator, and its count says where it ends (an MD5 has no `:`), so the row text reads
-//! back one way only. The character count is the same in any character set, so it is taken
-//! from the column as stored, and only the text itself is converted. Each row's hash is the
-//! first 64 bits of its SHA-256, summed per bucket as DECIMAL (exact: no overflow, no
-//! cancelling), which costs the server one hash and one conversion per row. SHA2 rather
-//! than MD5 because MariaDB's MD5 costs more per call (measured: 2.5 s against 1.0 s per
-//! million rows of about 90 bytes); docs/engines/mysql.md (Digests) says why 64 bits and what
-//! the collision probability is.
+//! part is a canonical text of its value (`~` for NULL, on nullable columns): integers as
+//! numbers (bit and year through `+ 0`), floats widened to double with -0 as 0; decimals
+//! and temporal values (in UTC) as the server spells them where both sides declare the
+//! same type, else without trailing zeros (1.10 = 1.1); text of at most [`INLINE_TEXT`]
+//! characters as its UTF-8 bytes behind their count (`3:a#b`), longer text, bytes and json
+//! as the MD5 of their bytes. Only a counted text part may contain the separator, and its
+//! count says where it ends (an MD5 has no `:`), so the row text reads back one way only.
+//! A table whose row text could outgrow the server's `max_allowed_packet` (which would
+//! make it NULL) is not pushed down. Each row's hash is the first 64 bits of its SHA-256,
+//! summed per bucket as DECIMAL (exact: no overflow, no cancelling). Every function in the
+//! text costs the server per row, so none is there that the values do not need;
+//! docs/engines/mysql.md (Digests) gives the measured costs, why SHA-256 and what the
+//! collision probability is.
 //!
 //! Type mapping (see docs/engines/mysql.md, Types): integers of every width, signed or not, `year`
 //! and `bit(n > 1)` → integer (so `boolean`, which is `tinyint(1)`, is an integer);
@@ -74,8 +73,9 @@ pub use dialect::{param, quote_ident};
 use digest::hashed_col;
 
 /// Text up to this many characters is hashed as itself within its row, longer text as its
-/// MD5 (see the module's documentation).
-const INLINE_TEXT: usize = 64;
+/// MD5 (see the module's documentation): varchar(255) and shorter, the most common, need
+/// no per-row test.
+const INLINE_TEXT: usize = 255;
 
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: std::time::Duration = std::time::Duration::from_secs(60);
@@ -326,12 +326,27 @@ impl Mysql {
 
     /// Whether the server is MariaDB (whose statements differ from MySQL's here and there).
     async fn is_mariadb(&self, table: &TableRef) -> Result<bool> {
-        let version = self.fetch(table, "SELECT VERSION()", vec![]).await?;
-        Ok(version
-            .first()
-            .and_then(|r| r.first())
-            .is_some_and(|v| text(v).contains("MariaDB")))
+        Ok(self.server(table).await?.mariadb)
     }
+
+    /// What the server is, and the longest statement or result it takes.
+    async fn server(&self, table: &TableRef) -> Result<Server> {
+        let rows = self
+            .fetch(table, "SELECT VERSION(), @@max_allowed_packet", vec![])
+            .await?;
+        let row = rows.first();
+        let field = |i: usize| row.and_then(|r| r.get(i)).map(text).unwrap_or_default();
+        Ok(Server {
+            mariadb: field(0).contains("MariaDB"),
+            max_allowed_packet: field(1).parse().unwrap_or(0),
+        })
+    }
+}
+
+/// A server's kind and limits, as introspection reads them.
+struct Server {
+    mariadb: bool,
+    max_allowed_packet: usize,
 }
 
 fn error_text(e: &mysql_async::Error) -> String {
@@ -378,7 +393,7 @@ impl Engine for Mysql {
         let cols = self
             .fetch(
                 table,
-                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLLATION_NAME, EXTRA, DATETIME_PRECISION \
+                "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, COLLATION_NAME, EXTRA, DATETIME_PRECISION, IS_NULLABLE \
                  FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
                  ORDER BY ORDINAL_POSITION",
                 key(),
@@ -390,9 +405,10 @@ impl Engine for Mysql {
                 table: table.to_string(),
             });
         }
+        let server = self.server(table).await?;
         // MariaDB's json is longtext with a json_valid check on the column.
         let mut json_checked = Vec::new();
-        if self.is_mariadb(table).await? {
+        if server.mariadb {
             for r in self
                 .fetch(
                     table,
@@ -434,9 +450,10 @@ impl Engine for Mysql {
                     db_type: column_type,
                     logical,
                     collation,
+                    nullable: text(&r[6]).eq_ignore_ascii_case("YES"),
                 }
             })
-            .collect();
+            .collect::<Vec<Column>>();
         let pk = self
             .fetch(
                 table,
@@ -446,10 +463,17 @@ impl Engine for Mysql {
                 key(),
             )
             .await?;
+        let longest = digest::longest_text(&columns);
+        let pushdown_unavailable = (longest > server.max_allowed_packet).then(|| {
+            format!(
+                "a row's digest text can reach {longest} bytes, past its max_allowed_packet of {}",
+                server.max_allowed_packet
+            )
+        });
         Ok(TableSchema {
             columns,
             primary_key: pk.iter().map(|r| text(&r[0])).collect(),
-            pushdown_unavailable: None,
+            pushdown_unavailable,
         })
     }
 
@@ -520,10 +544,11 @@ impl Engine for Mysql {
             Some(w) => format!("({k1} DIV {w}) - ({k1} % {w} < 0)"),
             None => "0".to_string(),
         };
-        let group = if spec.bucket_width.is_some() {
-            " GROUP BY b"
-        } else {
-            ""
+        // By the expression, not its alias: a name in GROUP BY means the table's column of
+        // that name first. ORDER BY NULL: MariaDB would sort the groups too.
+        let group = match spec.bucket_width {
+            Some(_) => format!(" GROUP BY {bucket} ORDER BY NULL"),
+            None => String::new(),
         };
         let text = format!(
             "SELECT {bucket} AS b, {digest} FROM {}{}{group}",

@@ -303,7 +303,8 @@ impl Engine for Postgres {
                         coalesce(bt.typname, t.typname)::text, \
                         CASE WHEN a.attcollation <> 0 AND co.collname NOT IN ('C', 'POSIX', 'default') THEN co.collname::text END, \
                  a.attidentity <> '', \
-                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END \
+                 CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END, \
+                 NOT (a.attnotnull OR (t.typtype = 'd' AND t.typnotnull)) \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
                  LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd' \
                  LEFT JOIN pg_collation co ON co.oid = a.attcollation \
@@ -323,6 +324,7 @@ impl Engine for Postgres {
                     logical,
                     collation: r.get(3),
                     identity: r.get(4),
+                    nullable: r.get(6),
                 }
             })
             .collect();

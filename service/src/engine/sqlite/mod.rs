@@ -210,6 +210,7 @@ impl Engine for Sqlite {
             while let Some(r) = rows.next()? {
                 let name: String = r.get(1)?;
                 let decl: String = r.get::<_, Option<String>>(2)?.unwrap_or_default();
+                let not_null: i64 = r.get(3)?;
                 let pk_pos: i64 = r.get(5)?;
                 let hidden: i64 = r.get(6)?;
                 if hidden == 1 {
@@ -226,6 +227,7 @@ impl Engine for Sqlite {
                     identity: false,
                     // Timestamps are text (or numbers) of any precision: none is declared.
                     fraction_digits: None,
+                    nullable: not_null == 0,
                 });
             }
             if columns.is_empty() {

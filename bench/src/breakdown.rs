@@ -1,0 +1,139 @@
+//! Where a pass's time goes: the CPU each side's server spends serving driftwatch, the
+//! CPU of driftwatch itself, and how long it spent in chunk digests and in localization.
+//!
+//! The servers' CPU is read from /proc while the pass runs: every [`SAMPLE_EVERY`] the
+//! engine names the OS processes (PostgreSQL backends) or threads (MariaDB connection
+//! threads) serving the two bench databases, and the CPU each has used since it was
+//! first seen is added to its side. A task's last [`SAMPLE_EVERY`] before it ends can be
+//! missed, and /proc counts in clock ticks (10 ms), so each side's figure is low by at
+//! most about that much per connection. A server on another machine has no /proc here:
+//! its CPU is then not given. The digest and localization times come from driftwatch's
+//! own debug log (`digest_ms` per chunk, `localize_ms` per chunk that had differences);
+//! localization runs alongside the next chunk's digests, so the two can add up to more
+//! than the wall time.
+//!
+//! Must not: read anything of the servers but which tasks serve the bench databases.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::{Engine, Side};
+
+/// How often the servers' tasks are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+/// One run's breakdown.
+#[derive(Debug, Clone, Default)]
+pub struct Breakdown {
+    /// Publisher and subscriber; None where the server's tasks are not on this machine.
+    pub server_cpu: [Option<Duration>; 2],
+    pub client_cpu: Duration,
+    pub digests: Duration,
+    pub localization: Duration,
+}
+
+impl Breakdown {
+    /// The debug log's digest and localization times, added up.
+    pub fn read_log(&mut self, stderr: &str) {
+        let sum = |key: &str| -> Duration {
+            let ms: u64 = stderr
+                .lines()
+                .filter_map(|l| {
+                    l.split_once(key)?
+                        .1
+                        .split_whitespace()
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum();
+            Duration::from_millis(ms)
+        };
+        self.digests = sum("digest_ms=");
+        self.localization = sum("localize_ms=");
+    }
+
+    pub fn line(&self) -> String {
+        let side = |cpu: Option<Duration>| match cpu {
+            Some(d) => format!("{:.2} s", d.as_secs_f64()),
+            None => "not measured (not on this machine)".to_string(),
+        };
+        format!(
+            "server CPU publisher {}, subscriber {}; driftwatch CPU {:.2} s; in chunk digests {:.2} s, localizing {:.2} s (alongside the next chunk's digests)",
+            side(self.server_cpu[0]),
+            side(self.server_cpu[1]),
+            self.client_cpu.as_secs_f64(),
+            self.digests.as_secs_f64(),
+            self.localization.as_secs_f64(),
+        )
+    }
+
+    pub fn json(&self) -> Value {
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
+        json!({
+            "server_cpu_publisher_s": secs(self.server_cpu[0]),
+            "server_cpu_subscriber_s": secs(self.server_cpu[1]),
+            "driftwatch_cpu_s": self.client_cpu.as_secs_f64(),
+            "digests_s": self.digests.as_secs_f64(),
+            "localization_s": self.localization.as_secs_f64(),
+        })
+    }
+}
+
+/// Samples the servers' CPU until `until` completes, and returns its output with the CPU
+/// per side.
+pub async fn sample_during<T>(
+    engine: &impl Engine,
+    until: impl std::future::Future<Output = T>,
+) -> Result<(T, [Option<Duration>; 2])> {
+    // Per task: its side, the CPU when first seen, the CPU when last seen.
+    let mut tasks: HashMap<u32, (Side, Option<Duration>, Option<Duration>)> = HashMap::new();
+    tokio::pin!(until);
+    let mut tick = tokio::time::interval(SAMPLE_EVERY);
+    let out = loop {
+        tokio::select! {
+            out = &mut until => break out,
+            _ = tick.tick() => {
+                for (side, id) in engine.server_tasks().await? {
+                    let now = task_cpu(id);
+                    let entry = tasks.entry(id).or_insert((side, now, now));
+                    entry.2 = now.or(entry.2);
+                }
+            }
+        }
+    };
+    let mut per_side: [Option<Duration>; 2] = [None, None];
+    for (side, first, last) in tasks.into_values() {
+        let i = match side {
+            Side::Publisher => 0,
+            Side::Subscriber => 1,
+        };
+        if let (Some(first), Some(last)) = (first, last) {
+            *per_side[i].get_or_insert(Duration::ZERO) += last.saturating_sub(first);
+        }
+    }
+    Ok((out, per_side))
+}
+
+/// The CPU (user and system) an OS process or thread has used, from
+/// /proc/<process>/task/<thread>/stat; None where there is no such task here.
+fn task_cpu(id: u32) -> Option<Duration> {
+    let status = std::fs::read_to_string(format!("/proc/{id}/status")).ok()?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .to_string();
+    let stat = std::fs::read_to_string(format!("/proc/{tgid}/task/{id}/stat")).ok()?;
+    // The fields after the command's closing parenthesis: utime and stime are the 12th
+    // and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
+    Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
