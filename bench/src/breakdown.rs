@@ -137,3 +137,28 @@ fn task_cpu(id: u32) -> Option<Duration> {
     let per_second = u64::try_from(per_second).ok().filter(|&t| t > 0)?;
     Some(Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_s_digest_and_localization_times_add_up() {
+        let log = "\
+2026-12-01T15:56:47.006735Z DEBUG pass{group=bench table=orders}: driftwatch::compare: chunk range=k1 >= 1 and k1 < 20480 rows=20479 digest_ms=37
+2026-12-01T15:56:47.010000Z DEBUG pass{group=bench table=orders}: driftwatch::compare: localized localize_ms=12
+2026-12-01T15:56:47.067212Z DEBUG pass{group=bench table=orders}: driftwatch::compare: chunk range=k1 >= 20480 and k1 < 60928 rows=40447 digest_ms=60
+2026-12-01T15:56:48.427378Z  INFO pass{group=bench table=orders}: driftwatch::runtime: pass complete group=bench table=orders seconds=1.46
+";
+        let mut b = Breakdown::default();
+        b.read_log(log);
+        assert_eq!(b.digests, Duration::from_millis(97));
+        assert_eq!(b.localization, Duration::from_millis(12));
+    }
+
+    #[test]
+    fn this_process_has_cpu_and_no_such_task_has_none() {
+        assert!(task_cpu(std::process::id()).is_some());
+        assert_eq!(task_cpu(u32::MAX), None);
+    }
+}
