@@ -211,16 +211,8 @@ const BENCH_ORDERS: &[(&str, &str, i16, u8, u8)] = &[
 fn column(name: &str, base: &str, len: i16, p: u8, s: u8) -> QueryColumn {
     let logical = logical_type(base).unwrap_or_else(|| panic!("{base} is compared"));
     QueryColumn {
-        nullable: true,
-        collation: None,
-        declared_alike: false,
-        name: name.into(),
-        db_type: spell_type(base, len, p, s),
-        logical,
-        compare_as: logical,
-        identity: false,
         fraction_digits: fraction_digits(base, s),
-        compare_fraction: None,
+        ..QueryColumn::new(name, &spell_type(base, len, p, s), logical)
     }
 }
 
@@ -658,17 +650,12 @@ mod live {
         let columns: Vec<QueryColumn> = schema
             .cols
             .iter()
-            .map(|col| QueryColumn {
-                nullable: true,
-                collation: None,
-                declared_alike: false,
-                name: col.name.into(),
-                db_type: mssql_type(col, false).into(),
-                logical: driftwatch::value::LogicalType::Text,
-                compare_as: driftwatch::value::LogicalType::Text,
-                identity: false,
-                fraction_digits: None,
-                compare_fraction: None,
+            .map(|col| {
+                QueryColumn::new(
+                    col.name,
+                    mssql_type(col, false),
+                    driftwatch::value::LogicalType::Text,
+                )
             })
             .collect();
         for chunk in rows.chunks(100) {

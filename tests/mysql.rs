@@ -287,16 +287,9 @@ async fn every_mysql_type_decodes_exactly_and_digests_agree() {
             .columns
             .iter()
             .map(|c| QueryColumn {
-                nullable: true,
-                collation: None,
-                declared_alike: false,
-                name: c.name.clone(),
-                db_type: c.db_type.clone(),
-                logical: c.logical.unwrap(),
-                compare_as: c.logical.unwrap(),
                 identity: c.identity,
                 fraction_digits: c.fraction_digits,
-                compare_fraction: None,
+                ..QueryColumn::new(&c.name, &c.db_type, c.logical.unwrap())
             })
             .collect(),
         key: vec![0],
@@ -466,55 +459,17 @@ async fn pushdown_digests_tell_apart_rows_a_plain_join_confuses() {
 /// rows are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
-    use mysql_async::prelude::Queryable;
-
-    let (pub_db, sub_db) = ("dw_crcxor_my_pub", "dw_crcxor_my_sub");
     // 'a' ^ '`' = 'c' ^ 'b' = 0x01: the two rows' texts change by the same bits.
-    let xor_crc = "SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, a))) FROM t";
-    let mut checksums = Vec::new();
-    // The databases are dropped when these guards go, also if the test fails.
-    let mut databases = Vec::new();
-    for (db, rows) in [
-        (pub_db, "(1, 'ab'), (2, 'cd'), (3, 'same')"),
-        (sub_db, "(1, '`b'), (2, 'bd'), (3, 'same')"),
-    ] {
-        let mut conn = mysql_database(db).await;
-        conn.query_drop(format!(
-                "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
-            ))
-            .await
-            .unwrap();
-        let sum: Option<u64> = conn.query_first(xor_crc).await.unwrap();
-        checksums.push(sum.unwrap());
-        databases.push(conn);
-    }
-    assert_eq!(
-        checksums[0], checksums[1],
-        "the weaker scheme must collide here"
-    );
-    let dir = temp_dir();
-    let toml = pair_config(
-        &mysql_url(pub_db),
-        &mysql_url(sub_db),
-        "t",
-        "t",
-        "pushdown",
-        1000,
-    );
-    let results = run_pass(load_config(dir.path(), &toml)).await;
-    let (status, found) = &results[0];
-    assert_eq!(status.error, None);
-    assert!(status.chunks_mismatched >= 1);
-    let want: std::collections::BTreeSet<_> = ["1", "2"]
-        .map(|id| {
-            (
-                vec![id.to_string()],
-                "changed".to_string(),
-                vec!["a".to_string()],
-            )
-        })
-        .into();
-    assert_eq!(*found, want);
+    weaker_checksum_collides_but_each_row_is_reported(
+        ("dw_crcxor_my_pub", "dw_crcxor_my_sub"),
+        "SELECT BIT_XOR(CRC32(CONCAT_WS('#', id, a))) FROM t",
+        [
+            "(1, 'ab'), (2, 'cd'), (3, 'same')",
+            "(1, '`b'), (2, 'bd'), (3, 'same')",
+        ],
+        &["1", "2"],
+    )
+    .await;
 }
 
 /// Rows that weaker uses of the same CRCs confuse, each shown colliding by the server
@@ -527,73 +482,84 @@ async fn pushdown_digests_tell_apart_rows_a_crc32_xor_confuses() {
 /// reports every row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushdown_digests_tell_apart_rows_a_linear_crc_sum_confuses() {
-    use mysql_async::prelude::Queryable;
-
+    let databases = ("dw_crcsum_my_pub", "dw_crcsum_my_sub");
+    weaker_checksum_collides_but_each_row_is_reported(
+        databases,
+        "SELECT SUM(CRC32(a)) FROM t",
+        [
+            "(1, 'plumless'), (2, 'same')",
+            "(1, 'buckeroo'), (2, 'same')",
+        ],
+        &["1"],
+    )
+    .await;
     // The row text driftwatch hashes for this table.
     let text = "CONCAT_WS('#', id, CONCAT(LENGTH(a), ':', a))";
-    let cases = [
-        (
-            "SELECT SUM(CRC32(a)) FROM t".to_string(),
-            [
-                "(1, 'plumless'), (2, 'same')",
-                "(1, 'buckeroo'), (2, 'same')",
-            ],
-            vec!["1"],
-        ),
-        (
-            format!("SELECT SUM(CRC32({text}) << 32 | CRC32C({text})) FROM t"),
-            [
-                "(1, 'eqxedeqs'), (2, 'hdjqhvsk'), (3, 'same')",
-                "(1, 'eqxedeqr'), (2, 'hdjqhvsj'), (3, 'same')",
-            ],
-            vec!["1", "2"],
-        ),
-    ];
-    for (weaker, rows, changed) in cases {
-        let (pub_db, sub_db) = ("dw_crcsum_my_pub", "dw_crcsum_my_sub");
-        let mut sums = Vec::new();
-        // The databases are dropped when these guards go, also if the test fails.
-        let mut databases = Vec::new();
-        for (db, rows) in [pub_db, sub_db].into_iter().zip(rows) {
-            let mut conn = mysql_database(db).await;
-            conn.query_drop(format!(
-                "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
-            ))
+    weaker_checksum_collides_but_each_row_is_reported(
+        databases,
+        &format!("SELECT SUM(CRC32({text}) << 32 | CRC32C({text})) FROM t"),
+        [
+            "(1, 'eqxedeqs'), (2, 'hdjqhvsk'), (3, 'same')",
+            "(1, 'eqxedeqr'), (2, 'hdjqhvsj'), (3, 'same')",
+        ],
+        &["1", "2"],
+    )
+    .await;
+}
+
+/// Loads `t (id, a)` with `rows` into the two databases, checks that the server's own
+/// `weaker` checksum of `t` is the same on both, then that a pushdown pass mismatches
+/// and reports exactly the `changed` ids, each as a changed `a`.
+async fn weaker_checksum_collides_but_each_row_is_reported(
+    (pub_db, sub_db): (&str, &str),
+    weaker: &str,
+    rows: [&str; 2],
+    changed: &[&str],
+) {
+    use mysql_async::prelude::Queryable;
+
+    let mut sums = Vec::new();
+    // The databases are dropped when these guards go, also if the test fails.
+    let mut databases = Vec::new();
+    for (db, rows) in [pub_db, sub_db].into_iter().zip(rows) {
+        let mut conn = mysql_database(db).await;
+        conn.query_drop(format!(
+            "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL); INSERT INTO t VALUES {rows}"
+        ))
+        .await
+        .unwrap();
+        let sum: Option<String> = conn
+            .query_first(format!("SELECT CAST(({weaker}) AS CHAR)"))
             .await
             .unwrap();
-            let sum: Option<String> = conn
-                .query_first(format!("SELECT CAST(({weaker}) AS CHAR)"))
-                .await
-                .unwrap();
-            sums.push(sum.unwrap());
-            databases.push(conn);
-        }
-        assert_eq!(sums[0], sums[1], "{weaker} must collide here");
-        let dir = temp_dir();
-        let toml = pair_config(
-            &mysql_url(pub_db),
-            &mysql_url(sub_db),
-            "t",
-            "t",
-            "pushdown",
-            1000,
-        );
-        let results = run_pass(load_config(dir.path(), &toml)).await;
-        let (status, found) = &results[0];
-        assert_eq!(status.error, None);
-        assert!(status.chunks_mismatched >= 1, "{weaker}");
-        let want: std::collections::BTreeSet<_> = changed
-            .iter()
-            .map(|id| {
-                (
-                    vec![id.to_string()],
-                    "changed".to_string(),
-                    vec!["a".to_string()],
-                )
-            })
-            .collect();
-        assert_eq!(*found, want, "{weaker}");
+        sums.push(sum.unwrap());
+        databases.push(conn);
     }
+    assert_eq!(sums[0], sums[1], "{weaker} must collide here");
+    let dir = temp_dir();
+    let toml = pair_config(
+        &mysql_url(pub_db),
+        &mysql_url(sub_db),
+        "t",
+        "t",
+        "pushdown",
+        1000,
+    );
+    let results = run_pass(load_config(dir.path(), &toml)).await;
+    let (status, found) = &results[0];
+    assert_eq!(status.error, None);
+    assert!(status.chunks_mismatched >= 1, "{weaker}");
+    let want: std::collections::BTreeSet<_> = changed
+        .iter()
+        .map(|id| {
+            (
+                vec![id.to_string()],
+                "changed".to_string(),
+                vec!["a".to_string()],
+            )
+        })
+        .collect();
+    assert_eq!(*found, want, "{weaker}");
 }
 
 fn config_for(strategy: &str) -> String {
@@ -629,18 +595,7 @@ async fn cancel_all_kills_the_running_query() {
     let engine = driftwatch::engine::connect("db", &config).unwrap();
     let q = TableQuery {
         table: TableRef::parse("t"),
-        columns: vec![QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "id".into(),
-            db_type: "int".into(),
-            logical: LogicalType::Int,
-            compare_as: LogicalType::Int,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        }],
+        columns: vec![QueryColumn::new("id", "int", LogicalType::Int)],
         key: vec![0],
         filter: Some("SLEEP(20) = 0".into()),
         binary_collation: false,

@@ -275,16 +275,8 @@ async fn redrive_scripts_refire_the_hubs_change_tracking() {
 
 fn col(name: &str, db_type: &str, t: LogicalType, identity: bool) -> QueryColumn {
     QueryColumn {
-        nullable: true,
-        collation: None,
-        declared_alike: false,
-        name: name.into(),
-        db_type: db_type.into(),
-        logical: t,
-        compare_as: t,
         identity,
-        fraction_digits: None,
-        compare_fraction: None,
+        ..QueryColumn::new(name, db_type, t)
     }
 }
 

@@ -122,6 +122,26 @@ pub struct QueryColumn {
     pub declared_alike: bool,
 }
 
+impl QueryColumn {
+    /// A column read as its own type, with nothing known of another side: nullable, no
+    /// collation, not declared alike (what a digest assumes least of), no identity, no
+    /// declared fractional digits.
+    pub fn new(name: &str, db_type: &str, logical: LogicalType) -> QueryColumn {
+        QueryColumn {
+            name: name.to_string(),
+            db_type: db_type.to_string(),
+            logical,
+            compare_as: logical,
+            identity: false,
+            fraction_digits: None,
+            compare_fraction: None,
+            nullable: true,
+            collation: None,
+            declared_alike: false,
+        }
+    }
+}
+
 impl TableQuery {
     pub fn key_of(&self, row: &[Value]) -> Key {
         self.key.iter().map(|&i| row[i].clone()).collect()

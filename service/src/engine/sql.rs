@@ -213,18 +213,7 @@ mod tests {
             table: crate::table::TableRef::parse("t"),
             columns: keys
                 .iter()
-                .map(|(n, t)| QueryColumn {
-                    nullable: true,
-                    collation: None,
-                    declared_alike: false,
-                    name: n.to_string(),
-                    db_type: "-".into(),
-                    logical: *t,
-                    compare_as: *t,
-                    identity: false,
-                    fraction_digits: None,
-                    compare_fraction: None,
-                })
+                .map(|(n, t)| QueryColumn::new(n, "-", *t))
                 .collect(),
             key: (0..keys.len()).collect(),
             filter: Some("x = 1".into()),

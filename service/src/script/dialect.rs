@@ -120,18 +120,7 @@ mod tests {
     use crate::value::{Decimal, LogicalType, Timestamp};
 
     fn column(t: LogicalType, db_type: &str) -> QueryColumn {
-        QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "c".into(),
-            db_type: db_type.into(),
-            logical: t,
-            compare_as: t,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        }
+        QueryColumn::new("c", db_type, t)
     }
 
     #[test]

@@ -649,20 +649,9 @@ mod tests {
     use tiberius::EncryptionLevel;
 
     fn decode(logical: LogicalType, v: ColumnData<'static>) -> Value {
-        Decoder::new(&QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "c".into(),
-            db_type: "-".into(),
-            logical,
-            compare_as: logical,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        })
-        .decode(v)
-        .unwrap()
+        Decoder::new(&QueryColumn::new("c", "-", logical))
+            .decode(v)
+            .unwrap()
     }
 
     fn text(v: Value) -> String {
@@ -810,16 +799,8 @@ mod tests {
             ColumnData::DateTimeOffset(Some(DateTimeOffset::new(utc, 585))),
         );
         let col = QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "Moment".into(),
-            db_type: "datetimeoffset(7)".into(),
-            logical: LogicalType::TimestampTz,
-            compare_as: LogicalType::TimestampTz,
-            identity: false,
             fraction_digits: Some(7),
-            compare_fraction: None,
+            ..QueryColumn::new("Moment", "datetimeoffset(7)", LogicalType::TimestampTz)
         };
         let lit = Dialect::Tsql.literal(&col, &v).unwrap();
         let sql = Dialect::Tsql.insert("[dbo].[t]", "[Moment]", &lit, "", false, false);

@@ -137,18 +137,7 @@ fn from_value(v: &Value) -> String {
 fn decoded(db_type: &str, wire: ColumnData<'static>) -> Value {
     let base = base_type(db_type);
     let logical = logical_type(base).unwrap();
-    let column = QueryColumn {
-        nullable: true,
-        collation: None,
-        declared_alike: false,
-        name: "c".into(),
-        db_type: db_type.into(),
-        logical,
-        compare_as: logical,
-        identity: false,
-        fraction_digits: None,
-        compare_fraction: None,
-    };
+    let column = QueryColumn::new("c", db_type, logical);
     Decoder::new(&column).decode(wire).unwrap()
 }
 
@@ -460,18 +449,7 @@ fn dates_and_times_in_styles_23_and_121() {
 fn the_modelled_expressions_are_the_ones_sent() {
     let col = |db_type: &str| {
         let logical = logical_type(base_type(db_type)).unwrap();
-        QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "c".into(),
-            db_type: db_type.into(),
-            logical,
-            compare_as: logical,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        }
+        QueryColumn::new("c", db_type, logical)
     };
     let mut applies = Vec::new();
     for (db_type, expected) in [

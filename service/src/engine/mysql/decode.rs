@@ -118,18 +118,7 @@ mod tests {
     use super::*;
 
     fn decoder(logical: LogicalType) -> Decoder {
-        Decoder::new(&QueryColumn {
-            nullable: true,
-            collation: None,
-            declared_alike: false,
-            name: "c".into(),
-            db_type: "-".into(),
-            logical,
-            compare_as: logical,
-            identity: false,
-            fraction_digits: None,
-            compare_fraction: None,
-        })
+        Decoder::new(&QueryColumn::new("c", "-", logical))
     }
 
     #[test]

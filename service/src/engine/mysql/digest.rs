@@ -179,16 +179,10 @@ mod tests {
     fn parts_leave_out_what_the_values_do_not_need() {
         let column =
             |db_type: &str, logical, nullable, collation: Option<&str>, alike| QueryColumn {
-                name: "c".into(),
-                db_type: db_type.into(),
-                logical,
-                compare_as: logical,
-                identity: false,
-                fraction_digits: None,
-                compare_fraction: None,
                 nullable,
                 collation: collation.map(str::to_string),
                 declared_alike: alike,
+                ..QueryColumn::new("c", db_type, logical)
             };
         let utf8 = Some("utf8mb4_general_ci");
         // Declared alike and NOT NULL: the value as the server spells it.
