@@ -39,7 +39,7 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
     (
         "c_num_scaled",
         "numeric(12,3)",
-        &["-0.000", "123456789.123", "0.001", "NULL", "0.002"],
+        &["-0.000", "0", "123456789.123", "NULL", "0.002"],
     ),
     (
         "c_real",
@@ -70,6 +70,17 @@ const COLUMNS: &[(&str, &str, &[&str])] = &[
         "c_char",
         "char(5)",
         &["'ab'", "'ab   '", "''", "NULL", "'abc'"],
+    ),
+    // Compared exactly, whatever equality their collation gives them: 'Abc' into 'ABC'.
+    (
+        "c_citext",
+        "citext",
+        &["'a'", "'Abc'", "''", "NULL", "'ABC'"],
+    ),
+    (
+        "c_ci",
+        "text COLLATE dw_ci",
+        &["'a'", "'Abc'", "''", "NULL", "'ABC'"],
     ),
     (
         "c_bytea",
@@ -171,7 +182,13 @@ async fn every_postgres_type_compares_exactly() {
     let pubc = pg_database("dw_types_pub").await;
     let subc = pg_database("dw_types_sub").await;
     let cols: Vec<String> = COLUMNS.iter().map(|(n, t, _)| format!("{n} {t}")).collect();
-    let create = format!("CREATE TABLE t (id int PRIMARY KEY, {})", cols.join(", "));
+    // citext and a nondeterministic (case-insensitive) collation, for the columns above.
+    let create = format!(
+        "CREATE EXTENSION IF NOT EXISTS citext; \
+         CREATE COLLATION dw_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false); \
+         CREATE TABLE t (id int PRIMARY KEY, {})",
+        cols.join(", ")
+    );
     let mut rows = Vec::new();
     for r in 0..4 {
         let values: Vec<&str> = COLUMNS.iter().map(|(_, _, v)| v[r]).collect();
@@ -227,9 +244,25 @@ async fn every_postgres_type_compares_exactly() {
             results[0].1
         );
     }
-    // One column changed at a time: exactly that column is reported.
-    for (name, _, values) in COLUMNS {
-        let set = format!("UPDATE t SET {name} = {} WHERE id = 1", values[4]);
+    // One column changed at a time: exactly that column is reported. Also values that
+    // PostgreSQL's own hash functions do not tell apart, into one another: row 1 holds
+    // numeric Infinity (NaN and -Infinity hash alike with it), numeric(12,3) 0 (hashed as a
+    // NULL is), jsonb '[]' (as '{}' does), real -Infinity and double Infinity.
+    let specials = [
+        ("c_num", "'-Infinity'"),
+        ("c_num", "'NaN'"),
+        ("c_num_scaled", "NULL"),
+        ("c_jsonb", "'{}'"),
+        ("c_jsonb", "'[[]]'"),
+        ("c_real", "'Infinity'"),
+        ("c_double", "'NaN'"),
+    ];
+    let changes = COLUMNS
+        .iter()
+        .map(|(name, _, values)| (*name, values[4]))
+        .chain(specials);
+    for (name, value) in changes {
+        let set = format!("UPDATE t SET {name} = {value} WHERE id = 1");
         subc.batch_execute(&set).await.unwrap();
         for strategy in ["pushdown", "streamed"] {
             let results = run_pass(load_config(dir.path(), &config(strategy))).await;

@@ -28,9 +28,11 @@
 //! Pushdown digests hash, per row, `HASHBYTES('SHA2_256', p1 + '#' + p2 …)` where each
 //! column's part is a canonical text of its value built with explicit CONVERT styles, so
 //! that it depends neither on the session's language and date format nor on the declared
-//! precision (see [`hashed_col`]); the first two 8-byte words of each row's hash are summed
-//! per bucket as DECIMAL(38,0), which cannot overflow, and folded into one 128-bit sum.
-//! CHECKSUM and BINARY_CHECKSUM are never used: they collide.
+//! precision (see [`hashed_col`]); text and binary values of up to 255 characters are
+//! spelled as themselves behind their length, longer ones as their SHA-256, so that a row
+//! of short values costs one HASHBYTES. The first two 8-byte words of each row's hash are
+//! summed per bucket as DECIMAL(38,0), which cannot overflow, and folded into one 128-bit
+//! sum. CHECKSUM and BINARY_CHECKSUM are never used: they collide.
 //!
 //! Type mapping (see docs/engines/sqlserver.md, Types): bit → boolean; tinyint, smallint, int, bigint →
 //! integer; decimal, numeric, money, smallmoney → decimal (money read as decimal(19,4),
@@ -521,8 +523,7 @@ impl Engine for Mssql {
                     identity: r.try_get::<bool, _>(7).ok().flatten().unwrap_or(false),
                     fraction_digits: fraction_digits(&base, scale),
                     db_type: spell_type(&base, max_length, precision, scale),
-                    // Not read: nothing here depends on it.
-                    nullable: true,
+                    nullable: r.try_get::<bool, _>(8).ok().flatten().unwrap_or(true),
                 }
             })
             .collect();

@@ -16,7 +16,7 @@ use super::decode::Decoder;
 use super::introspect::logical_type;
 use super::statements::{base_type, decimal_precision_scale, hashed_col};
 use super::DAYS_0001_TO_1970;
-use crate::engine::FieldDecoder;
+use crate::engine::{FieldDecoder, INLINE_TEXT};
 use crate::table::QueryColumn;
 use crate::value::{Decimal, Timestamp, Value};
 
@@ -30,11 +30,37 @@ fn style_2(b: &[u8]) -> String {
     hex_upper(b)
 }
 
-/// HASHBYTES('SHA2_256', CAST(x AS nvarchar(max))): SHA-256 of the UTF-16LE code units
-/// that nvarchar stores.
+/// CAST(x AS nvarchar(...)): the UTF-16LE code units that nvarchar stores.
+fn nvarchar(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+/// HASHBYTES('SHA2_256', CAST(x AS nvarchar(max))): SHA-256 of the UTF-16LE code units.
 fn hashbytes_nvarchar(s: &str) -> Vec<u8> {
-    let utf16: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
-    sha2::Sha256::digest(utf16).to_vec()
+    sha2::Sha256::digest(nvarchar(s)).to_vec()
+}
+
+/// The text part of [`hashed_col`] as T-SQL computes it for a column declared with
+/// `declared` characters (None: max or an old LOB type): DATALENGTH of the nvarchar is its
+/// bytes; a declared length of at most INLINE_TEXT is spelled counted, else the CASE
+/// decides by that DATALENGTH.
+fn tsql_text(s: &str, declared: Option<usize>) -> String {
+    let datalength = nvarchar(s).len();
+    if declared.is_some_and(|n| n <= INLINE_TEXT) || datalength <= INLINE_TEXT * 2 {
+        format!("{datalength}:{s}")
+    } else {
+        style_2(&hashbytes_nvarchar(s))
+    }
+}
+
+/// The binary part of [`hashed_col`] as T-SQL computes it (CONVERT(varchar, binary, 2)
+/// behind DATALENGTH, or the SHA-256), the same way.
+fn tsql_bytes(b: &[u8], declared: Option<usize>) -> String {
+    if declared.is_some_and(|n| n <= INLINE_TEXT / 2) || b.len() <= INLINE_TEXT / 2 {
+        format!("{}:{}", b.len(), style_2(b))
+    } else {
+        style_2(&sha2::Sha256::digest(b))
+    }
 }
 
 fn civil(days_from_0001: i64) -> String {
@@ -119,7 +145,16 @@ fn from_value(v: &Value) -> String {
         Value::Decimal(d) => d.to_string(),
         Value::Float(f) if *f == 0.0 => "0".into(),
         Value::Float(f) => hex_upper(&f.to_bits().to_be_bytes()),
-        Value::Text(s) => hex_upper(&hashbytes_nvarchar(s)),
+        // Counted by its UTF-16 bytes when short, else hashed.
+        Value::Text(s) => {
+            let units = s.encode_utf16().count();
+            if units <= INLINE_TEXT {
+                format!("{}:{s}", units * 2)
+            } else {
+                hex_upper(&hashbytes_nvarchar(s))
+            }
+        }
+        Value::Bytes(b) if b.len() <= INLINE_TEXT / 2 => format!("{}:{}", b.len(), hex_upper(b)),
         Value::Bytes(b) => hex_upper(&sha2::Sha256::digest(b)),
         Value::Uuid(u) => crate::value::format_uuid(u).to_uppercase(),
         Value::Date(d) => crate::value::format_date(*d),
@@ -277,46 +312,118 @@ fn floats_by_their_bits() {
 }
 
 #[test]
-fn text_and_bytes_by_the_hash_of_what_they_hold() {
-    let text = |s: &str| {
-        (
-            ColumnData::String(Some(s.to_string().into())),
-            style_2(&hashbytes_nvarchar(s)),
-        )
+fn text_and_bytes_counted_when_short_hashed_when_long() {
+    // Trailing spaces are kept (DATALENGTH and HASHBYTES see them), characters past U+FFFF
+    // are two UTF-16 code units, the empty string is not NULL, and the separator, the
+    // count's colon and the NULL mark inside a text change nothing.
+    let short = [
+        "",
+        " ",
+        "a",
+        "a ",
+        "é",
+        "e\u{301}",
+        "😀",
+        "日本語",
+        "#",
+        "~",
+        "1:~",
+        "a#b",
+        "2:a#",
+    ];
+    let at_limit = "x".repeat(INLINE_TEXT);
+    let past_limit = "x".repeat(INLINE_TEXT + 1);
+    // 254 units and one character of two: 256 units, hashed.
+    let pair_past = format!("{}😀", "y".repeat(INLINE_TEXT - 1));
+    let pair_at = format!("{}😀", "y".repeat(INLINE_TEXT - 2));
+    let long = [
+        at_limit.as_str(),
+        &past_limit,
+        &pair_past,
+        &pair_at,
+        &"z".repeat(5000),
+    ];
+    let text = |declared: Option<usize>| {
+        move |s: &str| {
+            (
+                ColumnData::String(Some(s.to_string().into())),
+                tsql_text(s, declared),
+            )
+        }
     };
-    // Trailing spaces are kept (HASHBYTES sees them), characters past U+FFFF are two
-    // UTF-16 code units, and the empty string is not NULL.
+    let mut all: Vec<&str> = short.to_vec();
+    all.extend(long);
+    agree("nvarchar(max)", all.iter().map(|s| text(None)(s)).collect());
     agree(
-        "nvarchar(max)",
-        [
-            "",
-            " ",
-            "a",
-            "a ",
-            "é",
-            "e\u{301}",
-            "😀",
-            "日本語",
-            "#",
-            "~",
-        ]
-        .into_iter()
-        .map(text)
-        .collect(),
+        "nvarchar(255)",
+        all.iter()
+            .filter(|s| s.encode_utf16().count() <= 255)
+            .map(|s| text(Some(255))(s))
+            .collect(),
     );
-    let bytes = |b: Vec<u8>| {
-        let documented = style_2(&sha2::Sha256::digest(&b));
-        (ColumnData::Binary(Some(b.into())), documented)
+    agree(
+        "varchar(40)",
+        short.iter().map(|s| text(Some(40))(s)).collect(),
+    );
+    // A value is spelled alike whatever its column's declaration.
+    for s in all.iter().filter(|s| s.encode_utf16().count() <= 255) {
+        assert_eq!(tsql_text(s, Some(255)), tsql_text(s, None), "{s}");
+    }
+    assert!(tsql_text(&past_limit, None).len() == 64);
+    assert!(tsql_text(&pair_past, None).len() == 64);
+    assert!(tsql_text(&pair_at, None).starts_with("510:"));
+    let bytes = |declared: Option<usize>| {
+        move |b: Vec<u8>| {
+            let documented = tsql_bytes(&b, declared);
+            (ColumnData::Binary(Some(b.into())), documented)
+        }
+    };
+    let values = || {
+        vec![
+            vec![],
+            vec![0],
+            vec![0, 0],
+            b"1:".to_vec(),
+            vec![0xab; INLINE_TEXT / 2],
+            vec![0xab; INLINE_TEXT / 2 + 1],
+            vec![0xff; 30_000],
+        ]
     };
     agree(
         "varbinary(max)",
-        vec![
-            bytes(vec![]),
-            bytes(vec![0]),
-            bytes(vec![0, 0]),
-            bytes(vec![0xff; 30_000]),
-        ],
+        values().into_iter().map(bytes(None)).collect(),
     );
+    agree(
+        "varbinary(16)",
+        values()
+            .into_iter()
+            .filter(|b| b.len() <= 16)
+            .map(bytes(Some(16)))
+            .collect(),
+    );
+    // 32 bytes, the size of a hash, are counted, not taken for one.
+    assert_eq!(
+        tsql_bytes(&[7; 32], None),
+        format!("32:{}", "07".repeat(32))
+    );
+}
+
+#[test]
+fn decimals_declared_alike_at_their_declared_scale() {
+    // Both sides declare decimal(12,2): CONVERT spells every value at scale 2, so equal
+    // values give one text and different values different texts, with no trim.
+    let spelled = |unscaled: i128, scale: u8| match unscaled {
+        0 => "0".to_string(),
+        _ => convert_decimal(unscaled, scale, true),
+    };
+    let values = [0i128, 1, -1, 10, 150, -150, 999_999_999_999];
+    for (i, &a) in values.iter().enumerate() {
+        for &b in &values[i..] {
+            assert_eq!(a == b, spelled(a, 2) == spelled(b, 2), "{a} and {b}");
+        }
+    }
+    assert_eq!(spelled(150, 2), "1.50");
+    assert_eq!(spelled(-5, 2), "-0.05");
 }
 
 #[test]
@@ -466,13 +573,49 @@ fn the_modelled_expressions_are_the_ones_sent() {
         ),
         (
             "nvarchar(max)",
-            "COALESCE(CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([c] AS nvarchar(max))), 2), '~')",
+            "COALESCE(CASE WHEN DATALENGTH(CAST([c] AS nvarchar(max))) <= 510 THEN \
+             CONVERT(varchar(11), DATALENGTH(CAST([c] AS nvarchar(255)))) + ':' + CAST([c] AS nvarchar(255)) COLLATE Latin1_General_100_BIN2 \
+             ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([c] AS nvarchar(max))), 2) END, '~')",
+        ),
+        (
+            "varchar(40)",
+            "COALESCE(CONVERT(varchar(11), DATALENGTH(CAST([c] AS nvarchar(40)))) + ':' + CAST([c] AS nvarchar(40)) COLLATE Latin1_General_100_BIN2, '~')",
+        ),
+        (
+            "varbinary(max)",
+            "COALESCE(CASE WHEN DATALENGTH(CAST([c] AS varbinary(max))) <= 127 THEN \
+             CONVERT(varchar(11), DATALENGTH(CAST([c] AS varbinary(127)))) + ':' + CONVERT(varchar(254), CAST([c] AS varbinary(127)), 2) \
+             ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST([c] AS varbinary(max))), 2) END, '~')",
+        ),
+        (
+            "binary(16)",
+            "COALESCE(CONVERT(varchar(11), DATALENGTH([c])) + ':' + CONVERT(varchar(32), [c], 2), '~')",
         ),
         ("uniqueidentifier", "COALESCE(CONVERT(char(36), [c]), '~')"),
     ] {
         assert_eq!(hashed_col(&col(db_type), 0, &mut applies), expected);
     }
     assert!(applies.is_empty());
+    // NOT NULL: no NULL mark. Declared alike: the decimal at its declared scale.
+    let not_null_alike = |db_type: &str| QueryColumn {
+        nullable: false,
+        declared_alike: true,
+        ..col(db_type)
+    };
+    assert_eq!(
+        hashed_col(&not_null_alike("bigint"), 0, &mut applies),
+        "CONVERT(varchar(20), [c])"
+    );
+    assert_eq!(
+        hashed_col(&not_null_alike("decimal(12,2)"), 0, &mut applies),
+        "CASE WHEN [c] = 0 THEN '0' ELSE CONVERT(varchar(42), [c]) END"
+    );
+    assert!(applies.is_empty());
+    // decimal(p,p) keeps its canonical form even declared alike: servers may spell its
+    // integer zero differently.
+    hashed_col(&not_null_alike("decimal(2,2)"), 0, &mut applies);
+    assert_eq!(applies.len(), 2);
+    applies.clear();
     hashed_col(&col("decimal(2,2)"), 3, &mut applies);
     assert!(
         applies[0].contains("WHEN LEFT(CONVERT(varchar(42), [c]), 1) = '.' THEN '0' + "),

@@ -10,7 +10,7 @@ use tiberius::ColumnData;
 
 use super::dialect::{quote_ident, table_sql, Tsql};
 use crate::engine::sql::Sql;
-use crate::engine::DigestSpec;
+use crate::engine::{DigestSpec, INLINE_TEXT};
 use crate::table::{KeyRange, QueryColumn, TableQuery, TableRef};
 use crate::value::LogicalType;
 
@@ -50,14 +50,59 @@ pub(super) fn base_type(db_type: &str) -> &str {
     db_type.split('(').next().unwrap_or(db_type).trim()
 }
 
+/// The most characters a column's part of the row text can take, from its logical type
+/// alone, so that both sides decide alike whether the row text must be nvarchar(max) (a
+/// concatenation of shorter types stops, silently, at 4,000 characters).
+fn longest_part(logical: LogicalType) -> usize {
+    match logical {
+        LogicalType::Bool => 1,
+        LogicalType::Int => 20,
+        LogicalType::Float => 18,
+        LogicalType::Decimal => 42,
+        LogicalType::Date => 10,
+        LogicalType::Uuid => 36,
+        LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => 27,
+        // A counted value: its count, ':' and at most INLINE_TEXT characters (or hex
+        // digits); a hash is 64 hex digits.
+        LogicalType::Text | LogicalType::Json | LogicalType::Bytes => INLINE_TEXT + 4,
+        LogicalType::Interval => 100,
+    }
+}
+
+/// The declared length of a `char(n)`, `varchar(n)`, `nchar(n)`, `nvarchar(n)`,
+/// `binary(n)` or `varbinary(n)` column: characters for the n-types, bytes for the others
+/// (either way no fewer than the UTF-16 code units of its longest value); None for `max`
+/// and the old LOB types.
+fn declared_length(db_type: &str) -> Option<usize> {
+    db_type
+        .split_once('(')?
+        .1
+        .strip_suffix(')')?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A column's part of the hashed row text: equal values give equal text whatever the
 /// declared precision, length or code page (1.10 = 1.1, datetime2(3) = datetime2(7) at
 /// equal instants, varchar = nvarchar at equal characters), different values different
-/// text, and no text contains `#` or is `~` (NULL). `i` names the CROSS APPLY that a
-/// decimal's text needs (pushed to `applies`), so that it is converted once per row.
+/// text, and no text is `~` (NULL); only a counted part (`5:a#b:c`, its length in bytes
+/// of UTF-16 or binary, then the value) can contain `#`, and its count says where it ends.
+/// `i` names the CROSS APPLY that a decimal's text needs (pushed to `applies`), so that it
+/// is converted once per row.
+///
+/// Every function in the text costs the server per row, and HASHBYTES the most (a peer
+/// measured it far slower per row than PostgreSQL's hashing): so text and binary values up
+/// to [`INLINE_TEXT`] characters (or half as many bytes, as hex) are spelled as
+/// themselves, not hashed; a NOT NULL column needs no `~`; and a decimal both sides
+/// declare alike is spelled at its declared scale, with no trailing zeros to trim.
 pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> String {
     let name = quote_ident(&c.name);
     let ty = base_type(&c.db_type);
+    let short = declared_length(&c.db_type).filter(|&n| match c.logical {
+        LogicalType::Bytes => n <= INLINE_TEXT / 2,
+        _ => n <= INLINE_TEXT,
+    });
     let part = match c.logical {
         LogicalType::Int => format!("CONVERT(varchar(20), {name})"),
         LogicalType::Bool => format!("CONVERT(varchar(1), {name})"),
@@ -66,41 +111,79 @@ pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> Strin
                 "money" | "smallmoney" => format!("CAST({name} AS decimal(19,4))"),
                 _ => name.clone(),
             };
-            // v: the text at the declared scale; z: v without trailing zeros.
-            // Names no user column is likely to have: the filter sees them too.
-            let (v, z) = (format!("dw_t{i}.dw_v"), format!("dw_z{i}.dw_v"));
             let text = format!("CONVERT(varchar(42), {exact})");
-            // A type of no integer digits (decimal(p,p)) has no documented spelling of
-            // its integer zero ('.5' or '0.5'): given one, so that it hashes as decimal(p+1,p).
-            let text = match decimal_precision_scale(&c.db_type) {
-                Some((p, s)) if p == s => format!(
-                    "CASE WHEN LEFT({text}, 1) = '.' THEN '0' + {text} \
-                     WHEN LEFT({text}, 2) = '-.' THEN '-0' + SUBSTRING({text}, 2, 42) ELSE {text} END"
-                ),
-                _ => text,
-            };
-            applies.push(format!(
-                " CROSS APPLY (SELECT {text} AS dw_v) AS dw_t{i}"
-            ));
-            applies.push(format!(
-                " CROSS APPLY (SELECT LEFT({v}, LEN({v}) - PATINDEX('%[^0]%', REVERSE({v})) + 1) AS dw_v) AS dw_z{i}"
-            ));
-            format!(
-                "CASE WHEN {exact} = 0 THEN '0' WHEN CHARINDEX('.', {v}) = 0 THEN {v} \
-                 WHEN RIGHT({z}, 1) = '.' THEN LEFT({z}, LEN({z}) - 1) ELSE {z} END"
-            )
+            let p_is_s = decimal_precision_scale(&c.db_type).is_some_and(|(p, s)| p == s);
+            if c.declared_alike && !p_is_s {
+                // One declared scale on both sides: equal values are spelled alike.
+                format!("CASE WHEN {exact} = 0 THEN '0' ELSE {text} END")
+            } else {
+                // v: the text at the declared scale; z: v without trailing zeros.
+                // Names no user column is likely to have: the filter sees them too.
+                let (v, z) = (format!("dw_t{i}.dw_v"), format!("dw_z{i}.dw_v"));
+                // A type of no integer digits (decimal(p,p)) has no documented spelling
+                // of its integer zero ('.5' or '0.5'): given one, so that it hashes as
+                // decimal(p+1,p).
+                let text = if p_is_s {
+                    format!(
+                        "CASE WHEN LEFT({text}, 1) = '.' THEN '0' + {text} \
+                         WHEN LEFT({text}, 2) = '-.' THEN '-0' + SUBSTRING({text}, 2, 42) ELSE {text} END"
+                    )
+                } else {
+                    text
+                };
+                applies.push(format!(" CROSS APPLY (SELECT {text} AS dw_v) AS dw_t{i}"));
+                applies.push(format!(
+                    " CROSS APPLY (SELECT LEFT({v}, LEN({v}) - PATINDEX('%[^0]%', REVERSE({v})) + 1) AS dw_v) AS dw_z{i}"
+                ));
+                format!(
+                    "CASE WHEN {exact} = 0 THEN '0' WHEN CHARINDEX('.', {v}) = 0 THEN {v} \
+                     WHEN RIGHT({z}, 1) = '.' THEN LEFT({z}, LEN({z}) - 1) ELSE {z} END"
+                )
+            }
         }
         // The IEEE bits: exact, and the same for real widened to float. -0 = 0.
         LogicalType::Float => format!(
             "CASE WHEN {name} = 0 THEN '0' ELSE CONVERT(varchar(18), CAST(CAST({name} AS float) AS binary(8)), 2) END"
         ),
-        // The characters, whatever the code page: hashed as UTF-16 (nvarchar).
-        LogicalType::Text | LogicalType::Json => format!(
-            "CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST({name} AS nvarchar(max))), 2)"
-        ),
-        LogicalType::Bytes => format!(
-            "CONVERT(varchar(66), HASHBYTES('SHA2_256', CAST({name} AS varbinary(max))), 2)"
-        ),
+        // The characters, whatever the code page: as UTF-16 (nvarchar), under one
+        // explicit collation so that columns of different collations concatenate.
+        LogicalType::Text | LogicalType::Json => {
+            let counted = |t: String| {
+                format!("CONVERT(varchar(11), DATALENGTH({t})) + ':' + {t} COLLATE Latin1_General_100_BIN2")
+            };
+            match short {
+                Some(n) => counted(format!("CAST({name} AS nvarchar({n}))")),
+                None => {
+                    let all = format!("CAST({name} AS nvarchar(max))");
+                    format!(
+                        "CASE WHEN DATALENGTH({all}) <= {} THEN {} \
+                         ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', {all}), 2) END",
+                        INLINE_TEXT * 2,
+                        counted(format!("CAST({name} AS nvarchar({INLINE_TEXT}))"))
+                    )
+                }
+            }
+        }
+        LogicalType::Bytes => {
+            let counted = |b: String, n: usize| {
+                format!(
+                    "CONVERT(varchar(11), DATALENGTH({b})) + ':' + CONVERT(varchar({}), {b}, 2)",
+                    2 * n
+                )
+            };
+            match short {
+                Some(n) => counted(name, n),
+                None => {
+                    let all = format!("CAST({name} AS varbinary(max))");
+                    let n = INLINE_TEXT / 2;
+                    format!(
+                        "CASE WHEN DATALENGTH({all}) <= {n} THEN {} \
+                         ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', {all}), 2) END",
+                        counted(format!("CAST({name} AS varbinary({n}))"), n)
+                    )
+                }
+            }
+        }
         LogicalType::Uuid => format!("CONVERT(char(36), {name})"),
         LogicalType::Date => format!("CONVERT(char(10), {name}, 23)"),
         // 1900-01-01 and the time at 100 ns.
@@ -117,7 +200,11 @@ pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> Strin
         // No SQL Server type maps to an interval; kept total for the type system.
         LogicalType::Interval => format!("CONVERT(varchar(100), {name})"),
     };
-    format!("COALESCE({part}, '~')")
+    if c.nullable {
+        format!("COALESCE({part}, '~')")
+    } else {
+        part
+    }
 }
 
 /// The statements of one table query.
@@ -173,10 +260,11 @@ impl<'a> Statements<'a> {
             .enumerate()
             .map(|(i, c)| hashed_col(c, i, &mut applies))
             .collect();
-        // Each part is short, but a plain varchar sum stops at 8000 characters: past that
-        // many columns, the row text is varchar(max).
-        let start = if parts.len() * 70 > 8000 {
-            "CAST('' AS varchar(max)) + "
+        // A concatenation of types shorter than max stops at 4,000 characters (nvarchar):
+        // a row text that could be longer is nvarchar(max).
+        let longest: usize = q.columns.iter().map(|c| longest_part(c.logical) + 1).sum();
+        let start = if longest > 4000 {
+            "CAST(N'' AS nvarchar(max)) + "
         } else {
             ""
         };
@@ -217,7 +305,7 @@ impl<'a> Statements<'a> {
 pub fn columns_statement(t: &TableRef) -> Statement {
     Statement {
         text: "SELECT c.name, TYPE_NAME(c.system_type_id), t.name, c.max_length, c.precision, \
-               c.scale, c.collation_name, CAST(CASE WHEN ic.column_id IS NULL THEN 0 ELSE 1 END AS bit) \
+               c.scale, c.collation_name, CAST(CASE WHEN ic.column_id IS NULL THEN 0 ELSE 1 END AS bit), c.is_nullable \
                FROM sys.columns AS c \
                JOIN sys.types AS t ON t.user_type_id = c.user_type_id \
                LEFT JOIN sys.identity_columns AS ic ON ic.object_id = c.object_id AND ic.column_id = c.column_id \

@@ -5,7 +5,7 @@
 //! part but a counted text contain the separator.
 
 use super::dialect::quote_ident;
-use super::INLINE_TEXT;
+use crate::engine::INLINE_TEXT;
 use crate::table::{Column, QueryColumn};
 use crate::value::LogicalType;
 

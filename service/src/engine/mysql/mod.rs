@@ -24,7 +24,7 @@
 //! part is a canonical text of its value (`~` for NULL, on nullable columns): integers as
 //! numbers (bit and year through `+ 0`), floats widened to double with -0 as 0; decimals
 //! and temporal values (in UTC) as the server spells them where both sides declare the
-//! same type, else without trailing zeros (1.10 = 1.1); text of at most [`INLINE_TEXT`]
+//! same type, else without trailing zeros (1.10 = 1.1); text of at most [`INLINE_TEXT`](crate::engine::INLINE_TEXT)
 //! characters as its UTF-8 bytes behind their count (`3:a#b`), longer text, bytes and json
 //! as the MD5 of their bytes. Only a counted text part may contain the separator, and its
 //! count says where it ends (an MD5 has no `:`), so the row text reads back one way only.
@@ -71,11 +71,6 @@ use dialect::sql;
 pub(crate) use dialect::MysqlScript;
 pub use dialect::{param, quote_ident};
 use digest::hashed_col;
-
-/// Text up to this many characters is hashed as itself within its row, longer text as its
-/// MD5 (see the module's documentation): varchar(255) and shorter, the most common, need
-/// no per-row test.
-const INLINE_TEXT: usize = 255;
 
 /// An idle connection older than this is pinged before it is used again.
 const IDLE_PING: std::time::Duration = std::time::Duration::from_secs(60);

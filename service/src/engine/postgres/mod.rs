@@ -33,8 +33,8 @@ use crate::value::{EncodedRows, Key, LogicalType, Value};
 use copy::CopyParser;
 use decode::Decoder;
 pub(crate) use dialect::PostgresScript;
-use dialect::{cast_type, sql, table_sql};
 pub use dialect::{literal, quote_ident};
+use dialect::{sql, table_sql};
 use options::TlsOptions;
 
 /// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
@@ -265,13 +265,28 @@ fn error_text(e: &tokio_postgres::Error) -> String {
 /// A pooled client: back to the pool only when a statement completed cleanly.
 type Session<'a> = Lease<'a, Client, CancelToken>;
 
-/// A column inside the hashed ROW(): json has no hash function, and interval's hash
-/// equates '1 day' with '24 hours', so both are hashed by their text.
+/// A column inside the hashed ROW(): json has no hash function, jsonb's gives some unequal
+/// values one hash ('[]' and '{}', '"a"' and '["a"]') and others equal, which the
+/// streamed digest tells apart by their normal form ('1.0' and '1'), and interval's
+/// equates '1 day' with '24 hours': all three are hashed by their text. numeric's hash gives
+/// NaN, Infinity and -Infinity one value (its seed), so a numeric column is followed by its
+/// text where it is one of them (`scale` is NULL exactly there, in every version), and by
+/// NULL, which costs nothing to hash, elsewhere (and `~` where it is NULL: numeric's hash
+/// of 0 under the seed is 0, a NULL's). Text is compared exactly, so it is never hashed
+/// under a collation that equates different texts: citext (and any domain) by its text, a
+/// column of another collation than the database's, which may be nondeterministic (equal
+/// ignoring case), under "C".
 fn hashed_col(c: &QueryColumn) -> String {
     let name = quote_ident(&c.name);
     match c.logical {
-        LogicalType::Json if cast_type(&c.db_type) == "json" => format!("md5({name}::text)"),
-        LogicalType::Interval => format!("{name}::text"),
+        LogicalType::Json | LogicalType::Interval => format!("{name}::text"),
+        LogicalType::Decimal => {
+            format!("{name}, CASE WHEN scale({name}) IS NULL THEN coalesce({name}::text, '~') END")
+        }
+        LogicalType::Text if !(c.db_type == "text" || c.db_type.starts_with("character")) => {
+            format!("{name}::text COLLATE \"C\"")
+        }
+        LogicalType::Text if c.collation.is_some() => format!("{name} COLLATE \"C\""),
         _ => name,
     }
 }
