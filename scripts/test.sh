@@ -145,9 +145,11 @@ if ! cmp -s "$browser/package-lock.json" "$browser/node_modules/.installed-from-
 fi
 
 # The binary the integration tests (tests/, driftwatch-tests) and the browser test run, built
-# once here: with DRIFTWATCH_BIN set, no test builds it.
-say "cargo build -p driftwatch --bin driftwatch"
-cargo build -p driftwatch --bin driftwatch
+# once here: with DRIFTWATCH_BIN set, no test builds it. Built with every target, as
+# `cargo test` below builds them: the tests' dev-dependencies add features (tokio's
+# test-util), and a binary built alone would compile tokio and all that depends on it twice.
+say "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
 DRIFTWATCH_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/driftwatch"
 export DRIFTWATCH_BIN
 
