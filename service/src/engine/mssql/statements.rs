@@ -40,9 +40,13 @@ pub(super) fn select_col(c: &QueryColumn) -> String {
 
 /// `decimal(12,2)` → `(12, 2)`.
 pub(super) fn decimal_precision_scale(db_type: &str) -> Option<(u8, u8)> {
-    let args = db_type.split_once('(')?.1.strip_suffix(')')?;
-    let (p, s) = args.split_once(',')?;
+    let (p, s) = type_args(db_type)?.split_once(',')?;
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+/// `decimal(12,2)` → `12,2`; None for a type spelled without arguments.
+fn type_args(db_type: &str) -> Option<&str> {
+    db_type.split_once('(')?.1.strip_suffix(')')
 }
 
 /// `decimal(12,2)` → `decimal`.
@@ -74,13 +78,16 @@ fn longest_part(logical: LogicalType) -> usize {
 /// (either way no fewer than the UTF-16 code units of its longest value); None for `max`
 /// and the old LOB types.
 fn declared_length(db_type: &str) -> Option<usize> {
-    db_type
-        .split_once('(')?
-        .1
-        .strip_suffix(')')?
-        .trim()
-        .parse()
-        .ok()
+    type_args(db_type)?.trim().parse().ok()
+}
+
+/// A text or binary value counted (`DATALENGTH(value) + ':' + spelled`) where it is at most
+/// `limit` bytes long, else the SHA-256 of `whole`, the value cast to its max type.
+fn counted_or_hashed(whole: &str, limit: usize, counted: &str) -> String {
+    format!(
+        "CASE WHEN DATALENGTH({whole}) <= {limit} THEN {counted} \
+         ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', {whole}), 2) END"
+    )
 }
 
 /// A column's part of the hashed row text: equal values give equal text whatever the
@@ -148,40 +155,34 @@ pub fn hashed_col(c: &QueryColumn, i: usize, applies: &mut Vec<String>) -> Strin
         // The characters, whatever the code page: as UTF-16 (nvarchar), under one
         // explicit collation so that columns of different collations concatenate.
         LogicalType::Text | LogicalType::Json => {
-            let counted = |t: String| {
+            let counted = |n: usize| {
+                let t = format!("CAST({name} AS nvarchar({n}))");
                 format!("CONVERT(varchar(11), DATALENGTH({t})) + ':' + {t} COLLATE Latin1_General_100_BIN2")
             };
             match short {
-                Some(n) => counted(format!("CAST({name} AS nvarchar({n}))")),
-                None => {
-                    let all = format!("CAST({name} AS nvarchar(max))");
-                    format!(
-                        "CASE WHEN DATALENGTH({all}) <= {} THEN {} \
-                         ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', {all}), 2) END",
-                        INLINE_TEXT * 2,
-                        counted(format!("CAST({name} AS nvarchar({INLINE_TEXT}))"))
-                    )
-                }
+                Some(n) => counted(n),
+                None => counted_or_hashed(
+                    &format!("CAST({name} AS nvarchar(max))"),
+                    INLINE_TEXT * 2,
+                    &counted(INLINE_TEXT),
+                ),
             }
         }
         LogicalType::Bytes => {
-            let counted = |b: String, n: usize| {
+            let counted = |b: &str, n: usize| {
                 format!(
                     "CONVERT(varchar(11), DATALENGTH({b})) + ':' + CONVERT(varchar({}), {b}, 2)",
                     2 * n
                 )
             };
+            let n = INLINE_TEXT / 2;
             match short {
-                Some(n) => counted(name, n),
-                None => {
-                    let all = format!("CAST({name} AS varbinary(max))");
-                    let n = INLINE_TEXT / 2;
-                    format!(
-                        "CASE WHEN DATALENGTH({all}) <= {n} THEN {} \
-                         ELSE CONVERT(varchar(66), HASHBYTES('SHA2_256', {all}), 2) END",
-                        counted(format!("CAST({name} AS varbinary({n}))"), n)
-                    )
-                }
+                Some(declared) => counted(&name, declared),
+                None => counted_or_hashed(
+                    &format!("CAST({name} AS varbinary(max))"),
+                    n,
+                    &counted(&format!("CAST({name} AS varbinary({n}))"), n),
+                ),
             }
         }
         LogicalType::Uuid => format!("CONVERT(char(36), {name})"),
