@@ -6,6 +6,16 @@ use driftwatch_tests as common;
 
 use common::*;
 
+/// A publisher and a subscriber database with one table `t`, compared in `strategy`.
+fn pair_config(publisher: &str, subscriber: &str, strategy: &str) -> String {
+    format!(
+        "[defaults]\nconfirm_after = \"0s\"\n[databases.p]\nurl = \"{}\"\n[databases.s]\nurl = \"{}\"\n\
+         [[groups]]\nname = \"g\"\npublisher = \"p\"\nsubscribers = [\"s\"]\n[[groups.tables]]\nname = \"public.t\"\nstrategy = \"{strategy}\"\n",
+        pg_url(publisher),
+        pg_url(subscriber)
+    )
+}
+
 /// (column, type, values: each row gets one, in order; the last is what row 1 is changed to)
 const COLUMNS: &[(&str, &str, &[&str])] = &[
     ("c_int2", "smallint", &["-32768", "32767", "0", "NULL", "1"]),
@@ -199,14 +209,7 @@ async fn every_postgres_type_compares_exactly() {
     // The same rows, copied as replication would (uuids included).
     subc.batch_execute(&create).await.unwrap();
     let dir = temp_dir();
-    let config = |strategy: &str| {
-        format!(
-            "[defaults]\nconfirm_after = \"0s\"\n[databases.p]\nurl = \"{}\"\n[databases.s]\nurl = \"{}\"\n\
-             [[groups]]\nname = \"g\"\npublisher = \"p\"\nsubscribers = [\"s\"]\n[[groups.tables]]\nname = \"public.t\"\nstrategy = \"{strategy}\"\n",
-            pg_url("dw_types_pub"),
-            pg_url("dw_types_sub")
-        )
-    };
+    let config = |strategy: &str| pair_config("dw_types_pub", "dw_types_sub", strategy);
     // Copy row by row through text, the way a logical replica would apply them.
     for r in pubc
         .query("SELECT t::text FROM t ORDER BY id", &[])
@@ -285,5 +288,65 @@ async fn every_postgres_type_compares_exactly() {
         subc.batch_execute(&format!("UPDATE t SET {name} = {original} WHERE id = 1"))
             .await
             .unwrap();
+    }
+}
+
+/// The pushdown digest hashes each column under a seed of its own position and XORs the
+/// column hashes: values swapped between two columns of one type, a value traded for a
+/// NULL in the next column, and the values that PostgreSQL's hash functions map to their
+/// seed (float 0; numeric 0, NaN and the infinities) must still change the row's hash.
+/// Each case changes one row, so that the pass can only find it by its digest.
+#[tokio::test]
+async fn values_swapped_between_columns_are_differences() {
+    let pubc = pg_database("dw_swap_pub").await;
+    let subc = pg_database("dw_swap_sub").await;
+    let rows = "CREATE TABLE t (id int PRIMARY KEY, f1 float8, f2 float8, n1 numeric, n2 numeric, \
+                t1 text, t2 text); INSERT INTO t VALUES \
+                (1, 0, 5, 0, 7, 'x', 'y'), (2, NULL, 0, NULL, 0, NULL, ''), \
+                (3, 0, 0, 'NaN', 0, 'a', 'a'), (4, 0, 0, 'Infinity', '-Infinity', 'a', 'a')";
+    pubc.batch_execute(rows).await.unwrap();
+    subc.batch_execute(rows).await.unwrap();
+    let dir = temp_dir();
+    let config = |strategy: &str| pair_config("dw_swap_pub", "dw_swap_sub", strategy);
+    // (row, the subscriber's change, the columns it changes)
+    let cases: &[(i32, &str, &[&str])] = &[
+        (1, "f1 = 5, f2 = 0", &["f1", "f2"]),
+        (1, "n1 = 7, n2 = 0", &["n1", "n2"]),
+        (1, "t1 = 'y', t2 = 'x'", &["t1", "t2"]),
+        (2, "f1 = 0, f2 = NULL", &["f1", "f2"]),
+        (2, "n1 = 0, n2 = NULL", &["n1", "n2"]),
+        (2, "t1 = '', t2 = NULL", &["t1", "t2"]),
+        (3, "n1 = 0, n2 = 'NaN'", &["n1", "n2"]),
+        (4, "n1 = '-Infinity', n2 = 'Infinity'", &["n1", "n2"]),
+        (4, "n1 = 'NaN'", &["n1"]),
+    ];
+    for (id, set, columns) in cases {
+        subc.batch_execute(&format!("UPDATE t SET {set} WHERE id = {id}"))
+            .await
+            .unwrap();
+        for strategy in ["pushdown", "streamed"] {
+            let results = run_pass(load_config(dir.path(), &config(strategy))).await;
+            assert_eq!(results[0].0.error, None);
+            let found: Vec<_> = results[0].1.iter().cloned().collect();
+            let want = vec![(
+                vec![id.to_string()],
+                "changed".to_string(),
+                columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            )];
+            assert_eq!(found, want, "{strategy}: row {id}: {set}");
+        }
+        // Back to the publisher's row for the next case.
+        subc.batch_execute(&format!(
+            "DELETE FROM t WHERE id = {id}; INSERT INTO t SELECT * FROM \
+             (VALUES {}) v",
+            match id {
+                1 => "(1, 0::float8, 5::float8, 0::numeric, 7::numeric, 'x', 'y')",
+                2 => "(2, NULL::float8, 0::float8, NULL::numeric, 0::numeric, NULL, '')",
+                3 => "(3, 0::float8, 0::float8, 'NaN'::numeric, 0::numeric, 'a', 'a')",
+                _ => "(4, 0::float8, 0::float8, 'Infinity'::numeric, '-Infinity'::numeric, 'a', 'a')",
+            }
+        ))
+        .await
+        .unwrap();
     }
 }

@@ -265,58 +265,36 @@ impl Decimal {
     /// Parses decimal text such as `-12.3400`, `1e-5`, `NaN`, `Infinity`.
     pub fn parse(s: &str) -> Option<Decimal> {
         let s = s.trim();
-        match s.to_ascii_lowercase().as_str() {
-            "nan" => return Some(Decimal::NaN),
-            "infinity" | "+infinity" | "inf" | "+inf" => return Some(Decimal::Infinity),
-            "-infinity" | "-inf" => return Some(Decimal::NegInfinity),
-            _ => {}
+        let named = |names: &[&str]| names.iter().any(|n| s.eq_ignore_ascii_case(n));
+        if named(&["nan"]) {
+            return Some(Decimal::NaN);
         }
-        let (negative, rest) = match s.as_bytes().first()? {
-            b'-' => (true, &s[1..]),
-            b'+' => (false, &s[1..]),
-            _ => (false, s),
-        };
-        let (mantissa, exponent) = match rest.find(['e', 'E']) {
-            Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
-            None => (rest, 0),
-        };
-        let (int_part, frac_part) = match mantissa.find('.') {
-            Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
-            None => (mantissa, ""),
-        };
-        if int_part.is_empty() && frac_part.is_empty() {
-            return None;
+        if named(&["infinity", "+infinity", "inf", "+inf"]) {
+            return Some(Decimal::Infinity);
         }
-        if !int_part
-            .bytes()
-            .chain(frac_part.bytes())
-            .all(|b| b.is_ascii_digit())
-        {
-            return None;
+        if named(&["-infinity", "-inf"]) {
+            return Some(Decimal::NegInfinity);
         }
+        let (negative, int_part, frac_part, exp) = split_decimal(s)?;
         let mut digits = String::with_capacity(int_part.len() + frac_part.len());
         digits.push_str(int_part);
         digits.push_str(frac_part);
-        let exp = exponent.checked_sub(i32::try_from(frac_part.len()).ok()?)?;
         Some(Decimal::normalize(negative, digits, exp))
     }
 
     /// Builds a normalized decimal from raw digits (which may carry leading/trailing zeros).
     pub fn normalize(negative: bool, digits: String, exp: i32) -> Decimal {
-        let trimmed = digits.trim_start_matches('0');
-        let without_trailing = trimmed.trim_end_matches('0');
-        if without_trailing.is_empty() {
-            return Decimal::Finite {
+        match trim_digits(&digits, exp) {
+            ("", _) => Decimal::Finite {
                 negative: false,
                 digits: "0".into(),
                 exp: 0,
-            };
-        }
-        let exp = exp + (trimmed.len() - without_trailing.len()) as i32;
-        Decimal::Finite {
-            negative,
-            digits: without_trailing.to_string(),
-            exp,
+            },
+            (d, exp) => Decimal::Finite {
+                negative,
+                digits: d.to_string(),
+                exp,
+            },
         }
     }
 
@@ -566,11 +544,79 @@ impl Value {
     }
 }
 
+/// A finite decimal's text `[-+]digits[.digits][e±n]` (surrounding whitespace trimmed) as
+/// its sign, integer digits, fraction digits and the exponent of the last digit; `None` for
+/// any other text.
+fn split_decimal(s: &str) -> Option<(bool, &str, &str, i32)> {
+    let s = s.trim();
+    let (negative, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = match mantissa.find('.') {
+        Some(i) => (&mantissa[..i], &mantissa[i + 1..]),
+        None => (mantissa, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let exp = exponent.checked_sub(i32::try_from(frac_part.len()).ok()?)?;
+    Some((negative, int_part, frac_part, exp))
+}
+
+/// Raw digits without their leading and trailing zeros, the exponent moved past the
+/// trailing ones: a decimal's normalized form (`""` for zero).
+fn trim_digits(digits: &str, exp: i32) -> (&str, i32) {
+    let trimmed = digits.trim_start_matches('0');
+    let without_trailing = trimmed.trim_end_matches('0');
+    (
+        without_trailing,
+        exp + (trimmed.len() - without_trailing.len()) as i32,
+    )
+}
+
+/// The encoding of a finite decimal given by raw digits (leading and trailing zeros
+/// allowed) and the exponent of the last one: what `Value::Decimal(Decimal::normalize(..))`
+/// encodes to, for engines that read digits off their wire format.
+pub fn encode_decimal_digits(out: &mut Vec<u8>, negative: bool, digits: &str, exp: i32) {
+    out.push(TAG_DECIMAL);
+    match trim_digits(digits, exp) {
+        ("", _) => encode_decimal_body(out, false, "0", 0),
+        (d, exp) => encode_decimal_body(out, negative, d, exp),
+    }
+}
+
+/// The encoding of a finite decimal spelled as text (`-12.3400`, `1e-5`), what
+/// `Value::Decimal(Decimal::parse(s)?).encode(out)` gives, with the digits gathered in
+/// `scratch` instead of a new allocation. `false`, writing nothing, for any other text (NaN,
+/// the infinities, not a number), which the caller decodes the slow way.
+pub fn encode_decimal_text(out: &mut Vec<u8>, s: &str, scratch: &mut String) -> bool {
+    let Some((negative, int_part, frac_part, exp)) = split_decimal(s) else {
+        return false;
+    };
+    scratch.clear();
+    scratch.push_str(int_part);
+    scratch.push_str(frac_part);
+    encode_decimal_digits(out, negative, scratch, exp);
+    true
+}
+
 /// The payload of a finite decimal, as [`Value::encode`] writes it: the length-prefixed
 /// text `[-]digits e exp` of the normalized form. Engines with a wire format of their own
 /// call this (after the tag) to encode without building a [`Value`].
 pub fn encode_decimal_body(out: &mut Vec<u8>, negative: bool, digits: &str, exp: i32) {
-    use std::io::Write;
     let len_at = out.len();
     out.extend_from_slice(&[0; 8]);
     let start = out.len();
@@ -578,7 +624,8 @@ pub fn encode_decimal_body(out: &mut Vec<u8>, negative: bool, digits: &str, exp:
         out.push(b'-');
     }
     out.extend_from_slice(digits.as_bytes());
-    let _ = write!(out, "e{exp}");
+    out.push(b'e');
+    out.extend_from_slice(itoa::Buffer::new().format(exp).as_bytes());
     let len = (out.len() - start) as u64;
     out[len_at..start].copy_from_slice(&len.to_le_bytes());
 }
@@ -595,14 +642,30 @@ pub const TAG_TEXT: u8 = 5;
 pub const TAG_BYTES: u8 = 6;
 pub const TAG_JSON: u8 = 12;
 
+/// Rows per batch of canonical encodings: large, so that handing a batch to rayon costs
+/// little next to hashing it.
+pub const ENCODED_BATCH: usize = 8192;
+
 /// Rows already canonically encoded, back to back: what the streamed digest hashes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EncodedRows {
     pub data: Vec<u8>,
     /// End offset in `data` of each row.
     pub ends: Vec<usize>,
     /// The integer first key column of each row, for buckets.
     pub lead: Vec<Option<i64>>,
+}
+
+impl Default for EncodedRows {
+    /// An empty batch with room for [`ENCODED_BATCH`] rows of 64 bytes, so that filling
+    /// one does not copy it as it grows (every streamed row passes through one).
+    fn default() -> EncodedRows {
+        EncodedRows {
+            data: Vec::with_capacity(ENCODED_BATCH * 64),
+            ends: Vec::with_capacity(ENCODED_BATCH),
+            lead: Vec::with_capacity(ENCODED_BATCH),
+        }
+    }
 }
 
 impl EncodedRows {
@@ -623,8 +686,14 @@ impl EncodedRows {
         for v in row {
             v.encode(&mut self.data);
         }
+        self.end_row(row[key0].as_i64());
+    }
+
+    /// Ends the row whose values were just encoded into `data` (by an engine encoding its
+    /// wire format straight into it), with its integer first key column.
+    pub fn end_row(&mut self, lead: Option<i64>) {
         self.ends.push(self.data.len());
-        self.lead.push(row[key0].as_i64());
+        self.lead.push(lead);
     }
 }
 

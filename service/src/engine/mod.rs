@@ -130,6 +130,25 @@ pub(crate) trait FieldDecoder {
     fn decode(&self, field: Self::Field) -> std::result::Result<Value, String>;
 }
 
+/// A row of the wrong width is an error naming the table, not a silently shorter row.
+pub(crate) fn field_count(
+    database: &str,
+    q: &TableQuery,
+    expected: usize,
+    got: usize,
+) -> Result<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(EngineError::Decode {
+        database: database.to_string(),
+        table: q.table.to_string(),
+        column: "-".into(),
+        db_type: "-".into(),
+        message: format!("expected {expected} fields, got {got}"),
+    })
+}
+
 /// A row's fields, one decoder each, every value brought to the type and precision both
 /// sides compare it at; an error names the database, table and column.
 pub(crate) fn decode_row<D: FieldDecoder>(
@@ -145,10 +164,7 @@ pub(crate) fn decode_row<D: FieldDecoder>(
         db_type: db_type.to_string(),
         message,
     };
-    if fields.len() != decoders.len() {
-        let message = format!("expected {} fields, got {}", decoders.len(), fields.len());
-        return Err(err("-", "-", message));
-    }
+    field_count(database, q, decoders.len(), fields.len())?;
     decoders
         .iter()
         .zip(fields)
@@ -165,9 +181,7 @@ pub(crate) fn decode_row<D: FieldDecoder>(
 /// the range's size.
 pub type RowSender = mpsc::Sender<Vec<Row>>;
 pub(crate) const ROW_BATCH: usize = 1024;
-/// Rows per batch of canonical encodings: large, so that handing a batch to rayon costs
-/// little next to hashing it.
-pub(crate) const ENCODED_BATCH: usize = 8192;
+pub(crate) use crate::value::ENCODED_BATCH;
 pub type EncodedSender = mpsc::Sender<EncodedRows>;
 
 /// What a result fills, batch by batch: decoded rows, canonical encodings, or raw rows.

@@ -1,4 +1,5 @@
-//! MySQL's binary protocol → the value model: one [`Decoder`] a column.
+//! MySQL's binary protocol → the value model: one [`Decoder`] a column, decoding a value
+//! or encoding it straight into the canonical encoding.
 //!
 //! Must not: guess. A value outside what its type means in the value model (a zero date,
 //! a time past 24:00:00) is kept as the text the server spells it, so that it compares
@@ -8,7 +9,10 @@ use mysql_async::Value as My;
 
 use crate::engine::FieldDecoder;
 use crate::table::QueryColumn;
-use crate::value::{days_from_civil, parse_uuid, Decimal, LogicalType, Timestamp, Value};
+use crate::value::{
+    days_from_civil, encode_decimal_text, encode_prefixed, parse_uuid, Decimal, LogicalType,
+    Timestamp, Value, TAG_BYTES, TAG_JSON, TAG_TEXT,
+};
 
 // ---- binary protocol decoding -------------------------------------------------------------
 
@@ -20,6 +24,69 @@ pub(super) struct Decoder {
 impl Decoder {
     pub(super) fn new(c: &QueryColumn) -> Decoder {
         Decoder { column: c.clone() }
+    }
+}
+
+impl Decoder {
+    /// Appends the canonical encoding of a value: what decoding, `coerce` and `encode`
+    /// give, without building a [`Value`] (and its allocation) for text, bytes, json and
+    /// decimals. `scratch` is reused across calls.
+    pub(super) fn encode(
+        &self,
+        v: My,
+        out: &mut Vec<u8>,
+        scratch: &mut String,
+    ) -> std::result::Result<(), String> {
+        let c = &self.column;
+        if c.compare_as != c.logical || c.compare_fraction.is_some() {
+            self.decode(v)?
+                .coerce(c.compare_as, c.compare_fraction)
+                .encode(out);
+            return Ok(());
+        }
+        let prefixed = match (c.logical, &v) {
+            (LogicalType::Text, My::Bytes(b)) => Some((TAG_TEXT, b, true)),
+            (LogicalType::Json, My::Bytes(b)) => Some((TAG_JSON, b, true)),
+            (LogicalType::Bytes, My::Bytes(b)) => Some((TAG_BYTES, b, false)),
+            (LogicalType::Decimal, My::Bytes(b)) => {
+                // Anything but plain digits is left to `decode`, and its error.
+                if let Ok(s) = std::str::from_utf8(b) {
+                    if encode_decimal_text(out, s, scratch) {
+                        return Ok(());
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some((tag, bytes, text)) = prefixed {
+            if text {
+                std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+            }
+            encode_prefixed(out, tag, bytes);
+            return Ok(());
+        }
+        // `coerce` would return the value as it is.
+        self.decode(v)?.encode(out);
+        Ok(())
+    }
+}
+
+impl Decoder {
+    /// The integer of a first key column, for buckets: what `decode_row` then
+    /// [`Value::as_i64`] give, read off an integer without decoding it.
+    pub(super) fn lead(&self, v: &My) -> Option<i64> {
+        let c = &self.column;
+        match v {
+            My::Int(i) if c.logical == LogicalType::Int && c.compare_as == LogicalType::Int => {
+                Some(*i)
+            }
+            _ => self
+                .decode(v.clone())
+                .ok()?
+                .coerce(c.compare_as, c.compare_fraction)
+                .as_i64(),
+        }
     }
 }
 
@@ -167,5 +234,80 @@ mod tests {
             .decode(My::Date(2025, 6, 14, 2, 0, 0, 123_456))
             .unwrap();
         assert_eq!(ts.to_string(), "2025-06-14 02:00:00.123456+00");
+    }
+
+    #[test]
+    fn lead_is_the_decoded_keys_integer() {
+        let mut as_int = QueryColumn::new("c", "-", LogicalType::Decimal);
+        as_int.compare_as = LogicalType::Int;
+        for (c, v) in [
+            (QueryColumn::new("c", "-", LogicalType::Int), My::Int(-3)),
+            (
+                QueryColumn::new("c", "-", LogicalType::Int),
+                My::UInt(u64::MAX),
+            ),
+            (
+                QueryColumn::new("c", "-", LogicalType::Int),
+                My::Bytes(vec![1, 0]),
+            ),
+            (as_int, My::Bytes(b"42.000".to_vec())),
+            (
+                QueryColumn::new("c", "-", LogicalType::Text),
+                My::Bytes(b"7".to_vec()),
+            ),
+        ] {
+            let d = Decoder::new(&c);
+            let decoded = d
+                .decode(v.clone())
+                .unwrap()
+                .coerce(c.compare_as, None)
+                .as_i64();
+            assert_eq!(d.lead(&v), decoded, "{v:?}");
+        }
+    }
+
+    /// The direct encoding is the value model's, byte for byte, for every value it
+    /// shortcuts and for those it leaves to `decode`.
+    #[test]
+    fn direct_encoding_is_the_decoded_values() {
+        let cases: Vec<(LogicalType, My)> = vec![
+            (LogicalType::Text, My::Bytes("é trailing  ".into())),
+            (LogicalType::Text, My::Bytes(Vec::new())),
+            (LogicalType::Json, My::Bytes(br#"{"a": 1.0}"#.to_vec())),
+            (LogicalType::Bytes, My::Bytes(vec![0, 255, 7])),
+            (LogicalType::Decimal, My::Bytes(b"-12.3400".to_vec())),
+            (LogicalType::Decimal, My::Bytes(b"-0.00".to_vec())),
+            (LogicalType::Decimal, My::Bytes(b"000120".to_vec())),
+            (LogicalType::Decimal, My::Bytes(b".5".to_vec())),
+            (LogicalType::Decimal, My::Int(-7)),
+            (LogicalType::Int, My::Int(i64::MIN)),
+            (LogicalType::Timestamp, My::Date(2024, 2, 29, 23, 59, 59, 1)),
+            (LogicalType::Text, My::NULL),
+        ];
+        let mut scratch = String::new();
+        for (logical, v) in cases {
+            let d = decoder(logical);
+            let (mut direct, mut via_value) = (Vec::new(), Vec::new());
+            d.encode(v.clone(), &mut direct, &mut scratch).unwrap();
+            d.decode(v.clone()).unwrap().encode(&mut via_value);
+            assert_eq!(direct, via_value, "{logical} {v:?}");
+        }
+        // Compared as another type: through the value model, as `decode_row` does.
+        let mut widened = QueryColumn::new("c", "-", LogicalType::Int);
+        widened.compare_as = LogicalType::Decimal;
+        let (mut direct, mut via_value) = (Vec::new(), Vec::new());
+        Decoder::new(&widened)
+            .encode(My::Int(5), &mut direct, &mut scratch)
+            .unwrap();
+        Value::Decimal(Decimal::from_i128(5)).encode(&mut via_value);
+        assert_eq!(direct, via_value);
+        // Not UTF-8 and not a decimal: the decoder's errors.
+        let bad = vec![0xff, 0xfe];
+        assert!(decoder(LogicalType::Text)
+            .encode(My::Bytes(bad.clone()), &mut direct, &mut scratch)
+            .is_err());
+        assert!(decoder(LogicalType::Decimal)
+            .encode(My::Bytes(b"12x".to_vec()), &mut direct, &mut scratch)
+            .is_err());
     }
 }

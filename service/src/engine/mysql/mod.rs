@@ -61,12 +61,12 @@ mod digest;
 
 use super::pool::{Lease, Pool};
 use super::{
-    insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed, Result,
-    RowBatch, RowSender, ROW_BATCH,
+    insert_words, Batch, DigestSpec, Digests, EncodedSender, Engine, EngineError, Feed,
+    FieldDecoder, Result, RowSender, ENCODED_BATCH, ROW_BATCH,
 };
 use crate::config::DatabaseConfig;
 use crate::table::{Column, Family, KeyRange, Row, TableQuery, TableRef, TableSchema};
-use crate::value::{Key, LogicalType};
+use crate::value::{EncodedRows, Key, LogicalType};
 use decode::Decoder;
 use dialect::sql;
 pub(crate) use dialect::MysqlScript;
@@ -257,32 +257,6 @@ impl Mysql {
             let _ = tx.send(batch).await;
         }
         Ok(n)
-    }
-
-    /// The rows of `range`, decoded, sent to `tx` in batches: in key order when `ordered`.
-    async fn range_rows<B: RowBatch>(
-        &self,
-        q: &TableQuery,
-        range: &KeyRange,
-        ordered: bool,
-        tx: &tokio::sync::mpsc::Sender<B>,
-    ) -> Result<u64> {
-        let mut sql = sql(q);
-        let text = sql.select(&self.table_sql(&q.table), &sql.all(), range, ordered);
-        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
-        let key0 = q.key[0];
-        self.rows(
-            &q.table,
-            &text,
-            sql.dialect.params,
-            tx,
-            B::LIMIT,
-            |batch: &mut B, values| {
-                batch.push_decoded(self.decode_row(q, &decoders, values)?, key0);
-                Ok(())
-            },
-        )
-        .await
     }
 
     fn decode_row(&self, q: &TableQuery, decoders: &[Decoder], values: Vec<My>) -> Result<Row> {
@@ -589,11 +563,49 @@ impl Engine for Mysql {
         range: &KeyRange,
         tx: EncodedSender,
     ) -> Result<u64> {
-        self.range_rows(q, range, false, &tx).await
+        let mut sql = sql(q);
+        let text = sql.select(&self.table_sql(&q.table), &sql.all(), range, false);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        let key0 = q.key[0];
+        let mut scratch = String::new();
+        self.rows(
+            &q.table,
+            &text,
+            sql.dialect.params,
+            &tx,
+            ENCODED_BATCH,
+            |out: &mut EncodedRows, values| {
+                super::field_count(&self.name, q, decoders.len(), values.len())?;
+                let lead = decoders[key0].lead(&values[key0]);
+                for (d, v) in decoders.iter().zip(values) {
+                    d.encode(v, &mut out.data, &mut scratch).map_err(|m| {
+                        let c = d.column();
+                        self.decode_err(&q.table, &c.name, &c.db_type, m)
+                    })?;
+                }
+                out.end_row(lead);
+                Ok(())
+            },
+        )
+        .await
     }
 
     async fn scan(&self, q: &TableQuery, range: &KeyRange, tx: RowSender) -> Result<u64> {
-        self.range_rows(q, range, true, &tx).await
+        let mut sql = sql(q);
+        let text = sql.select(&self.table_sql(&q.table), &sql.all(), range, true);
+        let decoders: Vec<Decoder> = q.columns.iter().map(Decoder::new).collect();
+        self.rows(
+            &q.table,
+            &text,
+            sql.dialect.params,
+            &tx,
+            ROW_BATCH,
+            |batch: &mut Vec<Row>, values| {
+                batch.push(self.decode_row(q, &decoders, values)?);
+                Ok(())
+            },
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -6,8 +6,8 @@
 use super::dialect::cast_type;
 use crate::table::QueryColumn;
 use crate::value::{
-    encode_decimal_body, encode_prefixed, Decimal, Fraction, LogicalType, Timestamp, Value,
-    TAG_BYTES, TAG_DECIMAL, TAG_JSON, TAG_TEXT,
+    encode_decimal_digits, encode_prefixed, Decimal, Fraction, LogicalType, Timestamp, Value,
+    TAG_BYTES, TAG_JSON, TAG_TEXT,
 };
 
 // ---- binary COPY decoding ----------------------------------------------------------------
@@ -175,15 +175,7 @@ impl Decoder {
             },
             Kind::Bytea => encode_prefixed(out, TAG_BYTES, b),
             Kind::Numeric => match numeric_digits(b, scratch)? {
-                Some((negative, exp)) => {
-                    out.push(TAG_DECIMAL);
-                    let (digits, exp) = normalized(scratch, exp);
-                    if digits.is_empty() {
-                        encode_decimal_body(out, false, "0", 0);
-                    } else {
-                        encode_decimal_body(out, negative, digits, exp);
-                    }
-                }
+                Some((negative, exp)) => encode_decimal_digits(out, negative, scratch, exp),
                 None => Value::Decimal(decode_numeric(b)?).encode(out),
             },
             _ => self.decode(b)?.encode(out),
@@ -209,17 +201,6 @@ fn logical_of(kind: Kind) -> LogicalType {
         Kind::Json | Kind::Jsonb => LogicalType::Json,
         Kind::Interval => LogicalType::Interval,
     }
-}
-
-/// Trims a digit string to its normalized form: no leading or trailing zeros, the
-/// exponent adjusted (the same normalization as [`Decimal::normalize`]).
-fn normalized(digits: &str, exp: i32) -> (&str, i32) {
-    let trimmed = digits.trim_start_matches('0');
-    let without_trailing = trimmed.trim_end_matches('0');
-    (
-        without_trailing,
-        exp + (trimmed.len() - without_trailing.len()) as i32,
-    )
 }
 
 fn pg_timestamp(micros: i64) -> Timestamp {

@@ -4,9 +4,9 @@
 //! fixed output settings, so that no result depends on a server's defaults. Rows are read
 //! with `COPY (SELECT …) TO STDOUT (FORMAT binary)` and decoded from the binary send
 //! format: the cheapest way to move rows, with no text parsing on either side. Pushdown
-//! digests use `hash_record_extended`, which agrees with PostgreSQL's own equality
-//! (numeric by value, -0.0 = 0.0, timestamptz by instant) and is stable across major
-//! versions (hash partitioning depends on it).
+//! digests hash each column by its type's extended hash function (see [`row_hash`]),
+//! which agrees with PostgreSQL's own equality (numeric by value, -0.0 = 0.0, timestamptz
+//! by instant) and is stable across major versions (hash partitioning depends on it).
 //!
 //! Must not: write, or interpolate anything into SQL that is not a quoted identifier or a
 //! literal built by [`literal`].
@@ -37,8 +37,9 @@ pub use dialect::{literal, quote_ident};
 use dialect::{sql, table_sql};
 use options::TlsOptions;
 
-/// Seed of `hash_record_extended`. Not 0: with seed 0, a float 0.0 hashes to 0, exactly
-/// like NULL, and the two would compare equal.
+/// Seed of the `hash_record_extended` over the columns that have no typed part (see
+/// [`row_hash`]). Not 0: with seed 0, a float 0.0 hashes to 0, exactly like NULL, and the
+/// two would compare equal.
 const HASH_SEED: i64 = 1;
 
 pub(crate) struct Postgres {
@@ -281,14 +282,149 @@ fn hashed_col(c: &QueryColumn) -> String {
     match c.logical {
         LogicalType::Json | LogicalType::Interval => format!("{name}::text"),
         LogicalType::Decimal => {
-            format!("{name}, CASE WHEN scale({name}) IS NULL THEN coalesce({name}::text, '~') END")
+            format!("{name}, {}", numeric_special(&name))
         }
-        LogicalType::Text if !(c.db_type == "text" || c.db_type.starts_with("character")) => {
-            format!("{name}::text COLLATE \"C\"")
-        }
-        LogicalType::Text if c.collation.is_some() => format!("{name} COLLATE \"C\""),
+        LogicalType::Text => text_col(c, &name),
         _ => name,
     }
+}
+
+/// A numeric's text where it is NaN or an infinity (which numeric's hash gives one value),
+/// NULL for every finite value (and for NULL).
+fn numeric_special(name: &str) -> String {
+    format!("CASE WHEN scale({name}) IS NULL THEN coalesce({name}::text, '~') END")
+}
+
+/// A text column as it is hashed: by its characters, never under a collation that equates
+/// different texts (see [`hashed_col`]).
+fn text_col(c: &QueryColumn, name: &str) -> String {
+    if !(c.db_type == "text" || c.db_type.starts_with("character")) {
+        format!("{name}::text COLLATE \"C\"")
+    } else if c.collation.is_some() {
+        format!("{name} COLLATE \"C\"")
+    } else {
+        name.to_string()
+    }
+}
+
+/// A column hashed by its type's own extended hash function (the one its default hash
+/// operator class names, which `hash_record_extended` would call for it), without forming
+/// a ROW: the expression and the function. `None` for the types left to the ROW (date,
+/// bytea, domains: a domain's db_type does not say which base type's function to call).
+fn typed_part(c: &QueryColumn) -> Option<(String, &'static str)> {
+    let name = quote_ident(&c.name);
+    let t = c.db_type.as_str();
+    let bpchar = t == "character" || t.starts_with("character(");
+    Some(match c.logical {
+        LogicalType::Int => (
+            name,
+            match t {
+                "smallint" => "hashint2extended",
+                "integer" => "hashint4extended",
+                "bigint" => "hashint8extended",
+                "oid" => "hashoidextended",
+                _ => return None,
+            },
+        ),
+        LogicalType::Float => (
+            name,
+            match t {
+                "real" => "hashfloat4extended",
+                "double precision" => "hashfloat8extended",
+                _ => return None,
+            },
+        ),
+        // boolean's hash is "char"'s, of 0 or 1: as an integer's of 0 or 1, with a cast.
+        LogicalType::Bool if t == "boolean" => (format!("{name}::int4"), "hashint4extended"),
+        LogicalType::Decimal if t == "numeric" || t.starts_with("numeric(") => {
+            (name, "hash_numeric_extended")
+        }
+        LogicalType::Text if bpchar => (text_col(c, &name), "hashbpcharextended"),
+        LogicalType::Text => (text_col(c, &name), "hashtextextended"),
+        LogicalType::Json | LogicalType::Interval => (format!("{name}::text"), "hashtextextended"),
+        LogicalType::Timestamp
+            if t.starts_with("timestamp") && t.ends_with("without time zone") =>
+        {
+            (name, "timestamp_hash_extended")
+        }
+        // timestamptz's hash is timestamp's, of the same microseconds: its UTC wall time.
+        LogicalType::TimestampTz
+            if t.starts_with("timestamp") && t.ends_with(" with time zone") =>
+        {
+            (
+                format!("({name} AT TIME ZONE 'UTC')"),
+                "timestamp_hash_extended",
+            )
+        }
+        LogicalType::Time if t.starts_with("time") && t.ends_with("without time zone") => {
+            (name, "time_hash_extended")
+        }
+        LogicalType::Uuid if t == "uuid" => (name, "uuid_hash_extended"),
+        _ => return None,
+    })
+}
+
+/// The seed of the typed part at `position`: each position its own (so that equal values
+/// in two columns, or two columns' values swapped, change the XOR), positive (a literal
+/// PostgreSQL reads as int8).
+fn part_seed(position: usize) -> i64 {
+    mixed(2 * position as u64)
+}
+
+/// What a NULL part contributes at `position`. Float 0 hashes to its seed, numeric NaN and
+/// the infinities to the seed and numeric 0 to the seed minus one: a mark related to the
+/// seeds by a constant would let such values trade places with NULLs unseen (`K = s ^ C`
+/// makes a float 0 beside a NULL hash like the NULL beside the 0). Seeds and marks are
+/// outputs of one bijective mixer, with no such relation among them.
+fn null_mark(position: usize) -> i64 {
+    mixed(2 * position as u64 + 1)
+}
+
+/// splitmix64's output function, to 63 bits.
+fn mixed(n: u64) -> i64 {
+    let mut z = n.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) & i64::MAX as u64) as i64
+}
+
+/// One row's 64-bit hash, as SQL: the XOR of each column's typed hash under its position's
+/// seed, and of `hash_record_extended` over a ROW of the columns without one. The typed
+/// hashes cost the server about a third less than hashing the whole row as a ROW, which
+/// forms a tuple per row only to take it apart again.
+fn row_hash(columns: &[QueryColumn]) -> String {
+    let mut terms = Vec::new();
+    let mut rest = Vec::new();
+    let mut part = |expr: String, function: &str, nullable: bool| {
+        let k = terms.len();
+        let hash = format!("{function}({expr}, {})", part_seed(k));
+        terms.push(if nullable {
+            format!("coalesce({hash}, {})", null_mark(k))
+        } else {
+            hash
+        });
+    };
+    for c in columns {
+        match typed_part(c) {
+            Some((expr, function)) => {
+                part(expr, function, c.nullable);
+                if c.logical == LogicalType::Decimal {
+                    // NULL for every finite value: always through coalesce.
+                    let name = quote_ident(&c.name);
+                    let special = format!("CASE WHEN scale({name}) IS NULL THEN {name}::text END");
+                    part(special, "hashtextextended", true);
+                }
+            }
+            None => rest.push(hashed_col(c)),
+        }
+    }
+    if !rest.is_empty() {
+        terms.push(format!(
+            "hash_record_extended(ROW({}), {HASH_SEED})",
+            rest.join(", ")
+        ));
+    }
+    terms.join(" # ")
 }
 
 // ---- Engine ----------------------------------------------------------------------------
@@ -391,8 +527,10 @@ impl Engine for Postgres {
     async fn pushdown_digest(&self, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {
         let mut sql = sql(q);
         let k1 = sql.col(q.key[0]);
-        let hashed: Vec<String> = q.columns.iter().map(hashed_col).collect();
-        let digest = format!("count(*)::int8 AS c, coalesce(sum(hash_record_extended(ROW({}), {HASH_SEED})), 0) AS h", hashed.join(", "));
+        let digest = format!(
+            "count(*)::int8 AS c, coalesce(sum({}), 0) AS h",
+            row_hash(&q.columns)
+        );
         let table = table_sql(&q.table);
         let text = match (spec.bucket_width, spec.range.lead_lo, spec.range.lead_hi) {
             // A bounded chunk: one index range scan per bucket, each aggregated as it is
@@ -495,8 +633,7 @@ impl Engine for Postgres {
                             .map_err(|m| self.decode_err(q, &d.column, &d.db_type, m))?,
                     }
                 }
-                out.ends.push(out.data.len());
-                out.lead.push(match fields[key0] {
+                out.end_row(match fields[key0] {
                     Some((a, b)) => decoders[key0]
                         .decode(&tuple[a..b])
                         .ok()
@@ -625,5 +762,57 @@ fn fraction_digits(logical: Option<LogicalType>, typmod: i32) -> Option<u8> {
             Some(u8::try_from(typmod).unwrap_or(6))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, db_type: &str, logical: LogicalType, nullable: bool) -> QueryColumn {
+        let mut c = QueryColumn::new(name, db_type, logical);
+        c.nullable = nullable;
+        c
+    }
+
+    #[test]
+    fn a_row_hashes_by_typed_parts_and_a_row_of_the_rest() {
+        let columns = [
+            column("id", "bigint", LogicalType::Int, false),
+            column("amount", "numeric(12,2)", LogicalType::Decimal, false),
+            column("code", "character(3)", LogicalType::Text, true),
+            column(
+                "at",
+                "timestamp(3) with time zone",
+                LogicalType::TimestampTz,
+                false,
+            ),
+            column("day", "date", LogicalType::Date, true),
+            column("blob", "bytea", LogicalType::Bytes, true),
+        ];
+        let s = |k| part_seed(k);
+        let n = |k| null_mark(k);
+        assert_eq!(
+            row_hash(&columns),
+            format!(
+                r#"hashint8extended("id", {}) # hash_numeric_extended("amount", {}) # coalesce(hashtextextended(CASE WHEN scale("amount") IS NULL THEN "amount"::text END, {}), {}) # coalesce(hashbpcharextended("code", {}), {}) # timestamp_hash_extended(("at" AT TIME ZONE 'UTC'), {}) # hash_record_extended(ROW("day", "blob"), 1)"#,
+                s(0),
+                s(1),
+                s(2),
+                n(2),
+                s(3),
+                n(3),
+                s(4)
+            )
+        );
+        // Every seed and NULL mark distinct, positive, and none a seed minus one (numeric
+        // 0's hash): a NULL is never a value's hash but by chance.
+        let mut all: Vec<i64> = (0..64).flat_map(|k| [s(k), n(k)]).collect();
+        all.extend((0..64).map(|k| s(k) - 1));
+        assert!(all.iter().all(|&v| v > 0));
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count);
     }
 }
