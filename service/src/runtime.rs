@@ -6,6 +6,7 @@
 //! or a request's. It must not write to a monitored database.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +37,10 @@ pub struct Runtime {
     pub requests: PassRequests,
     /// Where each (publisher, subscriber) reads replication positions, once known.
     feeds: Mutex<HashMap<(String, String), Option<Feed>>>,
+    /// Set once shutdown begins, before the databases' queries are cancelled: a pass or
+    /// recheck that ends after it publishes nothing, as its queries may have failed only
+    /// because they were cancelled under it.
+    stopping: AtomicBool,
 }
 
 impl Runtime {
@@ -62,7 +67,17 @@ impl Runtime {
             databases,
             metrics,
             feeds: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         })
+    }
+
+    /// Marks the start of shutdown (see `stopping`); the caller cancels the queries after.
+    pub(crate) fn begin_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// Opens the state store of `server.state_dir` (if set) and resumes from it.
@@ -151,6 +166,9 @@ impl Runtime {
         let comparisons = target.compare_schemas().await;
         let results = target.full_pass(comparisons).await;
         let elapsed = started.elapsed();
+        if self.is_stopping() {
+            return;
+        }
         for (id, result) in Self::pair_ids(g, t).iter().zip(results) {
             let differs = result.as_ref().is_ok_and(|p| p.findings.counts.total() > 0);
             self.status.publish_pass(&self.metrics, id, result, elapsed);
@@ -216,10 +234,13 @@ impl Runtime {
                 subscriber: sub,
                 feed,
             });
-            match target
+            let found = target
                 .recheck(&cmp, sub, &ranges, positions.as_ref(), wait)
-                .await
-            {
+                .await;
+            if self.is_stopping() {
+                return;
+            }
+            match found {
                 Ok(found) => {
                     self.status
                         .publish_recheck(&self.metrics, id, |diff, now, confirm_after| {

@@ -29,6 +29,7 @@ impl Runtime {
         });
         let tasks: Vec<_> = tasks.collect();
         shutdown.cancelled().await;
+        self.begin_stopping();
         for db in self.databases.values() {
             db.cancel_all().await;
         }
@@ -73,6 +74,9 @@ impl Runtime {
                 }
             };
             tokio::select! {
+                // Shutdown first, so that a pass is not polled on once it began (a pass
+                // that ends during that poll publishes nothing either: `begin_stopping`).
+                biased;
                 _ = shutdown.cancelled() => return,
                 _ = work => {}
             }
