@@ -25,9 +25,7 @@ impl Decoder {
     pub(super) fn new(c: &QueryColumn) -> Decoder {
         Decoder { column: c.clone() }
     }
-}
 
-impl Decoder {
     /// Appends the canonical encoding of a value: what decoding, `coerce` and `encode`
     /// give, without building a [`Value`] (and its allocation) for text, bytes, json and
     /// decimals. `scratch` is reused across calls.
@@ -70,9 +68,7 @@ impl Decoder {
         self.decode(v)?.encode(out);
         Ok(())
     }
-}
 
-impl Decoder {
     /// The integer of a first key column, for buckets: what `decode_row` then
     /// [`Value::as_i64`] give, read off an integer without decoding it.
     pub(super) fn lead(&self, v: &My) -> Option<i64> {

@@ -184,6 +184,18 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// The integer of a first key column, for buckets: what `decode_row` then
+    /// [`Value::as_i64`] give (the value brought to the type it is compared as, as for the
+    /// other side's rows, so that a key compared as an integer buckets alike on both).
+    pub(super) fn lead(&self, b: &[u8]) -> Option<i64> {
+        self.decode(b)
+            .ok()?
+            .coerce(self.compare_as, self.compare_fraction)
+            .as_i64()
+    }
+}
+
 /// The logical type a binary kind decodes to.
 fn logical_of(kind: Kind) -> LogicalType {
     match kind {
@@ -266,6 +278,18 @@ fn decode_numeric(b: &[u8]) -> std::result::Result<Decimal, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lead_is_the_key_as_compared() {
+        // 42 as numeric: weight 0, digits [42].
+        let b = [0, 1, 0, 0, 0, 0, 0, 0, 0, 42];
+        let mut c = QueryColumn::new("k", "numeric(10,0)", LogicalType::Decimal);
+        assert_eq!(Decoder::new(&c).lead(&b), None);
+        c.compare_as = LogicalType::Int;
+        assert_eq!(Decoder::new(&c).lead(&b), Some(42));
+        let c = QueryColumn::new("k", "bigint", LogicalType::Int);
+        assert_eq!(Decoder::new(&c).lead(&(-7i64).to_be_bytes()), Some(-7));
+    }
 
     #[test]
     fn numeric_send_format_decodes_exactly() {

@@ -633,13 +633,7 @@ impl Engine for Postgres {
                             .map_err(|m| self.decode_err(q, &d.column, &d.db_type, m))?,
                     }
                 }
-                out.end_row(match fields[key0] {
-                    Some((a, b)) => decoders[key0]
-                        .decode(&tuple[a..b])
-                        .ok()
-                        .and_then(|v| v.as_i64()),
-                    None => None,
-                });
+                out.end_row(fields[key0].and_then(|(a, b)| decoders[key0].lead(&tuple[a..b])));
                 Ok(())
             },
         )
