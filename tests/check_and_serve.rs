@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use driftwatch_tests::{pair_config, sqlite_url, write_config};
+
 fn pair(dir: &std::path::Path) -> std::path::PathBuf {
     for (name, subscriber) in [("pub.db", false), ("sub.db", true)] {
         let c = rusqlite::Connection::open(dir.join(name)).unwrap();
@@ -106,19 +108,15 @@ fn a_pushdown_pass_reads_only_the_sub_buckets_around_a_difference() {
         }
         tx.commit().unwrap();
     }
-    let config = dir.path().join("driftwatch.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[defaults]\nconfirm_after = \"0s\"\nmax_diff_rows = 1000\n\
-             [databases.pub]\nurl = \"sqlite://{}\"\n[databases.sub]\nurl = \"sqlite://{}\"\n\
-             [[groups]]\nname = \"g\"\npublisher = \"pub\"\nsubscribers = [\"sub\"]\n\
-             [[groups.tables]]\nname = \"t\"\nstrategy = \"pushdown\"\n",
-            dir.path().join("pub.db").display(),
-            dir.path().join("sub.db").display()
-        ),
-    )
-    .unwrap();
+    let toml = pair_config(
+        &sqlite_url(&dir.path().join("pub.db")),
+        &sqlite_url(&dir.path().join("sub.db")),
+        "t",
+        "t",
+        "pushdown",
+        10_000,
+    );
+    let config = write_config(dir.path(), &toml);
     let out = std::process::Command::new(driftwatch_tests::bin())
         .args(["check", "--json", "--config"])
         .arg(&config)

@@ -1,12 +1,12 @@
 //! Chunk digests in the two strategies behind one call: pushdown (the database hashes)
 //! and streamed (rows travel, each is canonically encoded and hashed with xxh3-128 in
-//! parallel batches on rayon, off the async runtime).
+//! parallel batches on rayon, off the async runtime); and both sides' buckets lined up.
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::schema::Resolved;
 use crate::database::Database;
-use crate::engine::{bucket_of, DigestAccumulator, DigestSpec, Digests, Result};
+use crate::engine::{bucket_of, BucketDigest, DigestAccumulator, DigestSpec, Digests, Result};
 use crate::table::TableQuery;
 use crate::value::EncodedRows;
 
@@ -20,6 +20,19 @@ pub async fn digest(
         Resolved::Pushdown => db.pushdown_digest(q, spec).await,
         Resolved::Streamed => streamed(db, q, spec).await,
     }
+}
+
+/// Every bucket either side has, in bucket order, with both sides' digests of it (a
+/// bucket one side lacks is empty there).
+pub fn paired(ours: &Digests, theirs: &Digests) -> Vec<(i64, BucketDigest, BucketDigest)> {
+    let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    let side = |d: &Digests, b| d.get(&b).copied().unwrap_or_default();
+    buckets
+        .into_iter()
+        .map(|b| (b, side(ours, b), side(theirs, b)))
+        .collect()
 }
 
 async fn streamed(db: &Database, q: &TableQuery, spec: &DigestSpec) -> Result<Digests> {

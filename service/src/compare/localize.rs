@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::digest::digest;
+use super::digest::{digest, paired};
 use super::plan::bucket_range;
 use super::schema::{Comparison, Resolved};
 use crate::database::Database;
@@ -323,19 +323,21 @@ impl Pair<'_> {
         let mut stack = vec![(range, p, s)];
         while let Some((range, p, s)) = stack.pop() {
             let (pc, sc) = (p.count, s.count);
+            let rows = pc.max(sc);
             if pc > 0 && sc > 0 {
-                if let Some(parts) = self.refine(&range, pc.max(sc)).await? {
-                    // Where most of the range differs, one diff of it reads less than
-                    // one per part.
+                if let Some(parts) = self.refine(&range, rows).await? {
+                    // Where most of the range differs (more than a quarter of its
+                    // sub-buckets, or half its rows), one diff of it reads less than one
+                    // per part.
                     let part_rows: u64 = parts.iter().map(|(_, p, s)| p.count.max(s.count)).sum();
-                    let dense = parts.len() > 8 || part_rows * 2 > pc.max(sc);
-                    if !dense || pc.max(sc) > FETCH_ROWS {
+                    let dense = parts.len() as i128 > SUB_BUCKETS / 4 || part_rows * 2 > rows;
+                    if !dense || rows > FETCH_ROWS {
                         stack.extend(parts);
                         continue;
                     }
                 }
             }
-            if pc == 0 || sc == 0 || pc.max(sc) <= FETCH_ROWS {
+            if pc == 0 || sc == 0 || rows <= FETCH_ROWS {
                 self.diff_range(range, p, s, out).await?;
                 continue;
             }
@@ -400,17 +402,11 @@ impl Pair<'_> {
             bucket_width: Some(width as i64),
         };
         let (p, s) = self.digests_both(&spec).await?;
-        let mut buckets: Vec<i64> = p.keys().chain(s.keys()).copied().collect();
-        buckets.sort_unstable();
-        buckets.dedup();
         Ok(Some(
-            buckets
+            paired(&p, &s)
                 .into_iter()
-                .map(|b| {
-                    let side = |d: &Digests| d.get(&b).copied().unwrap_or_default();
-                    (bucket_range(&spec, b), side(&p), side(&s))
-                })
                 .filter(|(_, p, s)| p != s)
+                .map(|(b, p, s)| (bucket_range(&spec, b), p, s))
                 .collect(),
         ))
     }

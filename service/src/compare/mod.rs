@@ -419,13 +419,8 @@ impl Lane<'_> {
         let mut before = self.publisher_rows;
         self.publisher_rows += count(ours);
         self.subscriber_rows += count(theirs);
-        let mut buckets: Vec<i64> = ours.keys().chain(theirs.keys()).copied().collect();
-        buckets.sort_unstable();
-        buckets.dedup();
         let mut work = Vec::new();
-        for b in buckets {
-            let ours = ours.get(&b).copied().unwrap_or_default();
-            let theirs = theirs.get(&b).copied().unwrap_or_default();
+        for (b, ours, theirs) in digest::paired(ours, theirs) {
             let rows_before = before;
             before += ours.count;
             if ours == theirs {
