@@ -1,6 +1,6 @@
 //! `driftwatch check` against the service: the same differences, the same confirmation,
-//! whatever the cap on kept rows (max_diff_rows); and the rows a pushdown check reads to
-//! localize its differences.
+//! whatever the cap on kept rows (max_diff_rows); and the rows a check reads to
+//! localize its differences, in either strategy.
 
 use std::time::{Duration, Instant};
 
@@ -81,12 +81,24 @@ async fn check_and_serve_confirm_the_same_rows_past_the_cap() {
     svc.await.unwrap().unwrap();
 }
 
-/// A pushdown pass localizes a difference by digesting its mismatched bucket again in
-/// sub-buckets: it reads the few rows around each sparse difference, not the 512-row
-/// buckets (1,536 rows each: the publisher's side twice, the subscriber's once), and a
-/// bucket where most rows differ is read whole, every row still reported.
+/// A pass localizes a difference by its bucket's sub-buckets: a pushdown pass digests a
+/// mismatched bucket again in them, a streamed pass sums its rows in them from the start.
+/// Either reads the few rows around each sparse difference, not the 512-row buckets (1,536
+/// rows each: the publisher's side twice, the subscriber's once), and a bucket where most
+/// rows differ is read whole, every row still reported.
 #[test]
 fn a_pushdown_pass_reads_only_the_sub_buckets_around_a_difference() {
+    reads_only_the_sub_buckets_around_a_difference("pushdown", 0);
+}
+
+/// The streamed pass reads every row of both sides (8,191 each) to digest them, and
+/// beyond those only what the pushdown pass reads.
+#[test]
+fn a_streamed_pass_reads_only_the_sub_buckets_around_a_difference() {
+    reads_only_the_sub_buckets_around_a_difference("streamed", 2 * 8191);
+}
+
+fn reads_only_the_sub_buckets_around_a_difference(strategy: &str, digest_rows: u64) {
     let dir = tempfile::tempdir().unwrap();
     for (name, subscriber) in [("pub.db", false), ("sub.db", true)] {
         let mut c = rusqlite::Connection::open(dir.path().join(name)).unwrap();
@@ -113,7 +125,7 @@ fn a_pushdown_pass_reads_only_the_sub_buckets_around_a_difference() {
         &sqlite_url(&dir.path().join("sub.db")),
         "t",
         "t",
-        "pushdown",
+        strategy,
         10_000,
     );
     let config = write_config(dir.path(), &toml);
@@ -139,5 +151,8 @@ fn a_pushdown_pass_reads_only_the_sub_buckets_around_a_difference() {
     // The dense bucket: at most 512 rows read three times; each sparse difference: a
     // 16-row sub-bucket read three times. Reading the sparse differences' buckets whole
     // would fetch 4,608 rows more.
-    assert!(fetched <= 3 * 512 + 3 * 3 * 16, "rows fetched: {fetched}");
+    assert!(
+        fetched <= digest_rows + 3 * 512 + 3 * 3 * 16,
+        "{strategy}: rows fetched: {fetched}"
+    );
 }

@@ -4,6 +4,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::plan::SUB_BUCKETS;
 use super::schema::Resolved;
 use crate::database::Database;
 use crate::engine::{bucket_of, BucketDigest, DigestAccumulator, DigestSpec, Digests, Result};
@@ -19,6 +20,22 @@ pub async fn digest(
     match strategy {
         Resolved::Pushdown => db.pushdown_digest(q, spec).await,
         Resolved::Streamed => streamed(db, q, spec).await,
+    }
+}
+
+/// The buckets a chunk is digested in with `strategy`: the plan's, or for a streamed
+/// digest the plan's cut in [`SUB_BUCKETS`] each. A streamed digest hashes every row in
+/// driftwatch anyway, so finer sums cost no database anything, and localization then reads
+/// only the sub-buckets that differ (a pushdown's localization digests a mismatched
+/// bucket again to find them).
+pub fn chunk_spec(spec: &DigestSpec, strategy: Resolved) -> DigestSpec {
+    let bucket_width = match (strategy, spec.bucket_width) {
+        (Resolved::Streamed, Some(w)) => Some((w - 1) / SUB_BUCKETS + 1),
+        (_, w) => w,
+    };
+    DigestSpec {
+        range: spec.range.clone(),
+        bucket_width,
     }
 }
 
@@ -42,8 +59,8 @@ async fn streamed(db: &Database, q: &TableQuery, spec: &DigestSpec) -> Result<Di
     let mut digests = DigestAccumulator::new(q.key[0], width);
     let hashing = async move {
         while let Some(batch) = rx.recv().await {
-            for (bucket, hash) in hash_batch(batch, width).await {
-                digests.add_hashed(bucket, hash);
+            for (bucket, digest) in hash_batch(batch, width).await {
+                digests.add_digest(bucket, digest);
             }
         }
         digests.digests
@@ -53,22 +70,36 @@ async fn streamed(db: &Database, q: &TableQuery, spec: &DigestSpec) -> Result<Di
     Ok(digests)
 }
 
-async fn hash_batch(batch: EncodedRows, width: Option<i64>) -> Vec<(i64, u128)> {
+/// A batch's rows hashed and summed by bucket: a sum per run of rows in one bucket (rows
+/// come mostly in key order), so that few sums reach the bucket map.
+async fn hash_batch(batch: EncodedRows, width: Option<i64>) -> Vec<(i64, BucketDigest)> {
     use rayon::prelude::*;
     let (tx, rx) = oneshot::channel();
     rayon::spawn(move || {
-        let hashed = (0..batch.len())
+        let runs = (0..batch.len())
             .into_par_iter()
             .with_min_len(512)
-            .map(|i| {
+            .fold(Vec::new, |mut runs: Vec<(i64, BucketDigest)>, i| {
                 let bucket = match (width, batch.lead[i]) {
                     (Some(w), Some(k1)) => bucket_of(k1, w),
                     _ => 0,
                 };
-                (bucket, xxhash_rust::xxh3::xxh3_128(batch.row(i)))
+                let row = BucketDigest {
+                    count: 1,
+                    sum: xxhash_rust::xxh3::xxh3_128(batch.row(i)),
+                };
+                match runs.last_mut() {
+                    Some((b, sum)) if *b == bucket => *sum += row,
+                    _ => runs.push((bucket, row)),
+                }
+                runs
             })
-            .collect();
-        let _ = tx.send(hashed);
+            .reduce(Vec::new, |mut a, b| {
+                a.extend(b);
+                a
+            });
+        batch.recycle();
+        let _ = tx.send(runs);
     });
     rx.await.expect("the rayon task always answers")
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::digest::{digest, paired};
-use super::plan::bucket_range;
+use super::plan::{bucket_range, SUB_BUCKETS};
 use super::schema::{Comparison, Resolved};
 use crate::database::Database;
 use crate::engine::{BucketDigest, DigestSpec, Digests, Result};
@@ -26,10 +26,11 @@ pub const FETCH_ROWS: u64 = 2048;
 /// rows are fetched: hashing its rows in the database costs less than reading them (the
 /// publisher's side twice, the subscriber's once) to find one differing row.
 const REFINE_ROWS: u64 = 64;
-/// Sub-buckets a refined range is digested in (a 512-row bucket: 16 rows each).
-const SUB_BUCKETS: i128 = 32;
 /// Leaf ranges kept for rechecks; past this a recheck is a full pass.
 pub const MAX_LEAVES: usize = 10_000;
+
+/// A mismatched sub-range of a range being localized, with both sides' digests of it.
+pub type Part = (KeyRange, BucketDigest, BucketDigest);
 
 /// A range digested whole, in one bucket.
 fn whole(range: &KeyRange) -> DigestSpec {
@@ -307,34 +308,39 @@ impl Pair<'_> {
     pub async fn recheck(&self, range: &KeyRange, out: &mut Findings) -> Result<()> {
         let (p, s) = self.digest_both(range).await?;
         if p != s {
-            self.localize(range.clone(), p, s, out).await?;
+            self.localize(range.clone(), p, s, None, out).await?;
         }
         Ok(())
     }
 
-    /// Finds the differing rows of a range whose digests differ.
+    /// Finds the differing rows of a range whose digests differ. `parts` are its
+    /// mismatched sub-buckets where the chunk's digests already told them (streamed);
+    /// otherwise a pushdown range is digested again to find them.
     pub async fn localize(
         &self,
         range: KeyRange,
         p: BucketDigest,
         s: BucketDigest,
+        mut parts: Option<Vec<Part>>,
         out: &mut Findings,
     ) -> Result<()> {
         let mut stack = vec![(range, p, s)];
         while let Some((range, p, s)) = stack.pop() {
             let (pc, sc) = (p.count, s.count);
             let rows = pc.max(sc);
-            if pc > 0 && sc > 0 {
-                if let Some(parts) = self.refine(&range, rows).await? {
-                    // Where most of the range differs (more than a quarter of its
-                    // sub-buckets, or half its rows), one diff of it reads less than one
-                    // per part.
-                    let part_rows: u64 = parts.iter().map(|(_, p, s)| p.count.max(s.count)).sum();
-                    let dense = parts.len() as i128 > SUB_BUCKETS / 4 || part_rows * 2 > rows;
-                    if !dense || rows > FETCH_ROWS {
-                        stack.extend(parts);
-                        continue;
-                    }
+            let parts = match parts.take() {
+                Some(known) => Some(known),
+                None if pc > 0 && sc > 0 => self.refine(&range, rows).await?,
+                None => None,
+            };
+            if let Some(parts) = parts {
+                // Where most of the range differs (more than a quarter of its sub-buckets,
+                // or half its rows), one diff of it reads less than one per part.
+                let part_rows: u64 = parts.iter().map(|(_, p, s)| p.count.max(s.count)).sum();
+                let dense = parts.len() as i64 > SUB_BUCKETS / 4 || part_rows * 2 > rows;
+                if !dense || rows > FETCH_ROWS {
+                    stack.extend(parts);
+                    continue;
                 }
             }
             if pc == 0 || sc == 0 || rows <= FETCH_ROWS {
@@ -382,13 +388,10 @@ impl Pair<'_> {
 
     /// The mismatched sub-buckets of a range, digested again on both sides in
     /// [`SUB_BUCKETS`] buckets of its integer first key column; `None` where that saves
-    /// nothing: streamed digests read the rows anyway, a range without both lead bounds
-    /// or of one key value cannot be cut so, and a small one costs less to read.
-    async fn refine(
-        &self,
-        range: &KeyRange,
-        rows: u64,
-    ) -> Result<Option<Vec<(KeyRange, BucketDigest, BucketDigest)>>> {
+    /// nothing: a streamed digest reads the rows anyway (its chunk's digests come in
+    /// sub-buckets already, see [`super::digest::chunk_spec`]), a range without both lead
+    /// bounds or of one key value cannot be cut so, and a small one costs less to read.
+    async fn refine(&self, range: &KeyRange, rows: u64) -> Result<Option<Vec<Part>>> {
         let (Some(lo), Some(hi)) = (range.lead_lo, range.lead_hi) else {
             return Ok(None);
         };
@@ -396,7 +399,8 @@ impl Pair<'_> {
         if self.cmp.strategy != Resolved::Pushdown || rows <= REFINE_ROWS || span < 2 {
             return Ok(None);
         }
-        let width = (span + SUB_BUCKETS - 1) / SUB_BUCKETS;
+        let sub = SUB_BUCKETS as i128;
+        let width = (span + sub - 1) / sub;
         let spec = DigestSpec {
             range: range.clone(),
             bucket_width: Some(width as i64),

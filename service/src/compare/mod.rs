@@ -200,14 +200,20 @@ impl TableTarget<'_> {
                 let Some(spec) = &spec else { return Ok(None) };
                 let started = Instant::now();
                 let ours = join_all(profiles.iter().map(|(strategy, _, cmp)| {
-                    digest::digest(self.publisher, &cmp.publisher, spec, *strategy)
-                        .instrument(self.chunk_span("publisher", self.publisher, spec))
+                    let spec = digest::chunk_spec(spec, *strategy);
+                    let span = self.chunk_span("publisher", self.publisher, &spec);
+                    async move {
+                        digest::digest(self.publisher, &cmp.publisher, &spec, *strategy)
+                            .instrument(span)
+                            .await
+                    }
                 }));
                 let theirs = join_all(targets.iter().map(|c| async move {
                     let (db, cmp) = c.as_ref()?;
-                    let span = self.chunk_span(&db.name, db, spec);
+                    let spec = digest::chunk_spec(spec, cmp.strategy);
+                    let span = self.chunk_span(&db.name, db, &spec);
                     Some(
-                        digest::digest(db, &cmp.subscriber, spec, cmp.strategy)
+                        digest::digest(db, &cmp.subscriber, &spec, cmp.strategy)
                             .instrument(span)
                             .await,
                     )
@@ -271,7 +277,8 @@ impl TableTarget<'_> {
                     let span = info_span!("bisect", database = %db.name, range = %w.range);
                     async move {
                         let mut f = Findings::new(cap);
-                        pair.localize(w.range, w.ours, w.theirs, &mut f).await?;
+                        pair.localize(w.range, w.ours, w.theirs, w.parts, &mut f)
+                            .await?;
                         Ok(f)
                     }
                     .instrument(span)
@@ -388,6 +395,8 @@ struct Work {
     range: crate::table::KeyRange,
     ours: BucketDigest,
     theirs: BucketDigest,
+    /// Its mismatched sub-buckets, where the chunk was digested in them (streamed).
+    parts: Option<Vec<localize::Part>>,
 }
 
 impl Lane<'_> {
@@ -408,7 +417,8 @@ impl Lane<'_> {
         }
     }
 
-    /// Counts a chunk's rows and lists its mismatched buckets.
+    /// Counts a chunk's rows and lists its mismatched buckets (of the plan's `spec`),
+    /// each with its mismatched sub-buckets where the chunk was digested in them.
     fn compare(
         &mut self,
         spec: &crate::engine::DigestSpec,
@@ -419,22 +429,59 @@ impl Lane<'_> {
         let mut before = self.publisher_rows;
         self.publisher_rows += count(ours);
         self.subscriber_rows += count(theirs);
+        let strategy = self.target.map(|(_, c)| c.strategy);
+        let digested = match strategy {
+            Some(s) => digest::chunk_spec(spec, s),
+            None => spec.clone(),
+        };
+        // Digested in sub-buckets, a chunk's mismatches are localized by groups of
+        // SUB_BUCKETS consecutive sub-buckets (about a bucket of the plan's), so that the
+        // localization's rule for a mostly differing range sees each group whole.
+        let cut = digested.bucket_width != spec.bucket_width;
+        let sub = if cut { plan::SUB_BUCKETS } else { 1 };
+        let bucket = crate::engine::DigestSpec {
+            range: spec.range.clone(),
+            bucket_width: digested.bucket_width.map(|w| w.saturating_mul(sub)),
+        };
         let mut work = Vec::new();
-        for (b, ours, theirs) in digest::paired(ours, theirs) {
-            let rows_before = before;
-            before += ours.count;
-            if ours == theirs {
-                continue;
+        // The bucket being summed: its number, the publisher rows before it, and its work.
+        let mut open: Option<(i64, u64, Work)> = None;
+        let mut close = |open: Option<(i64, u64, Work)>, work: &mut Vec<Work>| {
+            if let Some((_, rows_before, w)) = open {
+                let mismatched = match &w.parts {
+                    Some(parts) => !parts.is_empty(),
+                    None => w.ours != w.theirs,
+                };
+                if mismatched {
+                    self.spans
+                        .push(rows_before, w.ours.count, w.theirs.count, w.range.clone());
+                    work.push(w);
+                }
             }
-            let range = plan::bucket_range(spec, b);
-            self.spans
-                .push(rows_before, ours.count, theirs.count, range.clone());
-            work.push(Work {
-                range,
-                ours,
-                theirs,
-            });
+        };
+        for (b, ours, theirs) in digest::paired(ours, theirs) {
+            let of = b.div_euclid(sub);
+            if open.as_ref().is_none_or(|(o, _, _)| *o != of) {
+                close(open.take(), &mut work);
+                let w = Work {
+                    range: plan::bucket_range(&bucket, of),
+                    ours: BucketDigest::default(),
+                    theirs: BucketDigest::default(),
+                    parts: cut.then(Vec::new),
+                };
+                open = Some((of, before, w));
+            }
+            before += ours.count;
+            let (_, _, w) = open.as_mut().expect("opened above");
+            w.ours += ours;
+            w.theirs += theirs;
+            if let Some(parts) = &mut w.parts {
+                if ours != theirs {
+                    parts.push((plan::bucket_range(&digested, b), ours, theirs));
+                }
+            }
         }
+        close(open, &mut work);
         if work.is_empty() {
             self.chunks_matched += 1;
         } else {

@@ -19,6 +19,10 @@ use crate::value::{Key, LogicalType};
 /// Rows per bucket an integer-keyed digest aims for: what localizing one difference costs.
 pub const BUCKET_ROWS: f64 = 512.0;
 
+/// Sub-buckets a bucket is cut in to find which of its rows differ (a 512-row bucket: 16
+/// rows each): localization reads only the sub-buckets that differ.
+pub const SUB_BUCKETS: i64 = 32;
+
 pub struct Planner {
     mode: Mode,
     rows_target: f64,

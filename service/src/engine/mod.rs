@@ -57,6 +57,14 @@ pub struct BucketDigest {
     pub sum: u128,
 }
 
+/// Digests add up: the digest of two disjoint sets of rows is the sum of theirs.
+impl std::ops::AddAssign for BucketDigest {
+    fn add_assign(&mut self, other: BucketDigest) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
 /// Per-bucket digests of one range, keyed by bucket number (0 when not bucketed).
 pub type Digests = BTreeMap<i64, BucketDigest>;
 
@@ -114,9 +122,18 @@ impl DigestAccumulator {
     }
 
     pub fn add_hashed(&mut self, bucket: i64, hash: u128) {
-        let d = self.digests.entry(bucket).or_default();
-        d.count += 1;
-        d.sum = d.sum.wrapping_add(hash);
+        self.add_digest(
+            bucket,
+            BucketDigest {
+                count: 1,
+                sum: hash,
+            },
+        );
+    }
+
+    /// Adds the digest of rows of one bucket, summed already.
+    pub fn add_digest(&mut self, bucket: i64, digest: BucketDigest) {
+        *self.digests.entry(bucket).or_default() += digest;
     }
 }
 

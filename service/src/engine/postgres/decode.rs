@@ -19,6 +19,8 @@ pub(super) struct Decoder {
     kind: Kind,
     pub(super) compare_as: LogicalType,
     pub(super) compare_fraction: Option<Fraction>,
+    /// Values are widened or brought to a coarser precision (through the value model).
+    converted: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -76,6 +78,7 @@ impl Decoder {
             kind,
             compare_as: c.compare_as,
             compare_fraction: c.compare_fraction,
+            converted: c.compare_as != logical_of(kind) || c.compare_fraction.is_some(),
         }
     }
 
@@ -142,10 +145,8 @@ impl Decoder {
         out: &mut Vec<u8>,
         scratch: &mut String,
     ) -> std::result::Result<(), String> {
-        // Values widened or brought to a coarser precision go through the value model.
-        let converted = self.compare_as != logical_of(self.kind) || self.compare_fraction.is_some();
         match self.kind {
-            _ if converted => self
+            _ if self.converted => self
                 .decode(b)?
                 .coerce(self.compare_as, self.compare_fraction)
                 .encode(out),
