@@ -408,7 +408,6 @@ impl Pair<'_> {
         let (p, s) = self.digests_both(&spec).await?;
         Ok(Some(
             paired(&p, &s)
-                .into_iter()
                 .filter(|(_, p, s)| p != s)
                 .map(|(b, p, s)| (bucket_range(&spec, b), p, s))
                 .collect(),
