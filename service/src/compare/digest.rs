@@ -4,7 +4,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::plan::SUB_BUCKETS;
+use super::plan::sub_bucket_width;
 use super::schema::Resolved;
 use crate::database::Database;
 use crate::engine::{bucket_of, BucketDigest, DigestAccumulator, DigestSpec, Digests, Result};
@@ -30,9 +30,9 @@ pub async fn digest(
 const MAX_CHUNK_SUB_BUCKETS: i128 = 131_072;
 
 /// The buckets a chunk is digested in with `strategy`: the plan's, or for a streamed
-/// digest the plan's cut in [`SUB_BUCKETS`] each. A streamed digest hashes every row in
-/// driftwatch anyway, so finer sums cost no database anything, and localization then reads
-/// only the sub-buckets that differ (a pushdown's localization digests a mismatched
+/// digest the plan's cut in [`super::plan::SUB_BUCKETS`] each. A streamed digest hashes
+/// every row in driftwatch anyway, so finer sums cost no database anything, and
+/// localization then reads only the sub-buckets that differ (a pushdown's localization digests a mismatched
 /// bucket again to find them). A chunk without both lead bounds, or that would need more
 /// than [`MAX_CHUNK_SUB_BUCKETS`], keeps the plan's buckets.
 pub fn chunk_spec(spec: &DigestSpec, strategy: Resolved) -> DigestSpec {
@@ -43,7 +43,7 @@ pub fn chunk_spec(spec: &DigestSpec, strategy: Resolved) -> DigestSpec {
         spec.range.lead_hi,
     ) {
         (Resolved::Streamed, Some(w), Some(lo), Some(hi)) => {
-            let fine = (w - 1) / SUB_BUCKETS + 1;
+            let fine = sub_bucket_width(w as i128);
             let subs = (hi as i128 - lo as i128) / fine as i128 + 2;
             Some(if subs <= MAX_CHUNK_SUB_BUCKETS {
                 fine

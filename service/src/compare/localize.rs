@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::digest::{digest, paired};
-use super::plan::{bucket_range, SUB_BUCKETS};
+use super::plan::{bucket_range, sub_bucket_width, SUB_BUCKETS};
 use super::schema::{Comparison, Resolved};
 use crate::database::Database;
 use crate::engine::{BucketDigest, DigestSpec, Digests, Result};
@@ -399,11 +399,9 @@ impl Pair<'_> {
         if self.cmp.strategy != Resolved::Pushdown || rows <= REFINE_ROWS || span < 2 {
             return Ok(None);
         }
-        let sub = SUB_BUCKETS as i128;
-        let width = (span + sub - 1) / sub;
         let spec = DigestSpec {
             range: range.clone(),
-            bucket_width: Some(width as i64),
+            bucket_width: Some(sub_bucket_width(span)),
         };
         let (p, s) = self.digests_both(&spec).await?;
         Ok(Some(

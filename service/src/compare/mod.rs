@@ -212,11 +212,11 @@ impl TableTarget<'_> {
                     let (db, cmp) = c.as_ref()?;
                     let spec = digest::chunk_spec(spec, cmp.strategy);
                     let span = self.chunk_span(&db.name, db, &spec);
-                    Some(
-                        digest::digest(db, &cmp.subscriber, &spec, cmp.strategy)
-                            .instrument(span)
-                            .await,
-                    )
+                    let digests = digest::digest(db, &cmp.subscriber, &spec, cmp.strategy)
+                        .instrument(span)
+                        .await;
+                    // With the buckets digested, which the comparison must read them by.
+                    Some((spec, digests))
                 }));
                 let (ours, theirs) = tokio::join!(ours, theirs);
                 let ours: Vec<Digests> = ours.into_iter().collect::<Result<_, EngineError>>()?;
@@ -243,10 +243,10 @@ impl TableTarget<'_> {
                 match theirs {
                     _ if lane.error.is_some() => {}
                     None => {}
-                    Some(Err(e)) => lane.error = Some(e.into()),
-                    Some(Ok(theirs)) => {
+                    Some((_, Err(e))) => lane.error = Some(e.into()),
+                    Some((digested, Ok(theirs))) => {
                         let ours = &ours[lane.profile];
-                        lane.work = lane.compare(&spec, ours, &theirs);
+                        lane.work = lane.compare(&spec, &digested, ours, &theirs);
                     }
                 }
             }
@@ -418,10 +418,12 @@ impl Lane<'_> {
     }
 
     /// Counts a chunk's rows and lists its mismatched buckets (of the plan's `spec`),
-    /// each with its mismatched sub-buckets where the chunk was digested in them.
+    /// each with its mismatched sub-buckets where the chunk was digested in them
+    /// (`digested`, the buckets both sides' digests are in).
     fn compare(
         &mut self,
         spec: &crate::engine::DigestSpec,
+        digested: &crate::engine::DigestSpec,
         ours: &Digests,
         theirs: &Digests,
     ) -> Vec<Work> {
@@ -429,11 +431,6 @@ impl Lane<'_> {
         let mut before = self.publisher_rows;
         self.publisher_rows += count(ours);
         self.subscriber_rows += count(theirs);
-        let strategy = self.target.map(|(_, c)| c.strategy);
-        let digested = match strategy {
-            Some(s) => digest::chunk_spec(spec, s),
-            None => spec.clone(),
-        };
         // Digested in sub-buckets, a chunk's mismatches are localized by groups of
         // SUB_BUCKETS consecutive sub-buckets (about a bucket of the plan's), so that the
         // localization's rule for a mostly differing range sees each group whole.
@@ -477,7 +474,7 @@ impl Lane<'_> {
             w.theirs += theirs;
             if let Some(parts) = &mut w.parts {
                 if ours != theirs {
-                    parts.push((plan::bucket_range(&digested, b), ours, theirs));
+                    parts.push((plan::bucket_range(digested, b), ours, theirs));
                 }
             }
         }

@@ -23,6 +23,13 @@ pub const BUCKET_ROWS: f64 = 512.0;
 /// rows each): localization reads only the sub-buckets that differ.
 pub const SUB_BUCKETS: i64 = 32;
 
+/// The width of a sub-bucket of a bucket (or range) `span` keys wide: rounded up, so
+/// that `SUB_BUCKETS` of them cover it.
+pub fn sub_bucket_width(span: i128) -> i64 {
+    let sub = SUB_BUCKETS as i128;
+    ((span + sub - 1) / sub) as i64
+}
+
 pub struct Planner {
     mode: Mode,
     rows_target: f64,
