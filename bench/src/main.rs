@@ -604,36 +604,26 @@ strategy = "{strategy}"
     Ok(path)
 }
 
-async fn run_pass(
-    engine: &impl Engine,
-    bin: &Path,
-    config: &Path,
-    table: &str,
-    strategy: Strategy,
-    truth: Counts,
-) -> Result<Pass> {
-    let mut pass = Pass::new(strategy, engine.target(strategy));
-    for run_no in 1..=RUNS {
-        pass.run_once(bin, config, table, truth, run_no).await?;
-    }
-    // One more run, sampled: the sampling would slow the timed ones a little.
-    let (run, server_cpu) = breakdown::sample_during(engine, {
-        let (bin, config) = (bin.to_owned(), config.to_owned());
-        tokio::task::spawn_blocking(move || run_check(&bin, &config, true))
-    })
-    .await?;
-    let run = run??;
-    let mut breakdown = Breakdown {
-        server_cpu,
-        client_cpu: run.cpu,
-        ..Breakdown::default()
-    };
-    breakdown.read_log(&run.stderr);
-    pass.breakdown = Some((run.wall, breakdown));
-    Ok(pass)
-}
-
 impl Pass {
+    /// One more run, sampled (the sampling would slow the timed runs a little): where the
+    /// pass spends its time.
+    async fn sample(&mut self, engine: &impl Engine, bin: &Path, config: &Path) -> Result<()> {
+        let (run, server_cpu) = breakdown::sample_during(engine, {
+            let (bin, config) = (bin.to_owned(), config.to_owned());
+            tokio::task::spawn_blocking(move || run_check(&bin, &config, true))
+        })
+        .await?;
+        let run = run??;
+        let mut breakdown = Breakdown {
+            server_cpu,
+            client_cpu: run.cpu,
+            ..Breakdown::default()
+        };
+        breakdown.read_log(&run.stderr);
+        self.breakdown = Some((run.wall, breakdown));
+        Ok(())
+    }
+
     /// No runs yet.
     fn new(strategy: Strategy, target: f64) -> Self {
         Pass {
@@ -911,24 +901,40 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
         per_kind(Change::Status),
     );
 
-    eprintln!("measuring the floors, {RUNS} runs each ...");
-    let mut md5 = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
-        md5.push(engine.digest_floor().await?);
+    // Floors and passes alternate, round by round, so that a change in the machine's
+    // load (a neighbour, a checkpoint) falls on both sides of every ratio alike.
+    let runnable = driftwatch.is_file();
+    let mut configs = Vec::new();
+    let mut passes = Vec::new();
+    if runnable {
+        for strategy in Strategy::ALL {
+            configs.push((strategy, write_config(engine, strategy)?));
+            passes.push(Pass::new(strategy, engine.target(strategy)));
+        }
     }
+    eprintln!(
+        "measuring the floors{}, alternated, {RUNS} rounds ...",
+        if runnable { " and the passes" } else { "" }
+    );
+    let mut md5 = Vec::with_capacity(RUNS);
     let mut transfer = Vec::with_capacity(RUNS);
     let mut transfer_bytes = 0;
-    for _ in 0..RUNS {
+    let truth = setup.truth;
+    for round in 1..=RUNS {
+        md5.push(engine.digest_floor().await?);
         let (time, bytes) = engine.transfer_floor().await?;
         transfer.push(time);
         transfer_bytes = bytes;
+        for (pass, (_, config)) in passes.iter_mut().zip(&configs) {
+            pass.run_once(&driftwatch, config, engine.table(), truth, round)
+                .await?;
+        }
     }
     let floors = Floors {
         md5: Samples(md5),
         transfer: Samples(transfer),
         transfer_bytes,
     };
-    let truth = setup.truth;
     if !args.json {
         println!(
             "driftwatch benchmark: {} pair, {} rows, {} differences ({} missing, {} extra, {} changed)",
@@ -944,27 +950,15 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
         println!("{}", floor_line(&transfer, &floors.transfer));
     }
 
-    ensure!(driftwatch.is_file(), "{build_hint}");
-    let mut passes = Vec::new();
-    let mut configs = Vec::new();
-    for strategy in Strategy::ALL {
-        let config = write_config(engine, strategy)?;
-        configs.push((strategy, config.clone()));
+    ensure!(runnable, "{build_hint}");
+    for (pass, (_, config)) in passes.iter_mut().zip(&configs) {
         eprintln!(
-            "running driftwatch check ({}), {RUNS} runs ...",
-            strategy.name()
+            "one more driftwatch check ({}), sampled ...",
+            pass.strategy.name()
         );
-        let pass = run_pass(
-            engine,
-            &driftwatch,
-            &config,
-            engine.table(),
-            strategy,
-            truth,
-        )
-        .await?;
+        pass.sample(engine, &driftwatch, config).await?;
         if !args.json {
-            println!("{}", pass_line(&pass, &floors, truth));
+            println!("{}", pass_line(pass, &floors, truth));
             if let Some((wall, breakdown)) = &pass.breakdown {
                 println!(
                     "time   {:<10}one more run, sampled: {:.3} s; {}",
@@ -974,7 +968,6 @@ async fn bench(engine: &impl Engine, args: &Args) -> Result<bool> {
                 );
             }
         }
-        passes.push(pass);
     }
 
     let peers = if args.peers {
