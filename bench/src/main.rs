@@ -4,8 +4,9 @@
 //!
 //! It loads one `orders` table of `--rows` rows into two databases with 100 known
 //! differences on the subscriber (40 missing, 30 extra, 30 changed rows, spread over the key
-//! range), the same rows and differences on either engine, then measures, five times each,
-//! the minimum and median of:
+//! range), the same rows and differences on either engine, then measures, in five rounds
+//! that alternate them (so that a change in the machine's load falls on a ratio's both
+//! sides alike), the minimum and median of:
 //! - the md5 floor: the publisher hashes every row of the table in one query (what a
 //!   pushdown pass cannot beat by much, since it has to read and hash every row too);
 //! - the transfer floor: the whole table from both sides in parallel into a sink that only
