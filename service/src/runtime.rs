@@ -220,15 +220,12 @@ impl Runtime {
                 continue;
             }
             let feed = self.feed(&g.publisher, &id.subscriber).await;
-            self.metrics
-                .rechecks
-                .with_label_values(&[
-                    g.name.as_str(),
-                    t.name.as_str(),
-                    id.subscriber.as_str(),
-                    if feed.is_some() { "true" } else { "false" },
-                ])
-                .inc();
+            self.metrics.rechecks.inc(&[
+                g.name.as_str(),
+                t.name.as_str(),
+                id.subscriber.as_str(),
+                if feed.is_some() { "true" } else { "false" },
+            ]);
             let positions = feed.map(|feed| Positions {
                 publisher: target.publisher,
                 subscriber: sub,

@@ -17,10 +17,9 @@ use crate::compare::localize::Kind;
 use crate::compare::localize::Tally;
 use crate::compare::schema::{Comparison, Resolved, SchemaReport};
 use crate::compare::{PairPass, PassError};
-use crate::metrics::Metrics;
+use crate::metrics::{GaugeFamily, Metrics};
 use crate::state::{SavedPair, SavedRow, StateStore};
 use crate::value::key_bytes;
-use prometheus::IntGaugeVec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -293,9 +292,10 @@ impl Status {
             };
             show_divergence(m, &labels, &d);
             if p.state != State::Unknown {
-                m.converged
-                    .with_label_values(&labels)
-                    .set((s.confirmed.total() == 0 && p.state != State::Error) as i64);
+                m.converged.set(
+                    &labels,
+                    u8::from(s.confirmed.total() == 0 && p.state != State::Error).into(),
+                );
             }
         }
         self.store = Some(store);
@@ -399,9 +399,7 @@ impl Status {
         m.duration
             .with_label_values(&labels[..1])
             .observe(duration.as_secs_f64());
-        m.last_duration
-            .with_label_values(&labels)
-            .set(duration.as_secs_f64());
+        m.last_duration.set(&labels, duration.as_secs_f64());
         match result {
             Err(error) => {
                 let message = error.to_string();
@@ -409,10 +407,9 @@ impl Status {
                 e.public.state = State::Error;
                 e.public.error = Some(message);
                 // Nothing reports converged from stale data.
-                m.converged.with_label_values(&labels).set(0);
+                m.converged.set(&labels, 0.0);
                 m.validations
-                    .with_label_values(&[labels[0], labels[1], labels[2], "error"])
-                    .inc();
+                    .inc(&[labels[0], labels[1], labels[2], "error"]);
                 remember(&mut e.public, now, None);
             }
             Ok(pass) => {
@@ -433,28 +430,29 @@ impl Status {
                 e.comparison = Some(pass.comparison);
                 let rows = |role: &str, db: &str, n: u64| {
                     m.table_rows
-                        .with_label_values(&[labels[0], labels[1], db, role])
-                        .set(n as i64)
+                        .set(&[labels[0], labels[1], db, role], n as f64)
                 };
                 rows("publisher", &e.public.publisher, pass.publisher_rows);
                 rows("subscriber", &e.public.subscriber, pass.subscriber_rows);
-                m.row_count_difference
-                    .with_label_values(&labels)
-                    .set(pass.publisher_rows as i64 - pass.subscriber_rows as i64);
-                m.chunks
-                    .with_label_values(&[labels[0], labels[1], labels[2], "matched"])
-                    .set(pass.chunks_matched as i64);
+                m.row_count_difference.set(
+                    &labels,
+                    pass.publisher_rows as f64 - pass.subscriber_rows as f64,
+                );
+                m.chunks.set(
+                    &[labels[0], labels[1], labels[2], "matched"],
+                    pass.chunks_matched as f64,
+                );
                 set_nonzero(
                     &m.chunks,
                     &[labels[0], labels[1], labels[2], "mismatched"],
-                    pass.chunks_mismatched as i64,
+                    pass.chunks_mismatched as f64,
                 );
-                set_nonzero(&m.schema_mismatch, &labels, e.public.schema_mismatch as i64);
-                m.last_success.with_label_values(&labels).set(
-                    now.duration_since(SystemTime::UNIX_EPOCH)
-                        .unwrap_or_default()
-                        .as_secs_f64(),
+                set_nonzero(
+                    &m.schema_mismatch,
+                    &labels,
+                    u8::from(e.public.schema_mismatch).into(),
                 );
+                m.last_success.set(&labels, unix(now));
                 let d = refresh(e, m, &labels);
                 remember(&mut e.public, now, Some(&d));
                 let result = if d.confirmed.total() > 0 {
@@ -465,8 +463,7 @@ impl Status {
                     "converged"
                 };
                 m.validations
-                    .with_label_values(&[labels[0], labels[1], labels[2], result])
-                    .inc();
+                    .inc(&[labels[0], labels[1], labels[2], result]);
                 if e.public.schema_mismatch {
                     let [publisher_only, subscriber_only, type_mismatch] =
                         e.public.schema.drift_fields();
@@ -538,14 +535,14 @@ fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
             set_nonzero(
                 &m.divergent_rows,
                 &[labels[0], labels[1], labels[2], k.as_str(), status.as_str()],
-                d.of(status).get(k) as i64,
+                d.of(status).get(k) as f64,
             );
         }
     }
     set_nonzero(
         &m.confirmed_row_count_difference,
         labels,
-        d.confirmed.missing as i64 - d.confirmed.extra as i64,
+        d.confirmed.missing as f64 - d.confirmed.extra as f64,
     );
     for (status, since) in [
         (RowStatus::Confirmed, d.oldest_confirmed),
@@ -553,10 +550,8 @@ fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
     ] {
         let l = [labels[0], labels[1], labels[2], status.as_str()];
         match since {
-            Some(t) => m.first_seen.with_label_values(&l).set(unix(t)),
-            None => {
-                let _ = m.first_seen.remove_label_values(&l);
-            }
+            Some(t) => m.first_seen.set(&l, unix(t)),
+            None => m.first_seen.remove(&l),
         }
     }
 }
@@ -565,11 +560,11 @@ fn show_divergence(m: &Metrics, labels: &[&str; 3], d: &Divergence) {
 /// divergence series per pair, nearly all zero, were most of a large deployment's scrape.
 /// `table_converged` and `validation_last_success_timestamp_seconds` exist for every pair
 /// that passed, so an absent problem series means no problem, not no data.
-fn set_nonzero(g: &IntGaugeVec, labels: &[&str], v: i64) {
-    if v == 0 {
-        let _ = g.remove_label_values(labels);
+fn set_nonzero(g: &GaugeFamily, labels: &[&str], v: f64) {
+    if v == 0.0 {
+        g.remove(labels);
     } else {
-        g.with_label_values(labels).set(v);
+        g.set(labels, v);
     }
 }
 
@@ -645,9 +640,10 @@ fn refresh(e: &mut PairEntry, m: &Metrics, labels: &[&str; 3]) -> Divergence {
         })
         .collect();
     show_divergence(m, labels, &d);
-    m.converged
-        .with_label_values(labels)
-        .set((d.confirmed.total() == 0 && !schema_differs) as i64);
+    m.converged.set(
+        labels,
+        u8::from(d.confirmed.total() == 0 && !schema_differs).into(),
+    );
     d
 }
 
