@@ -88,14 +88,18 @@ impl TableTarget<'_> {
     /// Reconciles both sides' schemas for every subscriber.
     pub async fn compare_schemas(&self) -> Vec<Result<Comparison, PassError>> {
         let (pt, st) = (&self.config.publisher_table, &self.config.subscriber_table);
-        let pschema = match self.publisher.introspect(pt).await {
+        // Every side at once: each introspection is a few catalog round trips.
+        let (pschema, sschemas) = tokio::join!(
+            self.publisher.introspect(pt),
+            join_all(self.subscribers.iter().map(|s| s.introspect(st)))
+        );
+        let pschema = match pschema {
             Ok(s) => s,
             Err(e) => {
                 let e = PassError::from(e);
                 return self.subscribers.iter().map(|_| Err(e.clone())).collect();
             }
         };
-        let sschemas = join_all(self.subscribers.iter().map(|s| s.introspect(st))).await;
         let mut out: Vec<Result<Comparison, PassError>> = self
             .subscribers
             .iter()
