@@ -10,7 +10,12 @@
 //! its CPU is then not given. The digest and localization times come from driftwatch's
 //! own debug log (`digest_ms` per chunk, `localize_ms` per chunk that had differences);
 //! localization runs alongside the next chunk's digests, so the two can add up to more
-//! than the wall time.
+//! than the wall time. The pass's time outside chunk digests comes from the same log's
+//! timestamps, in three parts: before the first chunk's digests (schemas, key bounds),
+//! between chunks (a chunk's localization that outlasted the next chunk's digests, the
+//! next chunk's plan), and after the last (its localization, the pass's end).
+//! Between chunks is what is left, so it carries the rounding of every `digest_ms` (a
+//! millisecond per chunk at most).
 //!
 //! Must not: read anything of the servers but which tasks serve the bench databases.
 
@@ -33,6 +38,9 @@ pub struct Breakdown {
     pub client_cpu: Duration,
     pub digests: Duration,
     pub localization: Duration,
+    /// Before the first chunk's digests, between chunks, after the last (see the module's
+    /// documentation); None where the log does not tell.
+    pub outside: Option<[Duration; 3]>,
 }
 
 impl Breakdown {
@@ -54,6 +62,7 @@ impl Breakdown {
         };
         self.digests = sum("digest_ms=");
         self.localization = sum("localize_ms=");
+        self.outside = outside(stderr, self.digests);
     }
 
     pub fn line(&self) -> String {
@@ -61,8 +70,17 @@ impl Breakdown {
             Some(d) => format!("{:.2} s", d.as_secs_f64()),
             None => "not measured (not on this machine)".to_string(),
         };
+        let outside = match self.outside {
+            Some([before, between, after]) => format!(
+                "; outside digests: before the first chunk {:.3} s, between chunks {:.3} s, after the last {:.3} s",
+                before.as_secs_f64(),
+                between.as_secs_f64(),
+                after.as_secs_f64()
+            ),
+            None => String::new(),
+        };
         format!(
-            "server CPU publisher {}, subscriber {}; driftwatch CPU {:.2} s; in chunk digests {:.2} s, localizing {:.2} s (alongside the next chunk's digests)",
+            "server CPU publisher {}, subscriber {}; driftwatch CPU {:.2} s; in chunk digests {:.2} s, localizing {:.2} s (alongside the next chunk's digests){outside}",
             side(self.server_cpu[0]),
             side(self.server_cpu[1]),
             self.client_cpu.as_secs_f64(),
@@ -79,8 +97,41 @@ impl Breakdown {
             "driftwatch_cpu_s": self.client_cpu.as_secs_f64(),
             "digests_s": self.digests.as_secs_f64(),
             "localization_s": self.localization.as_secs_f64(),
+            "before_first_chunk_s": self.outside.map(|o| o[0].as_secs_f64()),
+            "between_chunks_s": self.outside.map(|o| o[1].as_secs_f64()),
+            "after_last_chunk_s": self.outside.map(|o| o[2].as_secs_f64()),
         })
     }
+}
+
+/// The pass's time outside chunk digests, from the log's timestamps: the pass began
+/// `seconds` (of its closing line) before that line; the first chunk's digests began
+/// `digest_ms` before its line, the last ended at its line. Between chunks is the rest.
+fn outside(log: &str, digests: Duration) -> Option<[Duration; 3]> {
+    let chunks: Vec<&str> = log.lines().filter(|l| l.contains(" digest_ms=")).collect();
+    let end_line = log.lines().find(|l| l.contains("pass complete"))?;
+    let field = |l: &str, key: &str| -> Option<f64> {
+        l.split_once(key)?.1.split_whitespace().next()?.parse().ok()
+    };
+    let end = time_of_day(end_line)?;
+    let start = end - field(end_line, " seconds=")?;
+    let first = time_of_day(chunks.first()?)? - field(chunks.first()?, " digest_ms=")? / 1e3;
+    let last = time_of_day(chunks.last()?)?;
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let (before, after) = (first - start, end - last);
+    let between = end - start - before - after - digests.as_secs_f64();
+    Some([secs(before), secs(between), secs(after)])
+}
+
+/// Seconds since midnight of a log line's timestamp (`2026-12-01T15:56:47.006735Z ...`);
+/// a pass timed here runs for seconds, and one across midnight is not broken down.
+fn time_of_day(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split_once('T')?.1;
+    let mut parts = time.strip_suffix('Z')?.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
 }
 
 /// Samples the servers' CPU until `until` completes, and returns its output with the CPU
@@ -154,6 +205,13 @@ mod tests {
         b.read_log(log);
         assert_eq!(b.digests, Duration::from_millis(97));
         assert_eq!(b.localization, Duration::from_millis(12));
+        // Began at 46.967378 (1.46 s before the end); the first digests at 46.969735,
+        // the last ended at 47.067212, the pass at 48.427378.
+        let [before, between, after] = b.outside.unwrap();
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        assert_eq!(ms(before), 2.357);
+        assert_eq!(ms(after), 1360.166);
+        assert_eq!(ms(between), 0.477);
     }
 
     #[test]

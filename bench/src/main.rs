@@ -476,8 +476,8 @@ struct ChildRun {
 }
 
 /// Runs `driftwatch check --config FILE --json`.
-/// With `log`, driftwatch also writes its chunk digest and localization times to stderr
-/// (see `breakdown.rs`).
+/// With `log`, driftwatch also writes its chunk digest and localization times, and the
+/// line that closes the pass, to stderr (see `breakdown.rs`).
 fn run_check(bin: &Path, config: &Path, log: bool) -> Result<ChildRun> {
     let mut command = Command::new(bin);
     command
@@ -486,7 +486,10 @@ fn run_check(bin: &Path, config: &Path, log: bool) -> Result<ChildRun> {
         .arg(config)
         .arg("--json");
     if log {
-        command.env("RUST_LOG", "warn,driftwatch::compare=debug");
+        command.env(
+            "RUST_LOG",
+            "warn,driftwatch::compare=debug,driftwatch::runtime=info",
+        );
     }
     run_child(&mut command).with_context(|| format!("running {}", bin.display()))
 }
