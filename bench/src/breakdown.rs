@@ -47,17 +47,7 @@ impl Breakdown {
     /// The debug log's digest and localization times, added up.
     pub fn read_log(&mut self, stderr: &str) {
         let sum = |key: &str| -> Duration {
-            let ms: u64 = stderr
-                .lines()
-                .filter_map(|l| {
-                    l.split_once(key)?
-                        .1
-                        .split_whitespace()
-                        .next()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .sum();
+            let ms: u64 = stderr.lines().filter_map(|l| field::<u64>(l, key)).sum();
             Duration::from_millis(ms)
         };
         self.digests = sum("digest_ms=");
@@ -108,19 +98,27 @@ impl Breakdown {
 /// `seconds` (of its closing line) before that line; the first chunk's digests began
 /// `digest_ms` before its line, the last ended at its line. Between chunks is the rest.
 fn outside(log: &str, digests: Duration) -> Option<[Duration; 3]> {
-    let chunks: Vec<&str> = log.lines().filter(|l| l.contains(" digest_ms=")).collect();
+    let mut chunks = log.lines().filter(|l| l.contains(" digest_ms="));
     let end_line = log.lines().find(|l| l.contains("pass complete"))?;
-    let field = |l: &str, key: &str| -> Option<f64> {
-        l.split_once(key)?.1.split_whitespace().next()?.parse().ok()
-    };
     let end = time_of_day(end_line)?;
-    let start = end - field(end_line, " seconds=")?;
-    let first = time_of_day(chunks.first()?)? - field(chunks.first()?, " digest_ms=")? / 1e3;
-    let last = time_of_day(chunks.last()?)?;
+    let start = end - field::<f64>(end_line, " seconds=")?;
+    let first_line = chunks.next()?;
+    let first = time_of_day(first_line)? - field::<f64>(first_line, " digest_ms=")? / 1e3;
+    let last = time_of_day(chunks.next_back().unwrap_or(first_line))?;
     let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let (before, after) = (first - start, end - last);
     let between = end - start - before - after - digests.as_secs_f64();
     Some([secs(before), secs(between), secs(after)])
+}
+
+/// The value after `key` in a log line (`digest_ms=37 ...` → 37).
+fn field<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+    line.split_once(key)?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Seconds since midnight of a log line's timestamp (`2026-12-01T15:56:47.006735Z ...`);

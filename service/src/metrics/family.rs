@@ -10,18 +10,42 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+/// The families kept as text, in the order they were made (and render).
+#[derive(Default)]
+pub struct TextFamilies(Vec<Arc<Family>>);
 
 /// A gauge whose series exist while they are set.
-pub struct GaugeFamily(Family);
+pub struct GaugeFamily(Arc<Family>);
 
 /// A counter: its series only go up, from the first increment on.
-pub struct CounterFamily(Family);
+pub struct CounterFamily(Arc<Family>);
+
+impl TextFamilies {
+    fn register(&mut self, family: Family) -> Arc<Family> {
+        let family = Arc::new(family);
+        self.0.push(family.clone());
+        family
+    }
+
+    /// Every family with a series, one after the other.
+    pub fn render(&self, out: &mut String) {
+        for family in &self.0 {
+            family.render(out);
+        }
+    }
+}
 
 impl GaugeFamily {
     /// `name` without the `driftwatch_` prefix, which the family adds.
-    pub fn new(name: &str, help: &str, labels: &'static [&'static str]) -> GaugeFamily {
-        GaugeFamily(Family::new(name, help, "gauge", labels))
+    pub fn new(
+        families: &mut TextFamilies,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+    ) -> GaugeFamily {
+        GaugeFamily(families.register(Family::new(name, help, "gauge", labels)))
     }
 
     pub fn set(&self, values: &[&str], value: f64) {
@@ -31,24 +55,21 @@ impl GaugeFamily {
     pub fn remove(&self, values: &[&str]) {
         self.0.remove(values);
     }
-
-    pub(super) fn render(&self, out: &mut String) {
-        self.0.render(out);
-    }
 }
 
 impl CounterFamily {
     /// `name` without the `driftwatch_` prefix, which the family adds.
-    pub fn new(name: &str, help: &str, labels: &'static [&'static str]) -> CounterFamily {
-        CounterFamily(Family::new(name, help, "counter", labels))
+    pub fn new(
+        families: &mut TextFamilies,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+    ) -> CounterFamily {
+        CounterFamily(families.register(Family::new(name, help, "counter", labels)))
     }
 
     pub fn inc(&self, values: &[&str]) {
         self.0.update(values, |v| v + 1.0);
-    }
-
-    pub(super) fn render(&self, out: &mut String) {
-        self.0.render(out);
     }
 }
 
@@ -178,8 +199,9 @@ mod tests {
         let counters = IntCounterVec::new(Opts::new("c", help), LABELS).unwrap();
         registry.register(Box::new(gauges.clone())).unwrap();
         registry.register(Box::new(counters.clone())).unwrap();
-        let gauge = GaugeFamily::new("g", help, LABELS);
-        let counter = CounterFamily::new("c", help, LABELS);
+        let mut families = TextFamilies::default();
+        let gauge = GaugeFamily::new(&mut families, "g", help, LABELS);
+        let counter = CounterFamily::new(&mut families, "c", help, LABELS);
         for &(a, b, v) in SERIES {
             gauges.with_label_values(&[a, b]).set(v);
             gauge.set(&[a, b], v);
@@ -192,8 +214,7 @@ mod tests {
             .encode(&registry.gather(), &mut expected)
             .unwrap();
         let mut text = String::new();
-        counter.render(&mut text);
-        gauge.render(&mut text);
+        families.render(&mut text);
         let sorted = |s: &str| {
             // Both write one family after the other; within one, the series' order differs.
             let mut lines: Vec<String> = s.lines().map(str::to_string).collect();
@@ -206,13 +227,14 @@ mod tests {
 
     #[test]
     fn a_removed_series_is_gone_and_an_empty_family_writes_nothing() {
-        let gauge = GaugeFamily::new("g", "help", LABELS);
+        let mut families = TextFamilies::default();
+        let gauge = GaugeFamily::new(&mut families, "g", "help", LABELS);
         gauge.set(&["g", "t"], 2.0);
         gauge.set(&["g", "u"], 3.0);
         gauge.set(&["g", "t"], 4.0);
         gauge.remove(&["g", "u"]);
         let mut text = String::new();
-        gauge.render(&mut text);
+        families.render(&mut text);
         assert_eq!(
             text,
             "# HELP driftwatch_g help\n# TYPE driftwatch_g gauge\n\
@@ -221,13 +243,13 @@ mod tests {
         gauge.remove(&["g", "t"]);
         gauge.remove(&["g", "never set"]);
         let mut text = String::new();
-        gauge.render(&mut text);
+        families.render(&mut text);
         assert_eq!(text, "");
     }
 
     #[test]
     #[should_panic(expected = "driftwatch_g takes the labels")]
     fn the_wrong_number_of_label_values_is_a_bug() {
-        GaugeFamily::new("g", "help", LABELS).set(&["g"], 1.0);
+        GaugeFamily::new(&mut TextFamilies::default(), "g", "help", LABELS).set(&["g"], 1.0);
     }
 }

@@ -17,6 +17,7 @@
 
 mod family;
 
+use family::TextFamilies;
 pub use family::{CounterFamily, GaugeFamily};
 
 use prometheus::{
@@ -28,6 +29,7 @@ use prometheus::{
 /// prometheus crate's registry.
 pub struct Metrics {
     registry: Registry,
+    texts: TextFamilies,
     pub up: IntGaugeVec,
     pub table_rows: GaugeFamily,
     pub row_count_difference: GaugeFamily,
@@ -69,18 +71,20 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let mut texts = TextFamilies::default();
+        let t = &mut texts;
         let last = " (result of the last completed pass)";
         let m = Metrics {
             up: gauge("up", "1 if the last query to the database succeeded or failed for a table's own reason, 0 if the database could not be reached", &["database"]),
-            table_rows: GaugeFamily::new("table_rows", &format!("Rows in the table, honouring its row filter{last}"), &["group", "table", "database", "role"]),
-            row_count_difference: GaugeFamily::new("table_row_count_difference", &format!("Publisher rows minus subscriber rows as the last pass counted them; includes rows in flight, so it moves with replication lag (alert on table_confirmed_row_count_difference){last}"), PAIR),
-            confirmed_row_count_difference: GaugeFamily::new("table_confirmed_row_count_difference", "Confirmed missing rows minus confirmed extra rows: the row count difference that is not replication lag; absent while zero", PAIR),
-            first_seen: GaugeFamily::new("table_divergence_first_seen_timestamp_seconds", "Unix time at which the oldest difference of a status (confirmed, in_flight) was first seen; absent when there is none", &["group", "table", "subscriber", "status"]),
-            chunks: GaugeFamily::new("table_chunks", &format!("Chunks by state, matched or mismatched (absent while none is){last}"), &["group", "table", "subscriber", "state"]),
-            divergent_rows: GaugeFamily::new("table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after); absent while zero", &["group", "table", "subscriber", "kind", "status"]),
-            converged: GaugeFamily::new("table_converged", "1 when the last complete pass found no confirmed divergence and the compared schemas agree; 0 otherwise, and when the last pass failed", PAIR),
-            schema_mismatch: GaugeFamily::new("table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber, absent otherwise{last}"), PAIR),
-            last_success: GaugeFamily::new("validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass", PAIR),
+            table_rows: GaugeFamily::new(t, "table_rows", &format!("Rows in the table, honouring its row filter{last}"), &["group", "table", "database", "role"]),
+            row_count_difference: GaugeFamily::new(t, "table_row_count_difference", &format!("Publisher rows minus subscriber rows as the last pass counted them; includes rows in flight, so it moves with replication lag (alert on table_confirmed_row_count_difference){last}"), PAIR),
+            confirmed_row_count_difference: GaugeFamily::new(t, "table_confirmed_row_count_difference", "Confirmed missing rows minus confirmed extra rows: the row count difference that is not replication lag; absent while zero", PAIR),
+            first_seen: GaugeFamily::new(t, "table_divergence_first_seen_timestamp_seconds", "Unix time at which the oldest difference of a status (confirmed, in_flight) was first seen; absent when there is none", &["group", "table", "subscriber", "status"]),
+            chunks: GaugeFamily::new(t, "table_chunks", &format!("Chunks by state, matched or mismatched (absent while none is){last}"), &["group", "table", "subscriber", "state"]),
+            divergent_rows: GaugeFamily::new(t, "table_divergent_rows", "Rows that differ, by kind (missing, extra, changed on the subscriber) and status: pending (seen, the publisher's side unchanged, not yet proven), in_flight (the publisher's side changed between sightings: rows being written), confirmed (proven at a consistent point: a replication position, or the publisher's side unchanged for confirm_after); absent while zero", &["group", "table", "subscriber", "kind", "status"]),
+            converged: GaugeFamily::new(t, "table_converged", "1 when the last complete pass found no confirmed divergence and the compared schemas agree; 0 otherwise, and when the last pass failed", PAIR),
+            schema_mismatch: GaugeFamily::new(t, "table_schema_mismatch", &format!("1 when columns differ between publisher and subscriber, absent otherwise{last}"), PAIR),
+            last_success: GaugeFamily::new(t, "validation_last_success_timestamp_seconds", "Unix time at the end of the last complete pass", PAIR),
             // One histogram per group, not per table: 19 series per table were most of a
             // large deployment's scrape. Per table, the last pass's duration is a gauge.
             duration: {
@@ -89,14 +93,15 @@ impl Metrics {
                 registry.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
-            last_duration: GaugeFamily::new("validation_last_duration_seconds", &format!("Duration of the last pass{last}"), PAIR),
-            validations: CounterFamily::new("validations_total", "Passes by result: converged, pending (differences, none confirmed), divergent (confirmed differences) or error", &["group", "table", "subscriber", "result"]),
-            rechecks: CounterFamily::new("rechecks_total", "Rechecks of differences not confirmed yet, by whether they waited for the subscriber's replication position (positions = true) or rested on time", &["group", "table", "subscriber", "positions"]),
+            last_duration: GaugeFamily::new(t, "validation_last_duration_seconds", &format!("Duration of the last pass{last}"), PAIR),
+            validations: CounterFamily::new(t, "validations_total", "Passes by result: converged, pending (differences, none confirmed), divergent (confirmed differences) or error", &["group", "table", "subscriber", "result"]),
+            rechecks: CounterFamily::new(t, "rechecks_total", "Rechecks of differences not confirmed yet, by whether they waited for the subscriber's replication position (positions = true) or rested on time", &["group", "table", "subscriber", "positions"]),
             errors: counter("errors_total", "Failed queries and connections, by reason", &["database", "reason"]),
             rows_scanned: counter("rows_scanned_total", "Rows read by digests", &["database"]),
             rows_fetched: counter("rows_fetched_total", "Rows that crossed the network into driftwatch", &["database"]),
             http_audited: counter("http_audited_requests_total", "Script requests by outcome, and requests refused for want of a token (401) or of row-data clearance (403), by route template", &["route", "outcome"]),
             registry: registry.clone(),
+            texts,
         };
         let build = gauge(
             "build_info",
@@ -114,22 +119,7 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("encoding to memory succeeds");
         let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
-        for g in [
-            &self.table_rows,
-            &self.row_count_difference,
-            &self.confirmed_row_count_difference,
-            &self.first_seen,
-            &self.chunks,
-            &self.divergent_rows,
-            &self.converged,
-            &self.schema_mismatch,
-            &self.last_success,
-            &self.last_duration,
-        ] {
-            g.render(&mut text);
-        }
-        self.validations.render(&mut text);
-        self.rechecks.render(&mut text);
+        self.texts.render(&mut text);
         text
     }
 }
