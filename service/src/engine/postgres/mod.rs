@@ -66,10 +66,14 @@ impl Postgres {
         }
         let timeout_ms = db.statement_timeout.as_millis();
         config.application_name("driftwatch");
+        // jit off: the planner's guess of a chunk digest's rows (a default selectivity per
+        // bucket) puts a large chunk's cost past `jit_above_cost`, and compiling it costs
+        // more than it saves (measured: a 377,909-row chunk digest 139 ms with JIT, 118 ms
+        // without; with optimization, 261 ms).
         config.options(format!(
             "-c default_transaction_read_only=on -c statement_timeout={timeout_ms} -c DateStyle=ISO \
              -c IntervalStyle=iso_8601 -c TimeZone=UTC -c extra_float_digits=3 -c bytea_output=hex \
-             -c standard_conforming_strings=on"
+             -c standard_conforming_strings=on -c jit=off"
         ));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
