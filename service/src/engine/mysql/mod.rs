@@ -52,7 +52,6 @@
 //! number, or the table's configured filter; values are bound parameters.
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, Value as My};
 
@@ -232,19 +231,13 @@ impl Mysql {
                 .exec_iter(sql, params)
                 .await
                 .map_err(|e| self.query_err(table, e))?;
-            let stream = result
-                .stream::<mysql_async::Row>()
-                .await
-                .map_err(|e| self.query_err(table, e))?;
-            if let Some(mut stream) = stream {
-                while let Some(row) = stream.next().await {
-                    let row = row.map_err(|e| self.query_err(table, e))?;
-                    add(&mut batch, row.unwrap())?;
-                    n += 1;
-                    if batch.rows() >= limit && tx.send(std::mem::take(&mut batch)).await.is_err() {
-                        closed = true;
-                        break;
-                    }
+            // Row by row from the result itself: its row stream boxes a future per row.
+            while let Some(row) = result.next().await.map_err(|e| self.query_err(table, e))? {
+                add(&mut batch, row.unwrap())?;
+                n += 1;
+                if batch.rows() >= limit && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    closed = true;
+                    break;
                 }
             }
         }
